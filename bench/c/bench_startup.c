@@ -1,0 +1,64 @@
+/* bench_startup.c — median wall time of running a command to completion.
+ *
+ *   bench_startup RUNS CMD [ARGS...]  → prints "<median ms> <p90 ms>"
+ *
+ * fork + execvp + waitpid, output to /dev/null, after 3 warm-up runs. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double run_once(char **argv) {
+  double t0 = now_ms();
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open("/dev/null", O_WRONLY);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execvp(argv[0], argv);
+    _exit(127);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    fprintf(stderr, "bench_startup: %s failed (status %d)\n", argv[0], st);
+    exit(1);
+  }
+  return now_ms() - t0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: bench_startup RUNS CMD [ARGS...]\n");
+    return 2;
+  }
+  int runs = atoi(argv[1]);
+  if (runs < 1 || runs > 100000) {
+    fprintf(stderr, "bench_startup: RUNS must be 1..100000\n");
+    return 2;
+  }
+  double *t = calloc((size_t)runs, sizeof *t);
+  if (!t)
+    return 1;
+  for (int i = 0; i < 3; i++)
+    run_once(argv + 2);
+  for (int i = 0; i < runs; i++)
+    t[i] = run_once(argv + 2);
+  qsort(t, (size_t)runs, sizeof *t, cmp);
+  printf("%.3f %.3f\n", t[runs / 2], t[(runs * 9) / 10]);
+  free(t);
+  return 0;
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# bench/run.sh BUILD_DIR — run every benchmark and print one markdown
+# table (what | figure | target). `bash build.sh bench` builds a Release
+# tree and calls this. Figures depend on the machine: compare within a run.
+set -euo pipefail
+B=${1:?usage: bench/run.sh BUILD_DIR}
+MGRUN="$B/mgrun"
+T=$(mktemp -d /tmp/mgrun-bench.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+echo "| what | figure | target |"
+echo "|---|---|---|"
+
+# --- host: dispatch and probe costs
+"$B/bench/bench_host"
+
+# --- start-up: empty policy vs prlimit --data=1G true
+echo "" >"$T/empty.lua"
+read -r mg_med mg_p90 < <("$B/bench/bench_startup" 200 "$MGRUN" "$T/empty.lua")
+read -r pl_med pl_p90 < <("$B/bench/bench_startup" 200 prlimit --data=1073741824 true)
+ratio=$(awk -v a="$mg_med" -v b="$pl_med" 'BEGIN { printf "%.2f", a / b }')
+echo "| mgrun empty policy, start to exit (median of 200; p90 $mg_p90 ms) | $mg_med ms | ≤ 5 ms |"
+echo "| prlimit --data=1G true (median of 200; p90 $pl_p90 ms) | $pl_med ms | — |"
+echo "| ratio mgrun / prlimit | ${ratio}× | ≤ 2× |"
+
+# --- idle: a policy with a 1 s timer, RSS and CPU over 10 s
+cat >"$T/idle.lua" <<'LUA'
+local n = 0
+mg.every(1000, function() n = n + 1 end)
+LUA
+"$MGRUN" "$T/idle.lua" &
+pid=$!
+sleep 1
+t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+sleep 10
+t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+rss_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+kill -TERM "$pid"
+wait "$pid" 2>/dev/null || true
+hz=$(getconf CLK_TCK)
+cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN { printf "%.3f", (b - a) / hz / 10 * 100 }')
+rss=$(awk -v k="$rss_kib" 'BEGIN { printf "%.2f", k / 1024 }')
+echo "| idle mgrun with a 1 s timer: RSS | $rss MiB | ≤ 4 MiB |"
+echo "| idle mgrun with a 1 s timer: CPU over 10 s | $cpu % | < 0.1 % |"
+
+# --- store (C core), when built
+if [[ -x $B/bench/bench_store ]]; then
+  "$B/bench/bench_store" | grep '^|' | grep -v -e '^| what' -e '^|---'
+fi

@@ -1,0 +1,291 @@
+/* lmg_limits.c — mg.validate_limit, mg.validate_total, mg.rlimit_support,
+ * mg.set_limit, mg.get_limit (bindings layer). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mg_lua.h"
+
+/* Push the verdict: ok, message ("" when ok), warning (nil when none). */
+static int push_validation(lua_State *L, const mg_validation *v) {
+  lua_pushboolean(L, v->ok);
+  lua_pushstring(L, v->ok ? "" : v->message);
+  if (v->warning[0])
+    lua_pushstring(L, v->warning);
+  else
+    lua_pushnil(L);
+  return 3;
+}
+
+/* A limit value for validation: numbers pass through as doubles (so NaN,
+ * inf and negatives are judged, not lost); strings are parsed. Returns 0,
+ * or -1 with *msg set when a string does not parse. */
+static int limit_value(lua_State *L, int idx, const char *what, double *out,
+                       char *msg, size_t len) {
+  int t = lua_type(L, idx);
+  if (t == LUA_TNUMBER) {
+    *out = (double)lua_tonumber(L, idx);
+    return 0;
+  }
+  if (t == LUA_TSTRING) {
+    uint64_t b;
+    if (mg_lua_check_size(L, idx, what, &b, msg, len) < 0)
+      return -1;
+    *out = (double)b;
+    return 0;
+  }
+  return luaL_error(L,
+                    "bad argument '%s' (size expected: a number of bytes "
+                    "or a string like \"2G\", got %s)",
+                    what, luaL_typename(L, idx));
+}
+
+/* mg.validate_limit(size) → ok, message, warning */
+static int l_validate_limit(lua_State *L) {
+  mg_validation v;
+  double bytes;
+  luaL_checkany(L, 1);
+  memset(&v, 0, sizeof v);
+  if (limit_value(L, 1, "size", &bytes, v.message, sizeof v.message) < 0)
+    return push_validation(L, &v);
+  mg_validate_limit(bytes, mg_lua_effective_total(L), &v);
+  return push_validation(L, &v);
+}
+
+/* mg.validate_total({size, ...}) or ({ {name=, limit=}, ... })
+ * → ok, message, warning */
+static int l_validate_total(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 1);
+  mg_validation v;
+  memset(&v, 0, sizeof v);
+  luaL_argcheck(L, n >= 0 && n <= 4096, 1, "at most 4096 items");
+  mg_limit_item *items =
+      lua_newuserdatauv(L, sizeof *items * (size_t)(n + 1), 0);
+  int base = lua_gettop(L);
+  /* Names are borrowed from the item tables, which argument 1 anchors. */
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_settop(L, base);
+    char what[64];
+    lua_geti(L, 1, i);
+    int item = lua_gettop(L);
+    items[i - 1].name = NULL;
+    snprintf(what, sizeof what, "item %lld", (long long)i);
+    if (lua_type(L, item) == LUA_TTABLE) {
+      lua_getfield(L, item, "name");
+      if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+          return luaL_error(L,
+                            "bad argument #1 to 'validate_total' (item "
+                            "%d: name must be a string)",
+                            (int)i);
+        items[i - 1].name = lua_tostring(L, -1);
+        snprintf(what, sizeof what, "%s", items[i - 1].name);
+      }
+      lua_getfield(L, item, "limit");
+      if (lua_isnil(L, -1))
+        return luaL_error(L,
+                          "bad argument #1 to 'validate_total' (item "
+                          "%d has no 'limit')",
+                          (int)i);
+      if (limit_value(L, -1, what, &items[i - 1].bytes, v.message,
+                      sizeof v.message) < 0)
+        return push_validation(L, &v);
+    } else if (limit_value(L, item, what, &items[i - 1].bytes, v.message,
+                           sizeof v.message) < 0) {
+      return push_validation(L, &v);
+    }
+  }
+  mg_validate_total(items, (size_t)n, mg_lua_effective_total(L), &v);
+  return push_validation(L, &v);
+}
+
+/* mg.rlimit_support() → "data" | "as" | nil, description */
+static int l_rlimit_support(lua_State *L) {
+  mg_rlimit_support s;
+  mg_rlimit_resource r;
+  char desc[700], err[600];
+  mg_rlimit_probe(&s);
+  snprintf(desc, sizeof desc, "RLIMIT_DATA %s: %s; RLIMIT_AS %s: %s",
+           s.data_enforced ? "enforced" : "not enforced", s.data_reason,
+           s.as_enforced ? "enforced" : "not enforced", s.as_reason);
+  if (mg_rlimit_preferred(&s, &r, err, sizeof err) < 0)
+    lua_pushnil(L);
+  else
+    lua_pushstring(L, mg_rlimit_name(r));
+  lua_pushstring(L, desc);
+  return 2;
+}
+
+/* Options of mg.set_limit. */
+typedef struct set_opts {
+  int strict;
+  int validate;
+  int hard;
+  lua_Integer pid;
+  const char *resource;
+} set_opts;
+
+static void read_set_opts(lua_State *L, int idx, set_opts *o) {
+  o->strict = 1; /* the seed's default: raise on failure */
+  o->validate = 1;
+  o->hard = 0;
+  o->pid = 0;
+  o->resource = "auto";
+  if (lua_isnoneornil(L, idx))
+    return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "strict");
+  if (!lua_isnil(L, -1))
+    o->strict = lua_toboolean(L, -1);
+  lua_getfield(L, idx, "validate");
+  if (!lua_isnil(L, -1))
+    o->validate = lua_toboolean(L, -1);
+  lua_getfield(L, idx, "hard");
+  o->hard = lua_toboolean(L, -1);
+  lua_getfield(L, idx, "pid");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0)
+      luaL_error(L,
+                 "bad option 'pid' to 'set_limit' (positive integer "
+                 "expected, got %s)",
+                 luaL_typename(L, -1));
+    o->pid = lua_tointeger(L, -1);
+  }
+  lua_getfield(L, idx, "resource");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "bad option 'resource' to 'set_limit' (\"auto\", "
+                    "\"data\" or \"as\" expected)");
+    o->resource = lua_tostring(L, -1); /* kept alive: stays on the stack */
+  }
+}
+
+/* Failure: raise when strict, else return false, reason. */
+static int set_fail(lua_State *L, const set_opts *o, const char *msg) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  mg_log_field f[] = {MG_LF_STR("error", msg)};
+  mg_log(env->logger, MG_LOG_ERROR, "limit_failed", f, 1);
+  if (o->strict)
+    return luaL_error(L, "%s", msg);
+  lua_pushboolean(L, 0);
+  lua_pushstring(L, msg);
+  return 2;
+}
+
+/* mg.set_limit(size [, {strict=true, resource="auto"|"data"|"as", pid=N,
+ * hard=false, validate=true}]) → true [, nil, warning] | false, reason
+ * (strict raises). validate=false skips the check against effective memory
+ * (for limits that count more than resident memory, e.g. RLIMIT_AS of a
+ * CUDA process, or any limit of a process built with AddressSanitizer). */
+static int l_set_limit(lua_State *L) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  set_opts o;
+  char msg[1024], warn[512] = "";
+  double bytes_d;
+  mg_validation v;
+  mg_rlimit_resource res;
+  luaL_checkany(L, 1);
+  read_set_opts(L, 2, &o);
+
+  if (limit_value(L, 1, "size", &bytes_d, msg, sizeof msg) < 0)
+    return set_fail(L, &o, msg);
+  if (o.validate) {
+    mg_validate_limit(bytes_d, mg_lua_effective_total(L), &v);
+  } else { /* only what any rlimit needs: a positive finite number */
+    mg_validate_limit(bytes_d, MG_SIZE_MAX, &v);
+    v.warning[0] = '\0';
+  }
+  if (!v.ok) {
+    snprintf(msg, sizeof msg, "Memory limit validation failed: %s", v.message);
+    return set_fail(L, &o, msg);
+  }
+  if (strcmp(o.resource, "auto") == 0) {
+    mg_rlimit_support s;
+    mg_rlimit_probe(&s);
+    if (mg_rlimit_preferred(&s, &res, msg, sizeof msg) < 0)
+      return set_fail(L, &o, msg);
+  } else if (mg_rlimit_from_name(o.resource, &res, msg, sizeof msg) < 0) {
+    return luaL_error(L, "bad option 'resource' to 'set_limit' (%s)", msg);
+  }
+
+  uint64_t applied = 0;
+  uint64_t bytes = (uint64_t)bytes_d;
+  if (mg_rlimit_set((pid_t)o.pid, res, bytes, o.hard, &applied, warn,
+                    sizeof warn, msg, sizeof msg) < 0)
+    return set_fail(L, &o, msg);
+
+  char a[32], h[32] = "unlimited";
+  uint64_t hard = MG_RLIMIT_UNLIMITED;
+  mg_rlimit_get((pid_t)o.pid, res, NULL, &hard, NULL, 0);
+  if (hard != MG_RLIMIT_UNLIMITED)
+    mg_size_format(hard, h, sizeof h);
+  mg_log_field f[] = {MG_LF_STR("limit", mg_size_format(applied, a, sizeof a)),
+                      MG_LF_UINT("bytes", applied),
+                      MG_LF_STR("resource", res == MG_RLIMIT_DATA
+                                                ? "RLIMIT_DATA"
+                                                : "RLIMIT_AS"),
+                      MG_LF_STR("hard", h),
+                      MG_LF_INT("pid", o.pid ? o.pid : (lua_Integer)getpid())};
+  mg_log(env->logger, MG_LOG_INFO, "limit_set", f, 5);
+  /* Both warnings reach the log; the third return value carries them. */
+  const char *w1 = v.warning[0] ? v.warning : NULL;
+  const char *w2 = warn[0] ? warn : NULL;
+  if (w1) {
+    mg_log_field wf[] = {MG_LF_STR("warning", w1)};
+    mg_log(env->logger, MG_LOG_WARN, "limit_warning", wf, 1);
+  }
+  if (w2) {
+    mg_log_field wf[] = {MG_LF_STR("warning", w2)};
+    mg_log(env->logger, MG_LOG_WARN, "limit_clamped", wf, 1);
+  }
+  lua_pushboolean(L, 1);
+  lua_pushnil(L);
+  if (w1 && w2)
+    lua_pushfstring(L, "%s; %s", w1, w2);
+  else if (w1 || w2)
+    lua_pushstring(L, w1 ? w1 : w2);
+  else
+    lua_pushnil(L);
+  return 3;
+}
+
+/* mg.get_limit(resource [, pid]) → soft, hard (nil = unlimited)
+ * | false, reason */
+static int l_get_limit(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  lua_Integer pid = luaL_optinteger(L, 2, 0);
+  mg_rlimit_resource res;
+  char err[256];
+  uint64_t soft, hard;
+  if (mg_rlimit_from_name(name, &res, err, sizeof err) < 0)
+    return luaL_argerror(L, 1, err);
+  luaL_argcheck(L, pid >= 0 && pid <= 0x7fffffff, 2,
+                "pid must be a positive integer");
+  if (mg_rlimit_get((pid_t)pid, res, &soft, &hard, err, sizeof err) < 0) {
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  if (soft == MG_RLIMIT_UNLIMITED)
+    lua_pushnil(L);
+  else
+    lua_pushinteger(L, (lua_Integer)soft);
+  if (hard == MG_RLIMIT_UNLIMITED)
+    lua_pushnil(L);
+  else
+    lua_pushinteger(L, (lua_Integer)hard);
+  return 2;
+}
+
+void mg_lua_open_limits(lua_State *L) {
+  static const luaL_Reg fns[] = {{"validate_limit", l_validate_limit},
+                                 {"validate_total", l_validate_total},
+                                 {"rlimit_support", l_rlimit_support},
+                                 {"set_limit", l_set_limit},
+                                 {"get_limit", l_get_limit},
+                                 {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,277 @@
+/* lmg_loop.c — mg.every, mg.after, mg.on_signal, mg.now and the handle
+ * lifetime they share (bindings layer; libuv).
+ *
+ * Lifetime (as luv): the userdata holds a pointer to a heap mg_lua_handle.
+ * The handle is freed when both its owners let go: the userdata (__gc) and
+ * libuv (the close callback). While a handle is active it keeps a registry
+ * reference to its own userdata, so Lua cannot collect it under libuv's
+ * feet; stopping it (also from inside its own callback) closes it and
+ * drops that reference. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mg_lua.h"
+
+#define TIMER_MT "mg.timer"
+#define SIGNAL_MT "mg.signal"
+
+static void link_handle(mg_lua_env *env, mg_lua_handle *h) {
+  h->next = env->handles;
+  h->prev = NULL;
+  if (env->handles)
+    env->handles->prev = h;
+  env->handles = h;
+}
+
+static void unlink_handle(mg_lua_env *env, mg_lua_handle *h) {
+  if (h->prev)
+    h->prev->next = h->next;
+  else if (env->handles == h)
+    env->handles = h->next;
+  if (h->next)
+    h->next->prev = h->prev;
+  h->prev = h->next = NULL;
+}
+
+static void release(mg_lua_handle *h) {
+  if (--h->refs == 0)
+    free(h);
+}
+
+static void on_close(uv_handle_t *uh) {
+  release((mg_lua_handle *)uh->data);
+}
+
+/* Close: idempotent; drops the Lua references and the signal count. */
+static void handle_close(mg_lua_handle *h) {
+  mg_lua_env *env = h->env;
+  lua_State *L = env->L;
+  if (h->closing)
+    return;
+  h->closing = 1;
+  unlink_handle(env, h);
+  if (h->signum > 0 && h->signum < 64 && env->signal_handlers[h->signum] > 0)
+    env->signal_handlers[h->signum]--;
+  luaL_unref(L, LUA_REGISTRYINDEX, h->cb_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, h->self_ref);
+  h->cb_ref = h->self_ref = LUA_NOREF;
+  uv_close(&h->u.handle, on_close);
+}
+
+void mg_lua_close_handles(mg_lua_env *env) {
+  while (env->handles)
+    handle_close(env->handles);
+}
+
+/* New userdata (closed state first), then the heap handle, initialised
+ * with libuv and linked before anything else can raise, so __gc always
+ * finds a consistent handle. */
+static mg_lua_handle *handle_new(lua_State *L, const char *mt, const char *kind,
+                                 int fn_idx) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  mg_lua_handle **ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  *ud = NULL;
+  luaL_setmetatable(L, mt);
+  mg_lua_handle *h = calloc(1, sizeof *h);
+  if (h == NULL)
+    luaL_error(L, "not enough memory for a %s", kind);
+  h->env = env;
+  h->kind = kind;
+  h->refs = 2; /* the userdata and libuv */
+  h->cb_ref = h->self_ref = LUA_NOREF;
+  if (strcmp(mt, TIMER_MT) == 0)
+    uv_timer_init(env->loop, &h->u.timer);
+  else
+    uv_signal_init(env->loop, &h->u.signal);
+  h->u.handle.data = h;
+  link_handle(env, h);
+  *ud = h;
+  lua_pushvalue(L, fn_idx);
+  h->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, -1);
+  h->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return h;
+}
+
+/* __gc / __close: close if still open, then let go of the heap part. */
+static int handle_gc(lua_State *L) {
+  mg_lua_handle **ud = lua_touserdata(L, 1);
+  mg_lua_handle *h = ud ? *ud : NULL;
+  if (h == NULL)
+    return 0;
+  *ud = NULL;
+  if (!h->closing)
+    handle_close(h);
+  release(h);
+  return 0;
+}
+
+static mg_lua_handle *check_handle(lua_State *L, const char *mt) {
+  mg_lua_handle **ud = luaL_checkudata(L, 1, mt);
+  return *ud;
+}
+
+/* ------------------------------------------------------------ timers */
+
+static void on_timer(uv_timer_t *t) {
+  mg_lua_handle *h = t->data;
+  lua_State *L = h->env->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->cb_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->self_ref);
+  if (h->oneshot)
+    handle_close(h); /* done after this call; the stack holds fn + self */
+  mg_lua_call(L, 1, 0, h->oneshot ? "after" : "every");
+}
+
+static int start_timer(lua_State *L, int repeat) {
+  lua_Number ms = luaL_checknumber(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (repeat)
+    luaL_argcheck(L, ms >= 1 && ms <= 1e12, 1,
+                  "interval must be 1 ms to 1e12 ms");
+  else
+    luaL_argcheck(L, ms >= 0 && ms <= 1e12, 1, "delay must be 0 ms to 1e12 ms");
+  mg_lua_handle *h = handle_new(L, TIMER_MT, "timer", 2);
+  h->oneshot = !repeat;
+  h->repeat_ms = repeat ? (uint64_t)ms : 0;
+  /* The loop's clock is cached per iteration (and stale during a long
+   * setup): refresh it so the delay counts from now. */
+  uv_update_time(h->env->loop);
+  uv_timer_start(&h->u.timer, on_timer, (uint64_t)ms, h->repeat_ms);
+  return 1;
+}
+
+/* mg.every(ms, fn) → timer; fn(timer) every ms milliseconds. */
+static int l_every(lua_State *L) {
+  return start_timer(L, 1);
+}
+
+/* mg.after(ms, fn) → timer; fn(timer) once, ms milliseconds from now. */
+static int l_after(lua_State *L) {
+  return start_timer(L, 0);
+}
+
+/* timer:stop() / signal:stop() — idempotent, safe inside the callback. */
+static int l_handle_stop(lua_State *L) {
+  mg_lua_handle **ud = lua_touserdata(L, 1);
+  luaL_argexpected(L, ud != NULL, 1, "mg handle");
+  if (*ud && !(*ud)->closing)
+    handle_close(*ud);
+  return 0;
+}
+
+/* handle:active() → whether it will still fire. */
+static int l_handle_active(lua_State *L) {
+  mg_lua_handle **ud = lua_touserdata(L, 1);
+  luaL_argexpected(L, ud != NULL, 1, "mg handle");
+  lua_pushboolean(L, *ud && !(*ud)->closing);
+  return 1;
+}
+
+static int l_timer_tostring(lua_State *L) {
+  mg_lua_handle *h = check_handle(L, TIMER_MT);
+  if (h == NULL || h->closing)
+    lua_pushliteral(L, "mg.timer (stopped)");
+  else if (h->oneshot)
+    lua_pushliteral(L, "mg.timer (once)");
+  else
+    lua_pushfstring(L, "mg.timer (every %d ms)", (int)h->repeat_ms);
+  return 1;
+}
+
+/* ------------------------------------------------------------ signals */
+
+static const struct {
+  const char *name;
+  int signum;
+} signals[] = {{"INT", SIGINT},   {"TERM", SIGTERM}, {"HUP", SIGHUP},
+               {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {NULL, 0}};
+
+static const char *signal_name(int signum) {
+  for (int i = 0; signals[i].name; i++)
+    if (signals[i].signum == signum)
+      return signals[i].name;
+  return "?";
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  mg_lua_handle *h = s->data;
+  lua_State *L = h->env->L;
+  char what[32];
+  snprintf(what, sizeof what, "signal %s", signal_name(signum));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->cb_ref);
+  lua_pushstring(L, signal_name(signum));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->self_ref);
+  mg_lua_call(L, 2, 0, what);
+}
+
+/* mg.on_signal(name, fn) → handle; fn(name, handle) on each delivery.
+ * A policy that handles INT or TERM takes over mgrun's default (graceful
+ * shutdown) for that signal until the handle is stopped. */
+static int l_on_signal(lua_State *L) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  const char *name = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (strncmp(name, "SIG", 3) == 0)
+    name += 3;
+  int signum = 0;
+  for (int i = 0; signals[i].name; i++)
+    if (strcmp(signals[i].name, name) == 0)
+      signum = signals[i].signum;
+  if (signum == 0)
+    return luaL_argerror(L, 1,
+                         lua_pushfstring(L,
+                                         "unknown signal '%s' (accepted: "
+                                         "INT, TERM, HUP, USR1, USR2)",
+                                         lua_tostring(L, 1)));
+  mg_lua_handle *h = handle_new(L, SIGNAL_MT, "signal", 2);
+  h->signum = signum;
+  env->signal_handlers[signum]++;
+  uv_signal_start(&h->u.signal, on_signal, signum);
+  return 1;
+}
+
+static int l_signal_tostring(lua_State *L) {
+  mg_lua_handle *h = check_handle(L, SIGNAL_MT);
+  if (h == NULL || h->closing)
+    lua_pushliteral(L, "mg.signal (stopped)");
+  else
+    lua_pushfstring(L, "mg.signal (%s)", signal_name(h->signum));
+  return 1;
+}
+
+/* mg.now() → milliseconds (float) on a monotonic clock. */
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e6);
+  return 1;
+}
+
+static void new_handle_mt(lua_State *L, const char *mt,
+                          lua_CFunction tostring) {
+  static const luaL_Reg methods[] = {{"stop", l_handle_stop},
+                                     {"close", l_handle_stop},
+                                     {"active", l_handle_active},
+                                     {NULL, NULL}};
+  luaL_newmetatable(L, mt);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, handle_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, l_handle_stop);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+}
+
+void mg_lua_open_loop(lua_State *L) {
+  static const luaL_Reg fns[] = {{"every", l_every},
+                                 {"after", l_after},
+                                 {"on_signal", l_on_signal},
+                                 {"now", l_now},
+                                 {NULL, NULL}};
+  new_handle_mt(L, TIMER_MT, l_timer_tostring);
+  new_handle_mt(L, SIGNAL_MT, l_signal_tostring);
+  luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,152 @@
+/* lmg_probe.c — mg.memory, mg.pressure, mg.process, mg.probe (bindings
+ * layer). Reads only what is asked for; the cgroup position of this
+ * process is detected once and cached. */
+#include <jansson.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mg_lua.h"
+
+static const mg_cgroup_info *cgroup_info(mg_lua_env *env) {
+  if (!env->cg_cached) {
+    if (mg_cgroup_detect(&env->paths, &env->cg, NULL, 0) < 0)
+      memset(&env->cg, 0, sizeof env->cg);
+    env->cg_cached = 1;
+  }
+  return &env->cg;
+}
+
+uint64_t mg_lua_effective_total(lua_State *L) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  mg_meminfo mi;
+  mg_effmem eff;
+  if (mg_meminfo_read(env->paths.proc_root, &mi, NULL, 0) < 0)
+    return 0;
+  if (mg_effective_memory(&env->paths, &mi, cgroup_info(env), &eff, NULL, 0) <
+      0)
+    return mi.total_bytes;
+  return eff.total_bytes;
+}
+
+/* mg.memory() → { total, available, free, buffers, cached, swap_total,
+ * swap_free, cgroup_limit (or nil), effective_total, effective_available,
+ * effective_source } | nil, err */
+static int l_memory(lua_State *L) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  mg_meminfo mi;
+  mg_effmem eff;
+  char err[512];
+  if (mg_meminfo_read(env->paths.proc_root, &mi, err, sizeof err) < 0)
+    return mg_lua_fail(L, err);
+  const mg_cgroup_info *cg = cgroup_info(env);
+  if (mg_effective_memory(&env->paths, &mi, cg, &eff, err, sizeof err) < 0)
+    return mg_lua_fail(L, err);
+  lua_createtable(L, 0, 12);
+  mg_lua_setu64(L, "total", mi.total_bytes);
+  mg_lua_setu64(L, "available", mi.available_bytes);
+  mg_lua_setu64(L, "free", mi.free_bytes);
+  mg_lua_setu64(L, "buffers", mi.buffers_bytes);
+  mg_lua_setu64(L, "cached", mi.cached_bytes);
+  mg_lua_setu64(L, "swap_total", mi.swap_total_bytes);
+  mg_lua_setu64(L, "swap_free", mi.swap_free_bytes);
+  if (cg->has_limit)
+    mg_lua_setu64(L, "cgroup_limit", cg->limit_bytes);
+  mg_lua_setu64(L, "effective_total", eff.total_bytes);
+  mg_lua_setu64(L, "effective_available", eff.available_bytes);
+  mg_lua_setstr(L, "effective_source", eff.source);
+  return 1;
+}
+
+static void push_psi_line(lua_State *L, const char *name,
+                          const mg_psi_line *p) {
+  lua_createtable(L, 0, 4);
+  mg_lua_setnum(L, "avg10", p->avg10);
+  mg_lua_setnum(L, "avg60", p->avg60);
+  mg_lua_setnum(L, "avg300", p->avg300);
+  mg_lua_setu64(L, "total", p->total_us);
+  lua_setfield(L, -2, name);
+}
+
+/* mg.pressure() → { some = {avg10, avg60, avg300, total}, full = {...} }
+ * | nil, reason (no PSI on this kernel). total is in microseconds. */
+static int l_pressure(lua_State *L) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  mg_psi psi;
+  char err[512];
+  if (mg_psi_read(env->paths.proc_root, &psi, err, sizeof err) < 0)
+    return mg_lua_fail(L, err);
+  lua_createtable(L, 0, 2);
+  push_psi_line(L, "some", &psi.some);
+  if (psi.has_full)
+    push_psi_line(L, "full", &psi.full);
+  return 1;
+}
+
+/* mg.process([pid [, {pss=true}]]) → { pid, name, rss, hwm, vsize, data,
+ * anon, file, shmem, swap [, pss] } | nil, reason. No pid = this process. */
+static int l_process(lua_State *L) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  lua_Integer pid = luaL_optinteger(L, 1, 0);
+  luaL_argcheck(L, pid >= 0 && pid <= 0x7fffffff, 1,
+                "pid must be a positive integer");
+  int want_pss = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "pss");
+    want_pss = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  if (pid == 0)
+    pid = getpid();
+  mg_proc_status st;
+  char err[512];
+  if (mg_proc_status_read(env->paths.proc_root, (pid_t)pid, &st, err,
+                          sizeof err) < 0)
+    return mg_lua_fail(L, err);
+  lua_createtable(L, 0, 12);
+  mg_lua_setint(L, "pid", st.pid ? st.pid : pid);
+  mg_lua_setstr(L, "name", st.name);
+  mg_lua_setu64(L, "rss", st.rss_bytes);
+  mg_lua_setu64(L, "hwm", st.hwm_bytes);
+  mg_lua_setu64(L, "vsize", st.vsize_bytes);
+  mg_lua_setu64(L, "data", st.data_bytes);
+  mg_lua_setu64(L, "anon", st.anon_bytes);
+  mg_lua_setu64(L, "file", st.file_bytes);
+  mg_lua_setu64(L, "shmem", st.shmem_bytes);
+  mg_lua_setu64(L, "swap", st.swap_bytes);
+  if (want_pss) {
+    uint64_t pss;
+    if (mg_proc_pss_read(env->paths.proc_root, (pid_t)pid, &pss, err,
+                         sizeof err) < 0)
+      return mg_lua_fail(L, err);
+    mg_lua_setu64(L, "pss", pss);
+  }
+  return 1;
+}
+
+/* mg.probe() → the table `mgrun --probe --json` prints. */
+static int l_probe(lua_State *L) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  mg_probe_opts opts = {0};
+  void *doc = NULL;
+  char err[512];
+  opts.paths = env->paths;
+  opts.cgroup_parent = env->cgroup_parent;
+  if (mg_probe_json(&opts, &doc, err, sizeof err) < 0)
+    return mg_lua_fail(L, err);
+  mg_lua_push_json(L, doc);
+  json_decref(doc);
+  return 1;
+}
+
+/* mg.pid → this process's pid (mg.process() without argument reads it). */
+void mg_lua_open_probe(lua_State *L) {
+  static const luaL_Reg fns[] = {{"memory", l_memory},
+                                 {"pressure", l_pressure},
+                                 {"process", l_process},
+                                 {"probe", l_probe},
+                                 {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
+  lua_pushinteger(L, getpid());
+  lua_setfield(L, -2, "pid");
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# build.sh — install what mgrun needs on Debian 12, build it, run it.
+#
+#   bash build.sh demo    install deps, build, run the main demo policy
+#   bash build.sh test    install deps, build, run the whole suite, then the
+#                         same suite built with ASan + UBSan
+#   bash build.sh bench   install deps, build (release), print the benchmarks
+#   bash build.sh deps    only install the Debian packages
+#   bash build.sh build   only build (build/)
+#
+# Dependencies are Debian packages by name; apt-get runs only when one is
+# missing (so it needs root only then).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+DEPS=(gcc libc6-dev make cmake pkg-config liblua5.4-dev libuv1-dev lua-unit
+      libjansson-dev jq procps util-linux)
+
+deps() {
+  local missing=() p
+  for p in "${DEPS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+      grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  if [[ $(id -u) != 0 ]]; then
+    echo "build.sh: missing Debian packages: ${missing[*]}" >&2
+    echo "build.sh: run as root (or: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "build.sh: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() { # build DIR [cmake args…]
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" "$@" >/dev/null
+  cmake --build "$dir" -j"$(nproc)"
+}
+
+run_suite() { # run_suite DIR
+  (cd "$1" && ctest --output-on-failure -j"$(nproc)" --timeout 300)
+}
+
+case "${1:-}" in
+deps) deps ;;
+build)
+  deps
+  build build
+  ;;
+demo)
+  deps
+  build build
+  shift
+  exec ./build/mgrun policies/report.lua "$@"
+  ;;
+test)
+  deps
+  build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  run_suite build
+  echo "== the same suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+  build build-asan -DMG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DMG_BUILD_BENCH=OFF
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_suite build-asan
+  ;;
+bench)
+  deps
+  build build-release -DCMAKE_BUILD_TYPE=Release -DMG_BUILD_TESTS=OFF
+  exec bash bench/run.sh build-release
+  ;;
+*)
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+  ;;
+esac

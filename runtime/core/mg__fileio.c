@@ -1,0 +1,126 @@
+/* mg__fileio.c — internal file helpers (core layer). */
+#include "mg__fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int mg__read_file(const char *path, char *buf, size_t cap, size_t *len) {
+  if (len)
+    *len = 0;
+  if (!path || !buf || cap == 0)
+    return -EINVAL;
+  buf[0] = '\0';
+  int fd;
+  do {
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0)
+    return -errno;
+  size_t used = 0;
+  int rc = 0;
+  for (;;) {
+    if (used >= cap - 1) {
+      /* Full: probe one more byte to tell "exactly fits" from "too big". */
+      char extra;
+      ssize_t n = read(fd, &extra, 1);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        rc = -errno;
+      else if (n > 0)
+        rc = -EFBIG;
+      break;
+    }
+    ssize_t n = read(fd, buf + used, cap - 1 - used);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      rc = -errno;
+      break;
+    }
+    if (n == 0)
+      break;
+    used += (size_t)n;
+  }
+  close(fd);
+  buf[used] = '\0';
+  if (len)
+    *len = used;
+  return rc;
+}
+
+int mg__read_file_alloc(const char *path, size_t max_len, char **out,
+                        size_t *len) {
+  if (len)
+    *len = 0;
+  if (!out)
+    return -EINVAL;
+  *out = NULL;
+  if (!path || max_len == 0)
+    return -EINVAL;
+  int fd;
+  do {
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0)
+    return -errno;
+  size_t cap = 4096, used = 0;
+  char *buf = malloc(cap);
+  int rc = buf ? 0 : -ENOMEM;
+  while (rc == 0) {
+    if (used + 1 >= cap) {
+      if (cap - 1 > max_len) {
+        rc = -EFBIG; /* read past max_len and still not at EOF */
+        break;
+      }
+      char *nb = realloc(buf, cap * 2);
+      if (!nb) {
+        rc = -ENOMEM;
+        break;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+    ssize_t n = read(fd, buf + used, cap - 1 - used);
+    if (n < 0) {
+      if (errno != EINTR)
+        rc = -errno;
+      continue;
+    }
+    if (n == 0)
+      break;
+    used += (size_t)n;
+  }
+  close(fd);
+  if (rc == 0 && used > max_len)
+    rc = -EFBIG;
+  if (rc < 0) {
+    free(buf);
+    return rc;
+  }
+  buf[used] = '\0';
+  *out = buf;
+  if (len)
+    *len = used;
+  return 0;
+}
+
+int mg__path_join(char *out, size_t out_len, const char *root, const char *dflt,
+                  const char *rel) {
+  const char *r = (root && *root) ? root : dflt;
+  if (!r)
+    r = "";
+  size_t rl = strlen(r);
+  while (rl > 0 && r[rl - 1] == '/')
+    rl--; /* "/" becomes "", so the join gives "/rel" */
+  while (rel && *rel == '/')
+    rel++;
+  int n = snprintf(out, out_len, "%.*s/%s", (int)rl, r, rel ? rel : "");
+  if (n < 0 || (size_t)n >= out_len)
+    return -ENAMETOOLONG;
+  return 0;
+}

@@ -1,0 +1,38 @@
+/* mg__fileio.h — internal file helpers of libmg (core layer, not public).
+ *
+ * Small, allocation-free readers for /proc and /sys files. Errors are
+ * negative errno values; callers turn them into messages.
+ */
+#ifndef MG__FILEIO_H
+#define MG__FILEIO_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Read all of `path` into the caller's `buf` (capacity `cap`, >= 1) and
+ * NUL-terminate it; *len (may be NULL) receives the number of bytes read.
+ * Reads until EOF (proc/sys files report size 0, so st_size is not used),
+ * retrying on EINTR. Returns 0, a negative errno from open/read, or
+ * -EFBIG when the file does not fit in cap - 1 bytes (buf then holds the
+ * first cap - 1 bytes, NUL-terminated). */
+int mg__read_file(const char *path, char *buf, size_t cap, size_t *len);
+
+/* Read all of `path` into a new heap buffer (NUL-terminated), for files
+ * whose size is not known in advance (/proc/PID/status with a long Groups
+ * line). Reads at most `max_len` bytes; a longer file is -EFBIG. On 0 the
+ * caller owns *out and frees it with free(); on error *out is NULL. */
+int mg__read_file_alloc(const char *path, size_t max_len, char **out,
+                        size_t *len);
+
+/* Join `root` (NULL or "" = `dflt`) and `rel` with one '/' into `out`.
+ * Returns 0, or -ENAMETOOLONG when it does not fit. */
+int mg__path_join(char *out, size_t out_len, const char *root, const char *dflt,
+                  const char *rel);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,292 @@
+/* mg_probe.c — effective memory (MemTotal vs the cgroup limit) and the
+ * probe document that `mgrun --probe --json` prints and mg.probe() returns
+ * (core layer; jansson).
+ */
+#include "mg_probe.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+#include "mg.h"
+#include "mg__fileio.h"
+
+/* ------------------------------------------------------ effective memory */
+
+/* Strict unsigned decimal with optional trailing whitespace. */
+static int pr__parse_u64(const char *s, uint64_t *out) {
+  uint64_t v = 0;
+  const char *p = s;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    unsigned d = (unsigned)(*p - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return MG_EPARSE;
+    v = v * 10 + d;
+  }
+  if (p == s)
+    return MG_EPARSE;
+  while (*p == '\n' || *p == ' ' || *p == '\t')
+    p++;
+  if (*p)
+    return MG_EPARSE;
+  *out = v;
+  return 0;
+}
+
+/* Usage of the cgroup at `dir`: memory.usage_in_bytes (v1) or
+ * memory.current (v2). */
+static int pr__read_usage(mg_cgroup_version v, const char *dir, uint64_t *usage,
+                          char *err, size_t err_len) {
+  const char *file =
+      v == MG_CGROUP_V1 ? "memory.usage_in_bytes" : "memory.current";
+  char path[PATH_MAX + 32], buf[128];
+  int n = snprintf(path, sizeof path, "%s/%s", dir, file);
+  if (n < 0 || (size_t)n >= sizeof path)
+    return mg_errf(err, err_len, -ENAMETOOLONG, "path too long: %s", dir);
+  int rc = mg__read_file(path, buf, sizeof buf, NULL);
+  if (rc < 0 && rc != -EFBIG)
+    return mg_errf(err, err_len, rc, "cannot read %s: %s", path,
+                   mg_strerror(rc));
+  if (rc < 0 || pr__parse_u64(buf, usage) < 0)
+    return mg_errf(err, err_len, MG_EPARSE,
+                   "malformed %s: \"%.64s\" (expected a number of bytes)", path,
+                   buf);
+  return 0;
+}
+
+int mg_effective_memory(const mg_paths *paths, const mg_meminfo *mi,
+                        const mg_cgroup_info *cg, mg_effmem *out, char *err,
+                        size_t err_len) {
+  (void)paths; /* cg's directories already include paths->fs_root */
+  if (!mi || !out)
+    return mg_errf(err, err_len, -EINVAL,
+                   "mg_effective_memory: meminfo and out are required");
+  mg_effmem e;
+  memset(&e, 0, sizeof e);
+  e.total_bytes = mi->total_bytes;
+  e.available_bytes = mi->available_bytes;
+  snprintf(e.source, sizeof e.source, "meminfo");
+  if (cg && (cg->version == MG_CGROUP_V1 || cg->version == MG_CGROUP_V2) &&
+      cg->has_limit && cg->limit_bytes < mi->total_bytes) {
+    uint64_t usage = 0;
+    int rc = pr__read_usage(cg->version, cg->limit_dir, &usage, err, err_len);
+    if (rc < 0)
+      return rc;
+    uint64_t headroom = usage < cg->limit_bytes ? cg->limit_bytes - usage : 0;
+    e.total_bytes = cg->limit_bytes;
+    if (headroom < e.available_bytes)
+      e.available_bytes = headroom;
+    e.from_cgroup = 1;
+    snprintf(e.source, sizeof e.source, "cgroup %s %s",
+             mg_cgroup_version_name(cg->version), cg->limit_dir);
+  }
+  *out = e;
+  if (err && err_len)
+    err[0] = '\0';
+  return 0;
+}
+
+int mg_effective_memory_read(const mg_paths *paths, mg_effmem *out, char *err,
+                             size_t err_len) {
+  if (!out)
+    return mg_errf(err, err_len, -EINVAL, "mg_effective_memory_read: no out");
+  mg_meminfo mi;
+  int rc = mg_meminfo_read(paths ? paths->proc_root : NULL, &mi, err, err_len);
+  if (rc < 0)
+    return rc;
+  mg_cgroup_info *cg = malloc(sizeof *cg);
+  if (!cg)
+    return mg_errf(err, err_len, -ENOMEM, "out of memory");
+  rc = mg_cgroup_detect(paths, cg, err, err_len);
+  if (rc == 0)
+    rc = mg_effective_memory(paths, &mi, cg, out, err, err_len);
+  free(cg);
+  return rc;
+}
+
+/* ------------------------------------------------------------ document */
+
+/* Builder state: any failed allocation turns ok off. */
+typedef struct pr__b {
+  int ok;
+} pr__b;
+
+static void pr__set(pr__b *b, json_t *obj, const char *key, json_t *v) {
+  if (!obj) {
+    json_decref(v);
+    b->ok = 0;
+  } else if (!v || json_object_set_new(obj, key, v) < 0) {
+    b->ok = 0; /* set_new releases v on failure */
+  }
+}
+
+/* A byte count; null when it does not fit a JSON integer (never in
+ * practice: MG_SIZE_MAX). */
+static json_t *pr__bytes(uint64_t v) {
+  return v <= (uint64_t)INT64_MAX ? json_integer((json_int_t)v) : json_null();
+}
+
+/* A string, null when empty or NULL. Bytes that are not valid UTF-8 (a
+ * path can hold anything) become '?'. */
+static json_t *pr__str(const char *s) {
+  if (!s || !*s)
+    return json_null();
+  json_t *v = json_string(s);
+  if (v)
+    return v;
+  char *copy = strdup(s);
+  if (!copy)
+    return NULL;
+  for (char *p = copy; *p; p++)
+    if ((unsigned char)*p >= 0x80)
+      *p = '?';
+  v = json_string(copy);
+  free(copy);
+  return v;
+}
+
+static json_t *pr__memory(pr__b *b, const mg_meminfo *mi,
+                          const mg_cgroup_info *cg, const mg_effmem *eff) {
+  json_t *o = json_object();
+  pr__set(b, o, "total", pr__bytes(mi->total_bytes));
+  pr__set(b, o, "available", pr__bytes(mi->available_bytes));
+  pr__set(b, o, "free", pr__bytes(mi->free_bytes));
+  pr__set(b, o, "buffers", pr__bytes(mi->buffers_bytes));
+  pr__set(b, o, "cached", pr__bytes(mi->cached_bytes));
+  pr__set(b, o, "swap_total", pr__bytes(mi->swap_total_bytes));
+  pr__set(b, o, "swap_free", pr__bytes(mi->swap_free_bytes));
+  pr__set(b, o, "cgroup_limit",
+          cg->has_limit ? pr__bytes(cg->limit_bytes) : json_null());
+  pr__set(b, o, "effective_total", pr__bytes(eff->total_bytes));
+  pr__set(b, o, "effective_available", pr__bytes(eff->available_bytes));
+  pr__set(b, o, "effective_source", pr__str(eff->source));
+  return o;
+}
+
+static json_t *pr__cgroup(pr__b *b, const mg_probe_opts *opts,
+                          const mg_cgroup_info *cg) {
+  json_t *o = json_object();
+  pr__set(b, o, "version", json_string(mg_cgroup_version_name(cg->version)));
+  pr__set(b, o, "v2_mounted", json_boolean(cg->v2_mounted));
+  pr__set(b, o, "mount", pr__str(cg->mount));
+  pr__set(b, o, "path", pr__str(cg->path));
+  pr__set(b, o, "dir", pr__str(cg->dir));
+  pr__set(b, o, "limit",
+          cg->has_limit ? pr__bytes(cg->limit_bytes) : json_null());
+  pr__set(b, o, "limit_dir",
+          cg->has_limit ? pr__str(cg->limit_dir) : json_null());
+  if (opts->skip_writable) {
+    pr__set(b, o, "writable", json_null());
+    pr__set(b, o, "writable_reason", json_null());
+  } else {
+    char reason[PATH_MAX + 512];
+    reason[0] = '\0';
+    int w = mg_cgroup_probe_writable(cg, opts->cgroup_parent, reason,
+                                     sizeof reason);
+    pr__set(b, o, "writable", json_boolean(w == 1));
+    pr__set(b, o, "writable_reason", pr__str(reason));
+  }
+  return o;
+}
+
+static json_t *pr__rlimit_one(pr__b *b, int skip, int enforced,
+                              const char *reason) {
+  json_t *o = json_object();
+  pr__set(b, o, "enforced", skip ? json_null() : json_boolean(enforced));
+  pr__set(b, o, "reason", skip ? json_null() : pr__str(reason));
+  return o;
+}
+
+static json_t *pr__rlimit(pr__b *b, const mg_probe_opts *opts) {
+  json_t *o = json_object();
+  mg_rlimit_support s;
+  memset(&s, 0, sizeof s);
+  int skip = opts->skip_rlimit;
+  json_t *preferred = json_null();
+  if (!skip) {
+    mg_rlimit_probe(&s); /* a failed fork leaves reasons that say so */
+    mg_rlimit_resource r;
+    if (mg_rlimit_preferred(&s, &r, NULL, 0) == 0)
+      preferred = json_string(mg_rlimit_name(r));
+  }
+  pr__set(b, o, "preferred", preferred);
+  pr__set(b, o, "data",
+          pr__rlimit_one(b, skip, s.data_enforced, s.data_reason));
+  pr__set(b, o, "as", pr__rlimit_one(b, skip, s.as_enforced, s.as_reason));
+  return o;
+}
+
+static json_t *pr__psi_line(pr__b *b, const mg_psi_line *l) {
+  json_t *o = json_object();
+  pr__set(b, o, "avg10", json_real(l->avg10));
+  pr__set(b, o, "avg60", json_real(l->avg60));
+  pr__set(b, o, "avg300", json_real(l->avg300));
+  pr__set(b, o, "total", pr__bytes(l->total_us));
+  return o;
+}
+
+/* "pressure" (and "pressure_reason" when PSI is unavailable). */
+static void pr__pressure(pr__b *b, json_t *doc, const mg_paths *paths) {
+  mg_psi psi;
+  char reason[PATH_MAX + 256];
+  if (mg_psi_read(paths->proc_root, &psi, reason, sizeof reason) < 0) {
+    pr__set(b, doc, "pressure", json_null());
+    pr__set(b, doc, "pressure_reason", pr__str(reason));
+    return;
+  }
+  json_t *o = json_object();
+  pr__set(b, o, "some", pr__psi_line(b, &psi.some));
+  pr__set(b, o, "full",
+          psi.has_full ? pr__psi_line(b, &psi.full) : json_null());
+  pr__set(b, doc, "pressure", o);
+}
+
+int mg_probe_json(const mg_probe_opts *opts, void **out, char *err,
+                  size_t err_len) {
+  static const mg_probe_opts defaults;
+  if (!out)
+    return mg_errf(err, err_len, -EINVAL, "mg_probe_json: out is NULL");
+  *out = NULL;
+  if (!opts)
+    opts = &defaults;
+  mg_meminfo mi;
+  int rc = mg_meminfo_read(opts->paths.proc_root, &mi, err, err_len);
+  if (rc < 0)
+    return rc;
+  mg_cgroup_info *cg = malloc(sizeof *cg);
+  if (!cg)
+    return mg_errf(err, err_len, -ENOMEM, "out of memory");
+  mg_effmem eff;
+  rc = mg_cgroup_detect(&opts->paths, cg, err, err_len);
+  if (rc == 0)
+    rc = mg_effective_memory(&opts->paths, &mi, cg, &eff, err, err_len);
+  if (rc < 0) {
+    free(cg);
+    return rc;
+  }
+
+  pr__b b = {1};
+  json_t *doc = json_object();
+  pr__set(&b, doc, "version", json_string(MG_VERSION));
+  pr__set(&b, doc, "memory", pr__memory(&b, &mi, cg, &eff));
+  pr__set(&b, doc, "cgroup", pr__cgroup(&b, opts, cg));
+  pr__set(&b, doc, "rlimit", pr__rlimit(&b, opts));
+  pr__pressure(&b, doc, &opts->paths);
+  struct utsname u;
+  int have_uname = uname(&u) == 0;
+  pr__set(&b, doc, "kernel", have_uname ? pr__str(u.release) : json_null());
+  pr__set(&b, doc, "arch", have_uname ? pr__str(u.machine) : json_null());
+  free(cg);
+  if (!b.ok) {
+    json_decref(doc);
+    return mg_errf(err, err_len, -ENOMEM,
+                   "out of memory while building the probe document");
+  }
+  *out = doc;
+  if (err && err_len)
+    err[0] = '\0';
+  return 0;
+}

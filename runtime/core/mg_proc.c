@@ -1,0 +1,266 @@
+/* mg_proc.c — per-process memory from /proc/PID/status and smaps_rollup
+ * (core layer).
+ *
+ * status: "Name:\t<comm>" and "VmRSS:\t    1234 kB" lines. Kernel threads
+ * and zombies have no Vm and Rss lines: the sizes stay 0 and
+ * is_kernel_thread is set. Lines we do not use are skipped unread.
+ */
+#include "mg_proc.h"
+
+#include "mg__fileio.h"
+#include "mg_error.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MG__PROC_MAX_FILE (16u << 20) /* a status file is a few KiB */
+
+/* Parse " <digits> kB" in [p, end) into bytes; -1 when malformed or the
+ * value passes 2^63-1 bytes. */
+static int parse_kb(const char *p, const char *end, uint64_t *out) {
+  while (p < end && (*p == ' ' || *p == '\t'))
+    p++;
+  if (p == end || *p < '0' || *p > '9')
+    return -1;
+  uint64_t v = 0;
+  for (; p < end && *p >= '0' && *p <= '9'; p++) {
+    unsigned d = (unsigned)(*p - '0');
+    if (v > ((UINT64_MAX >> 11) - d) / 10)
+      return -1;
+    v = v * 10 + d;
+  }
+  while (p < end && (*p == ' ' || *p == '\t'))
+    p++;
+  if (end - p < 2 || p[0] != 'k' || p[1] != 'B')
+    return -1;
+  p += 2;
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
+    p++;
+  if (p != end)
+    return -1;
+  *out = v * 1024;
+  return 0;
+}
+
+/* Length of the line at `line` (up to '\n' or NUL), at most 200 for
+ * quoting in messages. */
+static int quote_len(const char *line, const char *eol) {
+  return (int)(eol - line > 200 ? 200 : eol - line);
+}
+
+int mg_proc_status_parse(const char *text, mg_proc_status *out, char *err,
+                         size_t err_len) {
+  static const struct {
+    const char *key;
+    size_t off;
+  } kb_fields[] = {
+      {"VmRSS", offsetof(mg_proc_status, rss_bytes)},
+      {"VmHWM", offsetof(mg_proc_status, hwm_bytes)},
+      {"VmSize", offsetof(mg_proc_status, vsize_bytes)},
+      {"VmData", offsetof(mg_proc_status, data_bytes)},
+      {"RssAnon", offsetof(mg_proc_status, anon_bytes)},
+      {"RssFile", offsetof(mg_proc_status, file_bytes)},
+      {"RssShmem", offsetof(mg_proc_status, shmem_bytes)},
+      {"VmSwap", offsetof(mg_proc_status, swap_bytes)},
+  };
+  mg_proc_status st;
+  memset(&st, 0, sizeof st);
+  if (out)
+    memset(out, 0, sizeof *out);
+  if (!text || !out)
+    return mg_errf(err, err_len, MG_EPARSE, "status: no text to parse");
+  int have_name = 0, have_vm = 0, lineno = 0;
+  const char *line = text;
+  while (*line) {
+    const char *eol = strchr(line, '\n');
+    if (!eol)
+      eol = line + strlen(line);
+    lineno++;
+    const char *colon = memchr(line, ':', (size_t)(eol - line));
+    if (colon) {
+      size_t klen = (size_t)(colon - line);
+      if (klen == 4 && memcmp(line, "Name", 4) == 0) {
+        const char *v = colon + 1;
+        while (v < eol && (*v == ' ' || *v == '\t'))
+          v++;
+        size_t n = (size_t)(eol - v);
+        if (n >= sizeof st.name)
+          n = sizeof st.name - 1;
+        memcpy(st.name, v, n);
+        st.name[n] = '\0';
+        have_name = 1;
+      } else if (klen == 3 && memcmp(line, "Pid", 3) == 0) {
+        const char *v = colon + 1;
+        while (v < eol && (*v == ' ' || *v == '\t'))
+          v++;
+        long pidv = 0;
+        const char *d = v;
+        for (; d < eol && *d >= '0' && *d <= '9' && pidv < 100000000; d++)
+          pidv = pidv * 10 + (*d - '0');
+        while (d < eol && (*d == ' ' || *d == '\t' || *d == '\r'))
+          d++;
+        if (v == eol || *v < '0' || *v > '9' || d != eol)
+          return mg_errf(err, err_len, MG_EPARSE,
+                         "status: malformed line %d: \"%.*s\" (expected "
+                         "\"Pid: <number>\")",
+                         lineno, quote_len(line, eol), line);
+        st.pid = (pid_t)pidv;
+      } else {
+        for (size_t i = 0; i < sizeof kb_fields / sizeof kb_fields[0]; i++) {
+          if (strlen(kb_fields[i].key) != klen ||
+              memcmp(kb_fields[i].key, line, klen) != 0)
+            continue;
+          uint64_t *dst = (uint64_t *)((char *)&st + kb_fields[i].off);
+          if (parse_kb(colon + 1, eol, dst) < 0)
+            return mg_errf(err, err_len, MG_EPARSE,
+                           "status: malformed line %d: \"%.*s\" (expected "
+                           "\"%s: <number> kB\")",
+                           lineno, quote_len(line, eol), line,
+                           kb_fields[i].key);
+          have_vm = 1;
+          break;
+        }
+      }
+    }
+    line = *eol ? eol + 1 : eol;
+  }
+  if (!have_name)
+    return mg_errf(err, err_len, MG_EPARSE,
+                   "status: no \"Name:\" line (is this a /proc/PID/status "
+                   "file?)");
+  st.is_kernel_thread = !have_vm;
+  *out = st;
+  return 0;
+}
+
+/* "<root>/<pid>/<file>", pid 0 = "self". */
+static int pid_path(char *out, size_t len, const char *proc_root, pid_t pid,
+                    const char *file) {
+  char rel[64];
+  if (pid == 0)
+    snprintf(rel, sizeof rel, "self/%s", file);
+  else
+    snprintf(rel, sizeof rel, "%ld/%s", (long)pid, file);
+  return mg__path_join(out, len, proc_root, "/proc", rel);
+}
+
+/* A file under <root>/<pid>/ could not be opened with ENOENT: tell a gone
+ * process (-ESRCH) from a missing /proc (-ENOENT) and from a missing file
+ * in a live process' directory (returns 0). */
+static int classify_enoent(const char *proc_root, pid_t pid, char *err,
+                           size_t err_len) {
+  char dir[4096];
+  struct stat sb;
+  if (pid_path(dir, sizeof dir, proc_root, pid, "") == 0 && stat(dir, &sb) == 0)
+    return 0;
+  if (mg__path_join(dir, sizeof dir, proc_root, "/proc", "") == 0 &&
+      stat(dir, &sb) != 0)
+    return mg_errf(err, err_len, -ENOENT,
+                   "cannot read process information: %s does not exist (is "
+                   "/proc mounted?)",
+                   dir);
+  if (pid == 0)
+    return mg_errf(err, err_len, -ENOENT,
+                   "cannot read process information: %sself is missing", dir);
+  return mg_errf(err, err_len, -ESRCH, "no process with pid %ld", (long)pid);
+}
+
+int mg_proc_status_read(const char *proc_root, pid_t pid, mg_proc_status *out,
+                        char *err, size_t err_len) {
+  if (out)
+    memset(out, 0, sizeof *out);
+  if (pid < 0)
+    return mg_errf(err, err_len, -EINVAL,
+                   "invalid pid %ld (expected a pid > 0, or 0 for self)",
+                   (long)pid);
+  char path[4096];
+  if (pid_path(path, sizeof path, proc_root, pid, "status") < 0)
+    return mg_errf(err, err_len, -ENAMETOOLONG, "status: path too long");
+  char *text = NULL;
+  int rc = mg__read_file_alloc(path, MG__PROC_MAX_FILE, &text, NULL);
+  if (rc == -ENOENT) {
+    int c = classify_enoent(proc_root, pid, err, err_len);
+    return c < 0 ? c
+                 : mg_errf(err, err_len, -ENOENT, "cannot read %s: %s", path,
+                           mg_strerror(-ENOENT));
+  }
+  if (rc == -ESRCH) /* the process exited between open and read */
+    return mg_errf(err, err_len, -ESRCH, "no process with pid %ld", (long)pid);
+  if (rc < 0)
+    return mg_errf(err, err_len, rc, "cannot read %s: %s", path,
+                   mg_strerror(rc));
+  char perr[512];
+  rc = mg_proc_status_parse(text, out, perr, sizeof perr);
+  free(text);
+  if (rc < 0)
+    return mg_errf(err, err_len, rc, "%s: %s", path, perr);
+  if (pid != 0)
+    out->pid = pid;
+  return 0;
+}
+
+int mg_proc_pss_read(const char *proc_root, pid_t pid, uint64_t *pss_bytes,
+                     char *err, size_t err_len) {
+  if (pss_bytes)
+    *pss_bytes = 0;
+  if (pid < 0)
+    return mg_errf(err, err_len, -EINVAL,
+                   "invalid pid %ld (expected a pid > 0, or 0 for self)",
+                   (long)pid);
+  char path[4096];
+  if (pid_path(path, sizeof path, proc_root, pid, "smaps_rollup") < 0)
+    return mg_errf(err, err_len, -ENAMETOOLONG, "smaps_rollup: path too long");
+  char *text = NULL;
+  int rc = mg__read_file_alloc(path, MG__PROC_MAX_FILE, &text, NULL);
+  if (rc == -ENOENT) {
+    int c = classify_enoent(proc_root, pid, err, err_len);
+    return c < 0 ? c
+                 : mg_errf(err, err_len, MG_ENOTSUP,
+                           "PSS not available: %s is missing (needs Linux "
+                           ">= 4.14)",
+                           path);
+  }
+  if (rc == -ESRCH)
+    return mg_errf(err, err_len, -ESRCH, "no process with pid %ld", (long)pid);
+  if (rc == -EACCES || rc == -EPERM)
+    return mg_errf(err, err_len, rc,
+                   "cannot read %s: %s (reading another user's memory map "
+                   "needs ptrace access: same user or CAP_SYS_PTRACE)",
+                   path, mg_strerror(rc));
+  if (rc < 0)
+    return mg_errf(err, err_len, rc, "cannot read %s: %s", path,
+                   mg_strerror(rc));
+  int lineno = 0;
+  const char *line = text;
+  while (*line) {
+    const char *eol = strchr(line, '\n');
+    if (!eol)
+      eol = line + strlen(line);
+    lineno++;
+    if (eol - line >= 4 && memcmp(line, "Pss:", 4) == 0) {
+      uint64_t v;
+      if (parse_kb(line + 4, eol, &v) < 0) {
+        rc = mg_errf(err, err_len, MG_EPARSE,
+                     "%s: malformed line %d: \"%.*s\" (expected \"Pss: "
+                     "<number> kB\")",
+                     path, lineno, quote_len(line, eol), line);
+        free(text);
+        return rc;
+      }
+      free(text);
+      if (pss_bytes)
+        *pss_bytes = v;
+      return 0;
+    }
+    line = *eol ? eol + 1 : eol;
+  }
+  free(text);
+  return mg_errf(err, err_len, MG_ENOTSUP,
+                 "PSS not available: %s has no \"Pss:\" line (a kernel "
+                 "thread or a zombie has no memory map)",
+                 path);
+}

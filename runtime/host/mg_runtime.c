@@ -1,0 +1,454 @@
+/* mg_runtime.c — the runtime host: owns (or borrows) the uv_loop_t, owns
+ * the lua_State, loads the policy, runs the loop, shuts down cleanly
+ * (host layer: uses the bindings, libuv, libmg). */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <lualib.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mg_lua.h"
+#include "mg_runtime.h"
+
+struct mg_runtime {
+  mg_lua_env env; /* first: the allocator's ud */
+  mg_runtime_opts opts;
+  uv_loop_t own_loop;
+  int owns_loop;
+  uv_signal_t *sig[2]; /* default SIGINT / SIGTERM handlers */
+  int signals_started;
+  int load_signal; /* a signal that interrupted the top level */
+  int shut_down;
+  char scripts_dir[PATH_MAX];
+};
+
+/* --------------------------------------------------------- allocator */
+
+/* The Lua allocator with a cap: the cap applies while Lua code runs
+ * (env->mem_capped), so the C glue around calls never sees a failure
+ * outside a protected call. */
+static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  mg_lua_env *env = ud;
+  size_t old = ptr ? osize : 0;
+  if (nsize == 0) {
+    free(ptr);
+    env->mem_used -= old;
+    return NULL;
+  }
+  if (nsize > old && env->mem_capped && env->mem_max &&
+      env->mem_used + (nsize - old) > env->mem_max)
+    return NULL;
+  void *p = realloc(ptr, nsize);
+  if (p == NULL)
+    return NULL;
+  env->mem_used = env->mem_used - old + nsize;
+  if (env->mem_used > env->mem_peak)
+    env->mem_peak = env->mem_used;
+  return p;
+}
+
+static int l_panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "mgrun: unprotected Lua error (bug): %s\n", msg ? msg : "?");
+  abort();
+}
+
+/* ----------------------------------------------------------- libraries */
+
+/* os.exit in a policy means a graceful mg.exit, never a bare exit(). */
+static int l_os_exit(lua_State *L) {
+  lua_getglobal(L, "mg");
+  lua_getfield(L, -1, "exit");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+/* load() that refuses bytecode (sandbox): the real load is upvalue 1. */
+static int l_load_text(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_checkany(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  if (n >= 2)
+    lua_pushvalue(L, 2);
+  else
+    lua_pushnil(L); /* the default chunk name */
+  lua_pushliteral(L, "t");
+  if (n >= 4) {
+    lua_pushvalue(L, 4);
+    lua_call(L, 4, LUA_MULTRET);
+  } else {
+    lua_call(L, 3, LUA_MULTRET);
+  }
+  return lua_gettop(L) - n;
+}
+
+static void open_sandbox(lua_State *L) {
+  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
+                                  {LUA_LOADLIBNAME, luaopen_package},
+                                  {LUA_COLIBNAME, luaopen_coroutine},
+                                  {LUA_TABLIBNAME, luaopen_table},
+                                  {LUA_STRLIBNAME, luaopen_string},
+                                  {LUA_MATHLIBNAME, luaopen_math},
+                                  {LUA_UTF8LIBNAME, luaopen_utf8},
+                                  {LUA_OSLIBNAME, luaopen_os},
+                                  {NULL, NULL}};
+  for (const luaL_Reg *l = libs; l->func; l++) {
+    luaL_requiref(L, l->name, l->func, 1);
+    lua_pop(L, 1);
+  }
+  /* os: only the clock and calendar. */
+  static const char *const os_keep[] = {"clock", "date",   "difftime",
+                                        "time",  "getenv", NULL};
+  lua_getglobal(L, "os");
+  lua_newtable(L);
+  for (int i = 0; os_keep[i]; i++) {
+    lua_getfield(L, -2, os_keep[i]);
+    lua_setfield(L, -2, os_keep[i]);
+  }
+  lua_setglobal(L, "os");
+  lua_pop(L, 1);
+  /* no files, no bytecode, no C modules */
+  lua_pushnil(L);
+  lua_setglobal(L, "dofile");
+  lua_pushnil(L);
+  lua_setglobal(L, "loadfile");
+  lua_getglobal(L, "load");
+  lua_pushcclosure(L, l_load_text, 1);
+  lua_setglobal(L, "load");
+  lua_getglobal(L, "package");
+  lua_pushliteral(L, "");
+  lua_setfield(L, -2, "cpath");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "loadlib");
+  lua_getfield(L, -1, "searchers");
+  for (int i = 4; i >= 3; i--) { /* the C and all-in-one searchers */
+    lua_pushnil(L);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pop(L, 2);
+}
+
+/* Prepend `dir`/?.lua;`dir`/?/init.lua to package.path (sandbox: replace). */
+static void add_path(lua_State *L, const char *dir, int replace) {
+  lua_getglobal(L, "package");
+  if (replace)
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
+  else {
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir,
+                    lua_tostring(L, -1));
+    lua_remove(L, -2);
+  }
+  lua_setfield(L, -2, "path");
+  lua_pop(L, 1);
+}
+
+/* The shipped scripts: next to an installed binary
+ * (<prefix>/share/mgrun/scripts), else the source tree's. */
+static void find_scripts_dir(mg_runtime *rt) {
+  char exe[PATH_MAX];
+  if (rt->opts.scripts_dir) {
+    snprintf(rt->scripts_dir, sizeof rt->scripts_dir, "%s",
+             rt->opts.scripts_dir);
+    return;
+  }
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = '\0';
+    char cand[PATH_MAX];
+    snprintf(cand, sizeof cand, "%s/../share/mgrun/scripts", dirname(exe));
+    if (access(cand, R_OK) == 0) {
+      snprintf(rt->scripts_dir, sizeof rt->scripts_dir, "%s", cand);
+      return;
+    }
+  }
+#ifdef MG_SCRIPTS_DIR
+  snprintf(rt->scripts_dir, sizeof rt->scripts_dir, "%s", MG_SCRIPTS_DIR);
+#endif
+}
+
+/* ----------------------------------------------------------- shutdown */
+
+static void free_on_close(uv_handle_t *h) {
+  free(h);
+}
+
+static void close_own_signals(mg_runtime *rt) {
+  for (int i = 0; i < 2; i++) {
+    if (rt->sig[i]) {
+      uv_close((uv_handle_t *)rt->sig[i], free_on_close);
+      rt->sig[i] = NULL;
+    }
+  }
+}
+
+static void do_shutdown(mg_runtime *rt) {
+  if (rt->shut_down)
+    return;
+  rt->shut_down = 1;
+  mg_lua_close_handles(&rt->env);
+  close_own_signals(rt);
+  if (rt->opts.on_exit)
+    rt->opts.on_exit(rt, rt->env.exit_code, rt->opts.on_exit_ud);
+}
+
+/* mg.exit from a callback (called once by the bindings). */
+static void on_policy_exit(mg_lua_env *env, int code) {
+  mg_runtime *rt = env->host;
+  mg_log_field f[] = {MG_LF_INT("code", code)};
+  mg_log(env->logger, MG_LOG_INFO, "exit_requested", f, 1);
+  do_shutdown(rt);
+}
+
+void mg_runtime_shutdown(mg_runtime *rt, int code) {
+  if (!rt->env.exit_requested) {
+    rt->env.exit_requested = 1;
+    rt->env.exit_code = code;
+  }
+  rt->env.exit_notified = 1;
+  do_shutdown(rt);
+}
+
+static const char *sig_name(int signum) {
+  return signum == SIGINT ? "INT" : signum == SIGTERM ? "TERM" : "?";
+}
+
+/* Default SIGINT/SIGTERM: graceful shutdown with 128+N — unless the
+ * policy handles that signal itself. */
+static void on_default_signal(uv_signal_t *s, int signum) {
+  mg_runtime *rt = s->data;
+  if (signum > 0 && signum < 64 && rt->env.signal_handlers[signum] > 0)
+    return;
+  mg_log_field f[] = {MG_LF_STR("signal", sig_name(signum))};
+  mg_log(rt->env.logger, MG_LOG_INFO, "shutdown_signal", f, 1);
+  mg_runtime_shutdown(rt, 128 + signum);
+}
+
+static void start_own_signals(mg_runtime *rt) {
+  static const int sigs[2] = {SIGINT, SIGTERM};
+  if (!rt->opts.handle_signals || rt->signals_started)
+    return;
+  rt->signals_started = 1;
+  for (int i = 0; i < 2; i++) {
+    uv_signal_t *s = malloc(sizeof *s);
+    if (s == NULL)
+      continue;
+    uv_signal_init(rt->env.loop, s);
+    s->data = rt;
+    uv_signal_start(s, on_default_signal, sigs[i]);
+    uv_unref((uv_handle_t *)s); /* never keeps the loop alive alone */
+    rt->sig[i] = s;
+  }
+}
+
+/* ----------------------------------------------------------- lifecycle */
+
+void mg_runtime_opts_init(mg_runtime_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->lua_mem_max_bytes = MG_RUNTIME_DEFAULT_LUA_MEM;
+  o->cb_timeout_ms = MG_RUNTIME_DEFAULT_CB_TIMEOUT_MS;
+  o->cb_instructions = MG_RUNTIME_DEFAULT_CB_INSTRUCTIONS;
+}
+
+int mg_runtime_new(const mg_runtime_opts *o, mg_runtime **out, char *err,
+                   size_t err_len) {
+  mg_runtime *rt = calloc(1, sizeof *rt);
+  if (rt == NULL)
+    return mg_errf(err, err_len, -ENOMEM, "out of memory");
+  rt->opts = *o;
+  if (o->loop) {
+    rt->env.loop = o->loop;
+  } else {
+    int rc = uv_loop_init(&rt->own_loop);
+    if (rc < 0) {
+      free(rt);
+      return mg_errf(err, err_len, rc, "cannot create the event loop: %s",
+                     uv_strerror(rc));
+    }
+    rt->owns_loop = 1;
+    rt->env.loop = &rt->own_loop;
+  }
+  rt->env.logger = o->logger;
+  rt->env.paths = o->paths;
+  rt->env.cgroup_parent = o->cgroup_parent;
+  rt->env.cb_timeout_ms = o->cb_timeout_ms;
+  rt->env.cb_instructions = o->cb_instructions;
+  rt->env.mem_max = o->lua_mem_max_bytes;
+  rt->env.on_exit = on_policy_exit;
+  rt->env.host = rt;
+
+  lua_State *L = lua_newstate(l_alloc, &rt->env);
+  if (L == NULL) {
+    if (rt->owns_loop)
+      uv_loop_close(&rt->own_loop);
+    free(rt);
+    return mg_errf(err, err_len, -ENOMEM, "cannot create the Lua state");
+  }
+  lua_atpanic(L, l_panic);
+  if (o->sandbox)
+    open_sandbox(L);
+  else
+    luaL_openlibs(L);
+  lua_getglobal(L, "os");
+  lua_pushcfunction(L, l_os_exit);
+  lua_setfield(L, -2, "exit");
+  lua_pop(L, 1);
+  mg_lua_open(L, &rt->env);
+  find_scripts_dir(rt);
+  if (rt->scripts_dir[0])
+    add_path(L, rt->scripts_dir, o->sandbox);
+  *out = rt;
+  return 0;
+}
+
+/* The runtime being loaded, for the load-time signal handler. */
+static mg_runtime *volatile loading_rt;
+
+static void on_load_signal(int signum) {
+  mg_runtime *rt = loading_rt;
+  if (rt) {
+    rt->load_signal = signum;
+    rt->env.interrupted = 1; /* the count hook raises "interrupted" */
+  }
+}
+
+/* Run the chunk on the stack (with nargs args) as the top level. */
+static int run_top(mg_runtime *rt, int nargs, char *err, size_t err_len) {
+  mg_lua_env *env = &rt->env;
+  struct sigaction sa, old_int, old_term;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_load_signal;
+  sigemptyset(&sa.sa_mask);
+  if (rt->opts.handle_signals) {
+    loading_rt = rt;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+  }
+  uint64_t t = env->cb_timeout_ms, n = env->cb_instructions;
+  env->cb_timeout_ms = rt->opts.setup_timeout_ms;
+  env->cb_instructions = 0;
+  int st = mg_lua_pcall_top(env->L, nargs, rt->opts.setup_timeout_ms > 0, err,
+                            err_len);
+  env->cb_timeout_ms = t;
+  env->cb_instructions = n;
+  if (rt->opts.handle_signals) {
+    /* Restore only what is still ours: a policy that called mg.on_signal
+     * has given the signal to libuv. */
+    struct sigaction cur;
+    sigaction(SIGINT, NULL, &cur);
+    if (cur.sa_handler == on_load_signal)
+      sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, NULL, &cur);
+    if (cur.sa_handler == on_load_signal)
+      sigaction(SIGTERM, &old_term, NULL);
+    loading_rt = NULL;
+  }
+  if (st == MG_LUA_ERROR) {
+    if (rt->load_signal) {
+      mg_runtime_shutdown(rt, 128 + rt->load_signal);
+      return 0;
+    }
+    return MG_EPARSE;
+  }
+  if (st == MG_LUA_EXIT)
+    mg_runtime_shutdown(rt, env->exit_code);
+  return 0;
+}
+
+int mg_runtime_load(mg_runtime *rt, const char *path, int argc,
+                    char *const *argv, char *err, size_t err_len) {
+  lua_State *L = rt->env.L;
+  /* arg = { [0] = path, argv... } as in lua(1) */
+  lua_createtable(L, argc, 1);
+  lua_pushstring(L, path);
+  lua_rawseti(L, -2, 0);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setglobal(L, "arg");
+  /* require() finds modules next to the policy too */
+  if (!rt->opts.sandbox) {
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    add_path(L, dirname(tmp), 0);
+  }
+  if (luaL_loadfilex(L, path, rt->opts.sandbox ? "t" : "bt") != LUA_OK) {
+    mg_errf(err, err_len, MG_EPARSE, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return MG_EPARSE;
+  }
+  luaL_checkstack(L, argc + 4, "too many arguments");
+  for (int i = 0; i < argc; i++)
+    lua_pushstring(L, argv[i]);
+  return run_top(rt, argc, err, err_len);
+}
+
+int mg_runtime_load_string(mg_runtime *rt, const char *code, const char *name,
+                           char *err, size_t err_len) {
+  lua_State *L = rt->env.L;
+  if (luaL_loadbufferx(L, code, strlen(code), name, "t") != LUA_OK) {
+    mg_errf(err, err_len, MG_EPARSE, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return MG_EPARSE;
+  }
+  return run_top(rt, 0, err, err_len);
+}
+
+int mg_runtime_run(mg_runtime *rt) {
+  if (!rt->owns_loop)
+    return -EINVAL;
+  if (!rt->shut_down) {
+    start_own_signals(rt);
+    uv_run(rt->env.loop, UV_RUN_DEFAULT);
+  }
+  /* Out of work, or shut down: close what is left and drain the closes. */
+  do_shutdown(rt);
+  uv_run(rt->env.loop, UV_RUN_DEFAULT);
+  return 0;
+}
+
+int mg_runtime_exit_requested(const mg_runtime *rt) {
+  return rt->env.exit_requested;
+}
+
+int mg_runtime_exit_code(const mg_runtime *rt) {
+  return rt->env.exit_requested ? rt->env.exit_code : 0;
+}
+
+unsigned long mg_runtime_callback_errors(const mg_runtime *rt) {
+  return rt->env.callback_errors;
+}
+
+size_t mg_runtime_lua_mem(const mg_runtime *rt, size_t *peak_bytes) {
+  if (peak_bytes)
+    *peak_bytes = rt->env.mem_peak;
+  return rt->env.mem_used;
+}
+
+lua_State *mg_runtime_lua(mg_runtime *rt) {
+  return rt->env.L;
+}
+
+uv_loop_t *mg_runtime_loop(mg_runtime *rt) {
+  return rt->env.loop;
+}
+
+void mg_runtime_free(mg_runtime *rt) {
+  if (rt == NULL)
+    return;
+  mg_lua_close_handles(&rt->env);
+  close_own_signals(rt);
+  if (rt->owns_loop)
+    uv_run(rt->env.loop, UV_RUN_DEFAULT); /* run the close callbacks */
+  lua_close(rt->env.L);
+  if (rt->owns_loop)
+    uv_loop_close(&rt->own_loop);
+  free(rt);
+}

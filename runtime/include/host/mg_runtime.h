@@ -1,0 +1,104 @@
+/* mg_runtime.h — the runtime host: one uv_loop_t + one lua_State that run
+ * a policy (host layer). `mgrun` is a thin main() over this API; an agent
+ * host embeds the same runtime, optionally on its own loop.
+ *
+ *   mg_runtime_opts o;
+ *   mg_runtime_opts_init(&o);          // defaults
+ *   o.loop = my_loop;                  // optional: caller-owned loop
+ *   mg_runtime *rt;
+ *   mg_runtime_new(&o, &rt, err, sizeof err);
+ *   if (mg_runtime_load(rt, "policy.lua", argc, argv, err, sizeof err) < 0)
+ *     ... err holds "policy.lua:3: message" and a traceback
+ *   mg_runtime_run(rt);                // or run your own loop
+ *   int code = mg_runtime_exit_code(rt);
+ *   mg_runtime_free(rt);
+ */
+#ifndef MG_RUNTIME_H
+#define MG_RUNTIME_H
+
+#include <lua.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "mg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MG_RUNTIME_DEFAULT_LUA_MEM ((size_t)64 << 20) /* 64 MiB */
+#define MG_RUNTIME_DEFAULT_CB_TIMEOUT_MS 1000
+#define MG_RUNTIME_DEFAULT_CB_INSTRUCTIONS 1000000000ull
+
+typedef struct mg_runtime mg_runtime;
+
+typedef struct mg_runtime_opts {
+  uv_loop_t *loop;           /* NULL: the runtime creates and owns one */
+  mg_logger *logger;         /* borrowed; NULL drops log lines */
+  size_t lua_mem_max_bytes;  /* cap of the Lua state; 0 = none */
+  uint64_t cb_timeout_ms;    /* wall-clock budget per callback; 0 = none */
+  uint64_t cb_instructions;  /* instruction budget per callback; 0 = none */
+  uint64_t setup_timeout_ms; /* budget of the policy's top level; 0 = none */
+  int sandbox;        /* no io, os.execute…, debug, bytecode, C modules */
+  int handle_signals; /* SIGINT/SIGTERM → graceful shutdown (mgrun: 1) */
+  const char *scripts_dir;   /* shipped Lua library; NULL = built-in default */
+  const char *cgroup_parent; /* where child cgroups go; NULL = own cgroup */
+  mg_paths paths;            /* probe roots; zero = the real system */
+  /* Called once when the policy asks to exit (mg.exit) or a signal asks
+   * for shutdown, after the runtime closed its handles. Optional. */
+  void (*on_exit)(mg_runtime *rt, int code, void *ud);
+  void *on_exit_ud;
+} mg_runtime_opts;
+
+/* Fill `o` with the defaults (64 MiB Lua cap, 1000 ms / 1e9 instructions
+ * per callback, no setup budget, no sandbox, no signal handling). */
+void mg_runtime_opts_init(mg_runtime_opts *o);
+
+/* Create a runtime: a Lua state with the standard libraries (or the
+ * sandboxed subset) and the `mg` module. *out is owned by the caller and
+ * released with mg_runtime_free. */
+int mg_runtime_new(const mg_runtime_opts *o, mg_runtime **out, char *err,
+                   size_t err_len);
+
+/* Load `path` and run its top level with `arg` = {[0]=path, argv...} and
+ * `...` = argv. Fails with "file:line: message" (+ traceback) in err for a
+ * missing file, a syntax error or an error at top level: MG_EPARSE.
+ * A top level that calls mg.exit succeeds; mg_runtime_exit_requested()
+ * then says so. */
+int mg_runtime_load(mg_runtime *rt, const char *path, int argc,
+                    char *const *argv, char *err, size_t err_len);
+
+/* Load a chunk from memory (same contract; `name` names it in messages). */
+int mg_runtime_load_string(mg_runtime *rt, const char *code, const char *name,
+                           char *err, size_t err_len);
+
+/* Run the loop until nothing is left to do, mg.exit, or a handled signal;
+ * then close every handle of the runtime. Only for a runtime-owned loop
+ * (-EINVAL otherwise: run your own loop). */
+int mg_runtime_run(mg_runtime *rt);
+
+/* Ask for a graceful shutdown with `code`, as mg.exit does. */
+void mg_runtime_shutdown(mg_runtime *rt, int code);
+
+int mg_runtime_exit_requested(const mg_runtime *rt);
+/* The exit status the policy asked for (0 when it just ran out of work;
+ * 128+N after a signal N ended it). */
+int mg_runtime_exit_code(const mg_runtime *rt);
+/* Callbacks that failed (errors, budgets, memory cap) so far. */
+unsigned long mg_runtime_callback_errors(const mg_runtime *rt);
+/* Bytes the Lua state holds now and at most. */
+size_t mg_runtime_lua_mem(const mg_runtime *rt, size_t *peak_bytes);
+
+lua_State *mg_runtime_lua(mg_runtime *rt);
+uv_loop_t *mg_runtime_loop(mg_runtime *rt);
+
+/* Close the Lua state and, if the runtime owns it, the loop. NULL is a
+ * no-op. With a caller-owned loop, the runtime's handles are closed and
+ * their close callbacks run when the caller next runs the loop. */
+void mg_runtime_free(mg_runtime *rt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

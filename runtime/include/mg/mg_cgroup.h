@@ -1,0 +1,127 @@
+/* mg_cgroup.h — cgroup v1 and v2 memory controller: detection, the
+ * effective limit of this process, writability, and child groups
+ * (core layer).
+ */
+#ifndef MG_CGROUP_H
+#define MG_CGROUP_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mg_paths.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mg_cgroup_version {
+  MG_CGROUP_NONE = 0, /* no memory controller mounted */
+  MG_CGROUP_V1 = 1,
+  MG_CGROUP_V2 = 2
+} mg_cgroup_version;
+
+/* Where this process sits in the memory hierarchy. Plain data. */
+typedef struct mg_cgroup_info {
+  mg_cgroup_version version; /* of the memory controller */
+  int v2_mounted;            /* a cgroup2 hierarchy is mounted (also hybrid) */
+  char mount[PATH_MAX];      /* mount point of the memory hierarchy */
+  char path[PATH_MAX];       /* this process's cgroup, from /proc/self/cgroup */
+  char dir[PATH_MAX];        /* absolute directory of that cgroup */
+  int has_limit;             /* a finite limit is set here or above */
+  uint64_t limit_bytes;      /* the tightest such limit */
+  char limit_dir[PATH_MAX];  /* the cgroup directory that sets it */
+} mg_cgroup_info;
+
+/* "none" / "v1" / "v2". */
+const char *mg_cgroup_version_name(mg_cgroup_version v);
+
+/* Detect from <proc_root>/self/mountinfo and <proc_root>/self/cgroup, then
+ * walk from this cgroup up to the hierarchy root reading
+ * memory.limit_in_bytes (v1) or memory.max (v2); "max" and v1's
+ * "unlimited" value (>= 2^62) mean no limit. No memory controller is not
+ * an error: version = MG_CGROUP_NONE. Malformed files are MG_EPARSE with
+ * the file named in err. */
+int mg_cgroup_detect(const mg_paths *paths, mg_cgroup_info *out, char *err,
+                     size_t err_len);
+
+/* Group names: 1..64 bytes of [A-Za-z0-9._-], not "." or "..", no "/".
+ * -EINVAL with err quoting the name and saying what is accepted. */
+int mg_cgroup_validate_name(const char *name, char *err, size_t err_len);
+
+/* Can a child group with a memory limit be created under `parent_dir`
+ * (NULL → info->dir)? Tries it for real: mkdir "mgrun-probe-<pid>",
+ * write a limit, rmdir. Returns 1 writable, 0 not (reason says why), or a
+ * negative code. */
+int mg_cgroup_probe_writable(const mg_cgroup_info *info,
+                             const char *parent_dir, char *reason,
+                             size_t reason_len);
+
+/* A child group created by libmg. Opaque. */
+typedef struct mg_cgroup mg_cgroup;
+
+/* Counters of a group, in bytes and events. Fields the version lacks are
+ * 0 with the matching has_ flag 0. */
+typedef struct mg_cgroup_stats {
+  uint64_t current_bytes; /* memory.current / memory.usage_in_bytes */
+  uint64_t peak_bytes;    /* memory.peak / memory.max_usage_in_bytes */
+  int has_peak;
+  uint64_t limit_bytes;   /* memory.max / memory.limit_in_bytes */
+  uint64_t oom_kills;     /* memory.events oom_kill / oom_control oom_kill */
+  uint64_t oom_events;    /* memory.events oom / memory.failcnt (v1) */
+  uint64_t max_events;    /* memory.events max (v2) */
+  uint64_t high_events;   /* memory.events high (v2) */
+} mg_cgroup_stats;
+
+/* Create `<parent_dir or info->dir>/<name>` (name validated). On success
+ * *out owns the handle; free it with mg_cgroup_free (which does not remove
+ * the directory). An existing directory is -EEXIST. */
+int mg_cgroup_create(const mg_cgroup_info *info, const char *parent_dir,
+                     const char *name, mg_cgroup **out, char *err,
+                     size_t err_len);
+
+/* The group's directory (owned by the handle). */
+const char *mg_cgroup_dir(const mg_cgroup *cg);
+mg_cgroup_version mg_cgroup_get_version(const mg_cgroup *cg);
+
+/* Set the hard memory limit; swap is set to 0 where the kernel allows
+ * (v1 memory.memsw.limit_in_bytes, v2 memory.swap.max) so the limit is
+ * real. `swap_limited` (may be NULL) reports whether that worked. */
+int mg_cgroup_set_limit(mg_cgroup *cg, uint64_t bytes, int *swap_limited,
+                        char *err, size_t err_len);
+
+/* v2 memory.high (throttling tripwire); -ENOTSUP on v1. */
+int mg_cgroup_set_high(mg_cgroup *cg, uint64_t bytes, char *err,
+                       size_t err_len);
+
+/* Move `pid` into the group (cgroup.procs). */
+int mg_cgroup_add_pid(mg_cgroup *cg, pid_t pid, char *err, size_t err_len);
+
+int mg_cgroup_stats_read(mg_cgroup *cg, mg_cgroup_stats *out, char *err,
+                         size_t err_len);
+
+/* Number of processes in the group (0 when empty). */
+int mg_cgroup_count_pids(mg_cgroup *cg, size_t *count);
+
+/* SIGKILL everything in the group: v2 cgroup.kill when present, else each
+ * pid in cgroup.procs, repeated until empty or `timeout_ms`. */
+int mg_cgroup_kill_all(mg_cgroup *cg, int timeout_ms);
+
+/* rmdir the group (retrying briefly while the kernel drains it). */
+int mg_cgroup_remove(mg_cgroup *cg, char *err, size_t err_len);
+
+/* Free the handle. NULL is a no-op. */
+void mg_cgroup_free(mg_cgroup *cg);
+
+/* Remove leftover groups named `<prefix><pid>-*` under `parent_dir` whose
+ * pid is no longer alive (stale groups of a dead earlier run). Groups that
+ * still hold processes are killed first. *removed (may be NULL) counts. */
+int mg_cgroup_remove_stale(const mg_cgroup_info *info, const char *parent_dir,
+                           const char *prefix, size_t *removed, char *err,
+                           size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,46 @@
+/* mg_proc.h — per-process memory from /proc/PID/status and smaps_rollup
+ * (core layer). Reads only the one process asked for; never walks /proc.
+ */
+#ifndef MG_PROC_H
+#define MG_PROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mg_proc_status {
+  pid_t pid;
+  char name[64];         /* Name: (comm) */
+  uint64_t rss_bytes;    /* VmRSS */
+  uint64_t hwm_bytes;    /* VmHWM (peak RSS) */
+  uint64_t vsize_bytes;  /* VmSize */
+  uint64_t data_bytes;   /* VmData (what RLIMIT_DATA counts) */
+  uint64_t anon_bytes;   /* RssAnon */
+  uint64_t file_bytes;   /* RssFile */
+  uint64_t shmem_bytes;  /* RssShmem */
+  uint64_t swap_bytes;   /* VmSwap */
+  int is_kernel_thread;  /* no Vm* lines: a kernel thread or a zombie */
+} mg_proc_status;
+
+/* Parse the text of a status file. */
+int mg_proc_status_parse(const char *text, mg_proc_status *out, char *err,
+                         size_t err_len);
+
+/* Read `<proc_root>/<pid>/status` (pid 0 = "self"); proc_root NULL means
+ * "/proc". No such process is -ESRCH with err naming the pid. */
+int mg_proc_status_read(const char *proc_root, pid_t pid, mg_proc_status *out,
+                        char *err, size_t err_len);
+
+/* Read Pss from `<proc_root>/<pid>/smaps_rollup` (Linux >= 4.14); absent
+ * file is MG_ENOTSUP. */
+int mg_proc_pss_read(const char *proc_root, pid_t pid, uint64_t *pss_bytes,
+                     char *err, size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

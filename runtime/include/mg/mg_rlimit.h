@@ -1,0 +1,74 @@
+/* mg_rlimit.h — memory rlimits: probe for enforcement, get and set, on this
+ * process or another (prlimit) (core layer).
+ *
+ * RLIMIT_DATA (Linux >= 4.7 counts private writable mappings) is the default;
+ * RLIMIT_AS is opt-in: it counts address-space reservations, and CUDA's
+ * cuInit alone reserves ~12 GiB of address space.
+ */
+#ifndef MG_RLIMIT_H
+#define MG_RLIMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* "No limit" in mg_rlimit_get / mg_rlimit_set. */
+#define MG_RLIMIT_UNLIMITED UINT64_MAX
+
+typedef enum mg_rlimit_resource {
+  MG_RLIMIT_DATA = 0, /* RLIMIT_DATA: "data" */
+  MG_RLIMIT_AS = 1    /* RLIMIT_AS: "as" */
+} mg_rlimit_resource;
+
+/* "data" / "as". */
+const char *mg_rlimit_name(mg_rlimit_resource r);
+
+/* Parse "data" or "as"; anything else is -EINVAL with err saying what is
+ * accepted. */
+int mg_rlimit_from_name(const char *name, mg_rlimit_resource *out, char *err,
+                        size_t err_len);
+
+/* What the enforcement probe found. Plain data, caller-owned. */
+typedef struct mg_rlimit_support {
+  int data_enforced;     /* an allocation past RLIMIT_DATA failed */
+  int as_enforced;       /* an allocation past RLIMIT_AS failed */
+  char data_reason[256]; /* why data was accepted or rejected */
+  char as_reason[256];   /* why as was accepted or rejected */
+} mg_rlimit_support;
+
+/* Probe each resource in a short-lived forked child: set the limit a little
+ * above the child's current use, check that an allocation under it succeeds
+ * and one past it fails. The first result is cached for the life of the
+ * process (thread-safe); later calls copy the cache. */
+int mg_rlimit_probe(mg_rlimit_support *out);
+
+/* Same probe, never cached (tests). */
+int mg_rlimit_probe_uncached(mg_rlimit_support *out);
+
+/* The preferred enforced resource: data if enforced, else as; -ENOTSUP
+ * (MG_ENOTENFORCED) when neither is, with both reasons in err. */
+int mg_rlimit_preferred(const mg_rlimit_support *s, mg_rlimit_resource *out,
+                        char *err, size_t err_len);
+
+/* Current soft and hard limit of `pid` (0 = this process);
+ * MG_RLIMIT_UNLIMITED for RLIM_INFINITY. Either out-parameter may be NULL. */
+int mg_rlimit_get(pid_t pid, mg_rlimit_resource r, uint64_t *soft,
+                  uint64_t *hard, char *err, size_t err_len);
+
+/* Set the soft limit of `pid` (0 = this process) to `bytes`; with
+ * `also_hard`, the hard limit too (irreversible without CAP_SYS_RESOURCE).
+ * When the hard limit is finite and lower than `bytes` (and not being set),
+ * the soft limit is clamped to it and `warn` says so with the value really
+ * applied. *applied_bytes (may be NULL) gets the soft limit in force. */
+int mg_rlimit_set(pid_t pid, mg_rlimit_resource r, uint64_t bytes,
+                  int also_hard, uint64_t *applied_bytes, char *warn,
+                  size_t warn_len, char *err, size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,96 @@
+-- Loading policies: errors, arguments, --check, require, the sandbox.
+local lu = require("luaunit")
+local h = require("helper")
+
+TestLoad = {}
+
+function TestLoad:test_syntax_error_exits_2_with_file_line()
+  local status, out = h.run("local x = = 1\n", {})
+  lu.assertEquals(status, 2)
+  lu.assertStrMatches(out, "mgrun: /.-%.lua:1: .*")
+end
+
+function TestLoad:test_error_at_top_level_exits_2_with_file_line()
+  local status, out = h.run("local a = 1\nerror('top level boom')\n")
+  lu.assertEquals(status, 2)
+  lu.assertStrMatches(out, "mgrun: /.-%.lua:2: top level boom.*")
+end
+
+function TestLoad:test_missing_policy_exits_2()
+  local status, out = h.sh(h.q(h.mgrun) .. " /nonexistent/policy.lua")
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(out, "cannot open /nonexistent/policy.lua")
+end
+
+function TestLoad:test_arg_and_varargs()
+  local status, out = h.run([[
+    print("n", #arg, arg[1], arg[2])
+    print("dots", select("#", ...), ...)
+    assert(arg[0]:match("%.lua$"))
+  ]], {}, { "one", "two words" })
+  lu.assertEquals(status, 0, out)
+  lu.assertStrContains(out, "n\t2\tone\ttwo words")
+  lu.assertStrContains(out, "dots\t2\tone\ttwo words")
+end
+
+function TestLoad:test_check_runs_top_level_but_no_loop()
+  local status, out = h.run([[
+    mg.after(0, function() print("loop ran") end)
+    print("top level ran")
+  ]], { "--check" })
+  lu.assertEquals(status, 0, out)
+  lu.assertStrContains(out, "top level ran")
+  lu.assertStrContains(out, ": OK")
+  lu.assertNotStrContains(out, "loop ran")
+  status, out = h.run("x = = 1", { "--check" })
+  lu.assertEquals(status, 2)
+end
+
+function TestLoad:test_require_mg_and_scripts()
+  local status, out = h.run([[
+    assert(require("mg") == mg)
+    print("ok")
+  ]])
+  lu.assertEquals(status, 0, out)
+end
+
+function TestLoad:test_sandbox_denies_io_os_debug_bytecode()
+  local status, out = h.run([[
+    print("io", io == nil, "debug", debug == nil, "execute", os.execute == nil)
+    print("time", type(os.time()))
+    local bc = string.dump(function() return 1 end)
+    local f, err = load(bc)
+    print("bytecode", f == nil, err)
+    print("text", load("return 41 + 1")())
+    print("dofile", dofile == nil, "loadlib", package.loadlib == nil)
+    local ok = pcall(require, "socket.core")
+    print("cmodule", ok)
+  ]], { "--sandbox" })
+  lu.assertEquals(status, 0, out)
+  lu.assertStrContains(out, "io\ttrue\tdebug\ttrue\texecute\ttrue")
+  lu.assertStrContains(out, "time\tnumber")
+  lu.assertStrContains(out, "bytecode\ttrue")
+  lu.assertStrContains(out, "text\t42")
+  lu.assertStrContains(out, "dofile\ttrue\tloadlib\ttrue")
+  lu.assertStrContains(out, "cmodule\tfalse")
+end
+
+function TestLoad:test_usage_errors_exit_2()
+  for _, args in ipairs({ "", "--bogus x.lua", "--lua-mem lots x.lua",
+                          "--cb-timeout -1 x.lua", "--log-format xml x.lua",
+                          "--log-level loud x.lua", "--json" }) do
+    local status, out = h.sh(h.q(h.mgrun) .. " " .. args)
+    lu.assertEquals(status, 2, args .. ": " .. out)
+    lu.assertStrContains(out, "mgrun:")
+  end
+  local status, out = h.sh(h.q(h.mgrun) .. " --lua-mem lots x.lua")
+  lu.assertStrContains(out, '"lots"')
+end
+
+function TestLoad:test_setup_timeout()
+  local status, out = h.run("while true do end", { "--setup-timeout", "100" })
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(out, "time budget of 100 ms")
+end
+
+os.exit(lu.LuaUnit.run(table.unpack(arg)))
