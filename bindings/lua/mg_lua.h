@@ -48,6 +48,7 @@ typedef struct mg_lua_env {
   mg_logger *logger; /* may be NULL: log lines are dropped */
   mg_paths paths;    /* probe roots (NULL fields: the real system) */
   const char *cgroup_parent;
+  int check_only; /* mgrun --check: validate everything, start nothing */
 
   /* Budget of every callback; 0 disables that part. */
   uint64_t cb_timeout_ms;

@@ -17,24 +17,29 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Parse "<digits>[.<digits>]" at [p, end) into a double. */
+/* Parse "<digits>[.<digits>]" at [p, end) into a double: the digits form
+ * one integer mantissa divided once by a power of ten, so "0.75" is the
+ * double nearest to 0.75 (summing 0.1-steps would drift). */
 static int parse_decimal(const char *p, const char *end, double *out) {
   if (p == end || *p < '0' || *p > '9')
     return -1;
-  double v = 0;
-  for (; p < end && *p >= '0' && *p <= '9'; p++)
-    v = v * 10 + (*p - '0');
+  uint64_t mant = 0;
+  double div = 1;
+  int digits = 0;
+  for (; p < end && *p >= '0' && *p <= '9'; p++, digits++)
+    mant = mant * 10 + (uint64_t)(*p - '0');
   if (p < end && *p == '.') {
     p++;
     if (p == end || *p < '0' || *p > '9')
       return -1;
-    double scale = 0.1;
-    for (; p < end && *p >= '0' && *p <= '9'; p++, scale /= 10)
-      v += (*p - '0') * scale;
+    for (; p < end && *p >= '0' && *p <= '9'; p++, digits++) {
+      mant = mant * 10 + (uint64_t)(*p - '0');
+      div *= 10;
+    }
   }
-  if (p != end)
+  if (p != end || digits > 15) /* beyond 15 digits mant may not be exact */
     return -1;
-  *out = v;
+  *out = (double)mant / div;
   return 0;
 }
 

@@ -277,6 +277,7 @@ int mg_runtime_new(const mg_runtime_opts *o, mg_runtime **out, char *err,
   rt->env.logger = o->logger;
   rt->env.paths = o->paths;
   rt->env.cgroup_parent = o->cgroup_parent;
+  rt->env.check_only = o->check_only;
   rt->env.cb_timeout_ms = o->cb_timeout_ms;
   rt->env.cb_instructions = o->cb_instructions;
   rt->env.mem_max = o->lua_mem_max_bytes;

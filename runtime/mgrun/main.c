@@ -324,6 +324,7 @@ int main(int argc, char **argv) {
     return EXIT_RUNTIME;
   }
   ro.logger = logger;
+  ro.check_only = check;
   mg_runtime *rt;
   if (mg_runtime_new(&ro, &rt, err, sizeof err) < 0) {
     fprintf(stderr, "mgrun: %s\n", err);

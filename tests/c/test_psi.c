@@ -112,7 +112,20 @@ TEST(real) {
   ASSERT(p.full.total_us <= p.some.total_us);
 }
 
+/* Decimals are the nearest doubles (JSON shows 0.75, not 0.75000000000000011). */
+TEST(exact_decimals) {
+  mg_psi p;
+  char err[256];
+  ASSERT_EQ(mg_psi_parse("some avg10=0.75 avg60=12.34 avg300=99.99 total=5\n",
+                         &p, err, sizeof err),
+            0);
+  ASSERT(p.some.avg10 == 0.75);
+  ASSERT(p.some.avg60 == 12.34);
+  ASSERT(p.some.avg300 == 99.99);
+}
+
 int main(void) {
+  RUN(exact_decimals);
   RUN(normal);
   RUN(some_only);
   RUN(malformed);

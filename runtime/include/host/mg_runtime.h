@@ -42,6 +42,7 @@ typedef struct mg_runtime_opts {
   uint64_t setup_timeout_ms; /* budget of the policy's top level; 0 = none */
   int sandbox;        /* no io, os.execute…, debug, bytecode, C modules */
   int handle_signals; /* SIGINT/SIGTERM → graceful shutdown (mgrun: 1) */
+  int check_only;     /* mgrun --check: validate, start nothing */
   const char *scripts_dir;   /* shipped Lua library; NULL = built-in default */
   const char *cgroup_parent; /* where child cgroups go; NULL = own cgroup */
   mg_paths paths;            /* probe roots; zero = the real system */
