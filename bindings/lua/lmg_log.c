@@ -48,7 +48,8 @@ static int log_at(lua_State *L, mg_log_level level) {
       lua_pushvalue(L, -2);
     }
   }
-  qsort(keys, n, sizeof keys[0], cmp_key);
+  if (n > 1)
+    qsort(keys, n, sizeof keys[0], cmp_key);
   for (size_t i = 0; i < n; i++) {
     int idx = keys[i].idx;
     fields[i].key = keys[i].key;
