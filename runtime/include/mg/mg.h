@@ -19,5 +19,6 @@
 #include "mg_psi.h"
 #include "mg_rlimit.h"
 #include "mg_size.h"
+#include "mg_store.h"
 
 #endif

@@ -1,0 +1,226 @@
+/* bench_store.c — the bounded context store's C hot paths, printed as a
+ * markdown table:
+ *   1. add of 256-byte messages into a store at its limit (1,000 messages,
+ *      on_full = prune, built-in "oldest"): each add evicts the oldest;
+ *   2. trim 4,000 messages to 10 % with mg_store_prune, counting calls to
+ *      the token estimator during the trim (must be 0);
+ *   3. real heap per message (malloc_usable_size + 8 per block) against the
+ *      accounted size.
+ * Usage: bench_store [adds]   (default 10,000,000 adds per round, 7
+ * rounds; best and median reported, by wall clock and by this thread's CPU
+ * time — on a shared machine the CPU figure is the steadier one).
+ * Single-threaded: one core. */
+#include <inttypes.h>
+#include <malloc.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mg.h"
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU time of this thread: what one core spent, not counting the time
+ * other processes on a shared machine took from it. */
+static double cpu_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void die(const char *what, const char *msg) {
+  fprintf(stderr, "bench_store: %s: %s\n", what, msg);
+  exit(1);
+}
+
+static char content[256];
+
+/* ---------------------------------------------------------- 1. add */
+
+#define ADD_ROUNDS 7
+/* Seconds per round: wall[] and cpu[] sorted. */
+static void bench_add(long n, double *wall, double *cpu, uint64_t *evicted) {
+  mg_store_options o;
+  mg_store_options_init(&o);
+  o.name = "bench";
+  o.on_full = MG_STORE_ON_FULL_PRUNE; /* strategy NULL: oldest, C path */
+  mg_store *s = NULL;
+  char err[256];
+  if (mg_store_new(&o, &s, err, sizeof err))
+    die("mg_store_new", err);
+  mg_store_input in = {0};
+  in.role = "user";
+  in.content = content;
+  in.content_len = sizeof content;
+  mg_store_error e;
+  for (int i = 0; i < 1000; i++) /* fill to the limit */
+    if (mg_store_add(s, &in, NULL, &e))
+      die("fill", e.message);
+  for (int r = 0; r < ADD_ROUNDS; r++) {
+    double t0 = now_s(), c0 = cpu_s();
+    for (long i = 0; i < n; i++)
+      if (mg_store_add(s, &in, NULL, &e))
+        die("add", e.message);
+    cpu[r] = cpu_s() - c0;
+    wall[r] = now_s() - t0;
+  }
+  qsort(wall, ADD_ROUNDS, sizeof wall[0], cmp_dbl);
+  qsort(cpu, ADD_ROUNDS, sizeof cpu[0], cmp_dbl);
+  mg_store_stats st;
+  mg_store_get_stats(s, &st);
+  *evicted = st.evicted_count;
+  if (st.message_count != 1000 || mg_store_check(s, err, sizeof err))
+    die("after adds", "store not at its limit or inconsistent");
+  mg_store_free(s);
+}
+
+/* ---------------------------------------------------------- 2. trim */
+
+static uint64_t est_calls;
+static uint64_t estimator(void *ud, const mg_store_input *in) {
+  (void)ud;
+  est_calls++;
+  return (in->content_len + 3) / 4;
+}
+
+static double bench_trim(uint64_t *calls_during, uint64_t *removed_out) {
+  enum { RUNS = 21 };
+  double t[RUNS];
+  *calls_during = 0;
+  for (int r = 0; r < RUNS; r++) {
+    mg_store_options o;
+    mg_store_options_init(&o);
+    o.name = "trim";
+    o.limits.max_messages = 10000;
+    o.estimate_tokens = estimator;
+    mg_store *s = NULL;
+    char err[256];
+    if (mg_store_new(&o, &s, err, sizeof err))
+      die("mg_store_new", err);
+    mg_store_input in = {0};
+    in.role = "user";
+    in.content = content;
+    in.content_len = sizeof content;
+    mg_store_error e;
+    for (int i = 0; i < 4000; i++)
+      if (mg_store_add(s, &in, NULL, &e))
+        die("fill", e.message);
+    uint64_t before = est_calls, removed = 0;
+    double t0 = now_s();
+    if (mg_store_prune(s, 400, &removed, err, sizeof err))
+      die("prune", err);
+    t[r] = now_s() - t0;
+    *calls_during += est_calls - before;
+    *removed_out = removed;
+    if (mg_store_len(s) != 400)
+      die("prune", "did not keep 400");
+    mg_store_free(s);
+  }
+  qsort(t, RUNS, sizeof t[0], cmp_dbl);
+  return t[RUNS / 2];
+}
+
+/* ---------------------------------------------------------- 3. heap */
+
+static size_t live;
+static void *c_malloc(void *ud, size_t n) {
+  (void)ud;
+  void *p = malloc(n);
+  if (p)
+    live += malloc_usable_size(p) + 8;
+  return p;
+}
+static void *c_realloc(void *ud, void *p, size_t o, size_t n) {
+  (void)ud;
+  (void)o;
+  size_t before = p ? malloc_usable_size(p) + 8 : 0;
+  void *q = realloc(p, n);
+  if (q)
+    live = live - before + malloc_usable_size(q) + 8;
+  return q;
+}
+static void c_free(void *ud, void *p, size_t n) {
+  (void)ud;
+  (void)n;
+  if (p)
+    live -= malloc_usable_size(p) + 8;
+  free(p);
+}
+
+static void bench_heap(double *real_per_msg, double *accounted_per_msg,
+                       size_t *store_const) {
+  mg_store_alloc a = {c_malloc, c_realloc, c_free, NULL};
+  mg_store_options o;
+  mg_store_options_init(&o);
+  o.alloc = &a;
+  mg_store *s = NULL;
+  char err[256];
+  live = 0;
+  if (mg_store_new(&o, &s, err, sizeof err))
+    die("mg_store_new", err);
+  *store_const = live;
+  mg_store_input in = {0};
+  in.role = "user";
+  in.content = content;
+  in.content_len = sizeof content;
+  mg_store_error e;
+  for (int i = 0; i < 1000; i++)
+    if (mg_store_add(s, &in, NULL, &e))
+      die("fill", e.message);
+  mg_store_stats st;
+  mg_store_get_stats(s, &st);
+  *real_per_msg = (double)(live - *store_const) / 1000.0;
+  *accounted_per_msg = (double)st.total_size_bytes / 1000.0;
+  mg_store_free(s);
+}
+
+int main(int argc, char **argv) {
+  long n = argc > 1 ? atol(argv[1]) : 10000000;
+  if (n <= 0)
+    n = 10000000;
+  memset(content, 'a', sizeof content);
+  uint64_t evicted = 0, calls = 0, removed = 0;
+  double wall[ADD_ROUNDS], cpu[ADD_ROUNDS];
+  int cpu_before = sched_getcpu();
+  bench_add(n, wall, cpu, &evicted);
+  int cpu_after = sched_getcpu();
+  double trim_s = bench_trim(&calls, &removed);
+  double real_pm, acc_pm;
+  size_t cst;
+  bench_heap(&real_pm, &acc_pm, &cst);
+  double payload = 256 + 4;
+  printf("| store benchmark (C, one core) | result | notes |\n");
+  printf("|---|---|---|\n");
+  double nd = (double)n;
+  printf("| add 256-byte msg, store at limit (1,000), evicting oldest | "
+         "%.1f M adds/s (%.1f ns/add) | best of %d rounds of %ld adds, by "
+         "CPU time; median %.1f M/s; wall clock best %.1f M/s, median %.1f "
+         "M/s; %" PRIu64 " evicted in all |\n",
+         nd / cpu[0] / 1e6, cpu[0] / nd * 1e9, ADD_ROUNDS, n,
+         nd / cpu[ADD_ROUNDS / 2] / 1e6, nd / wall[0] / 1e6,
+         nd / wall[ADD_ROUNDS / 2] / 1e6, evicted);
+  printf("| trim 4,000 messages to 10 %% (prune keep 400) | %.3f ms | "
+         "median of 21; removed %" PRIu64 "; estimator calls during trims: "
+         "%" PRIu64 " |\n",
+         trim_s * 1e3, removed, calls);
+  printf("| heap per message (256 B content, role \"user\") | %.1f B real, "
+         "%.1f B accounted | real overhead %.1f B/msg (payload %.0f B); "
+         "accounted overhead %u B/msg; store constant %zu B |\n",
+         real_pm, acc_pm, real_pm - payload, payload, MG_STORE_MSG_OVERHEAD,
+         cst);
+  printf("\n(adds ran on CPU %d%s%d; pin with taskset -c N to compare "
+         "cores on a shared or virtual machine)\n",
+         cpu_before, cpu_before == cpu_after ? " = " : " -> ", cpu_after);
+  return calls == 0 ? 0 : 1;
+}
