@@ -124,3 +124,29 @@ int mg__path_join(char *out, size_t out_len, const char *root, const char *dflt,
     return -ENAMETOOLONG;
   return 0;
 }
+
+/* Parse " <digits> kB" into bytes (see mg__fileio.h). */
+int mg__parse_kb(const char *p, const char *end, uint64_t *out) {
+  while (p < end && (*p == ' ' || *p == '\t'))
+    p++;
+  if (p == end || *p < '0' || *p > '9')
+    return -1;
+  uint64_t v = 0;
+  for (; p < end && *p >= '0' && *p <= '9'; p++) {
+    unsigned d = (unsigned)(*p - '0');
+    if (v > ((UINT64_MAX >> 11) - d) / 10)
+      return -1; /* kB * 1024 would pass 2^63-1 */
+    v = v * 10 + d;
+  }
+  while (p < end && (*p == ' ' || *p == '\t'))
+    p++;
+  if (end - p < 2 || p[0] != 'k' || p[1] != 'B')
+    return -1;
+  p += 2;
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
+    p++;
+  if (p != end)
+    return -1;
+  *out = v * 1024;
+  return 0;
+}

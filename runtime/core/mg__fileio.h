@@ -7,6 +7,7 @@
 #define MG__FILEIO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,6 +32,11 @@ int mg__read_file_alloc(const char *path, size_t max_len, char **out,
  * Returns 0, or -ENAMETOOLONG when it does not fit. */
 int mg__path_join(char *out, size_t out_len, const char *root, const char *dflt,
                   const char *rel);
+
+/* Parse " <digits> kB" (spaces/tabs around, as in /proc/meminfo and
+ * /proc/PID/status) in [p, end) into bytes. Returns 0, or -1 when
+ * malformed or above 2^63-1 bytes. */
+int mg__parse_kb(const char *p, const char *end, uint64_t *out);
 
 #ifdef __cplusplus
 }

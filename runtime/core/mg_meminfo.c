@@ -59,32 +59,6 @@ static uint64_t *field_ptr(mg_meminfo *m, int f) {
   }
 }
 
-/* Parse " <digits> kB" (spaces/tabs around) in [p, end) into bytes.
- * Returns 0, or -1 when malformed or above 2^63-1 bytes. */
-static int parse_kb(const char *p, const char *end, uint64_t *out) {
-  while (p < end && (*p == ' ' || *p == '\t'))
-    p++;
-  if (p == end || *p < '0' || *p > '9')
-    return -1;
-  uint64_t v = 0;
-  for (; p < end && *p >= '0' && *p <= '9'; p++) {
-    unsigned d = (unsigned)(*p - '0');
-    if (v > ((UINT64_MAX >> 11) - d) / 10)
-      return -1; /* kB * 1024 would pass 2^63-1 */
-    v = v * 10 + d;
-  }
-  while (p < end && (*p == ' ' || *p == '\t'))
-    p++;
-  if (end - p < 2 || p[0] != 'k' || p[1] != 'B')
-    return -1;
-  p += 2;
-  while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
-    p++;
-  if (p != end)
-    return -1;
-  *out = v * 1024;
-  return 0;
-}
 
 int mg_meminfo_parse(const char *text, mg_meminfo *out, char *err,
                      size_t err_len) {
@@ -109,7 +83,7 @@ int mg_meminfo_parse(const char *text, mg_meminfo *out, char *err,
         if (strlen(field_names[f]) != klen ||
             memcmp(field_names[f], line, klen) != 0)
           continue;
-        if (parse_kb(colon + 1, eol, field_ptr(&m, f)) < 0)
+        if (mg__parse_kb(colon + 1, eol, field_ptr(&m, f)) < 0)
           return mg_errf(err, err_len, MG_EPARSE,
                          "meminfo: malformed line %d: \"%.*s\" (expected "
                          "\"%s: <number> kB\", at most 2^63-1 bytes)",

@@ -19,32 +19,6 @@
 
 #define MG__PROC_MAX_FILE (16u << 20) /* a status file is a few KiB */
 
-/* Parse " <digits> kB" in [p, end) into bytes; -1 when malformed or the
- * value passes 2^63-1 bytes. */
-static int parse_kb(const char *p, const char *end, uint64_t *out) {
-  while (p < end && (*p == ' ' || *p == '\t'))
-    p++;
-  if (p == end || *p < '0' || *p > '9')
-    return -1;
-  uint64_t v = 0;
-  for (; p < end && *p >= '0' && *p <= '9'; p++) {
-    unsigned d = (unsigned)(*p - '0');
-    if (v > ((UINT64_MAX >> 11) - d) / 10)
-      return -1;
-    v = v * 10 + d;
-  }
-  while (p < end && (*p == ' ' || *p == '\t'))
-    p++;
-  if (end - p < 2 || p[0] != 'k' || p[1] != 'B')
-    return -1;
-  p += 2;
-  while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
-    p++;
-  if (p != end)
-    return -1;
-  *out = v * 1024;
-  return 0;
-}
 
 /* Length of the line at `line` (up to '\n' or NUL), at most 200 for
  * quoting in messages. */
@@ -115,7 +89,7 @@ int mg_proc_status_parse(const char *text, mg_proc_status *out, char *err,
               memcmp(kb_fields[i].key, line, klen) != 0)
             continue;
           uint64_t *dst = (uint64_t *)((char *)&st + kb_fields[i].off);
-          if (parse_kb(colon + 1, eol, dst) < 0)
+          if (mg__parse_kb(colon + 1, eol, dst) < 0)
             return mg_errf(err, err_len, MG_EPARSE,
                            "status: malformed line %d: \"%.*s\" (expected "
                            "\"%s: <number> kB\")",
@@ -243,7 +217,7 @@ int mg_proc_pss_read(const char *proc_root, pid_t pid, uint64_t *pss_bytes,
     lineno++;
     if (eol - line >= 4 && memcmp(line, "Pss:", 4) == 0) {
       uint64_t v;
-      if (parse_kb(line + 4, eol, &v) < 0) {
+      if (mg__parse_kb(line + 4, eol, &v) < 0) {
         rc = mg_errf(err, err_len, MG_EPARSE,
                      "%s: malformed line %d: \"%.*s\" (expected \"Pss: "
                      "<number> kB\")",
