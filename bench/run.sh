@@ -47,3 +47,18 @@ echo "| idle mgrun with a 1 s timer: CPU over 10 s | $cpu % | < 0.1 % |"
 if [[ -x $B/bench/bench_store ]]; then
   "$B/bench/bench_store" | grep '^|' | grep -v -e '^| what' -e '^|---'
 fi
+
+# --- context store through Lua (ctx:add, Lua strategies, trims) and the
+# same workloads against lru-cache and @langchain/core trimMessages (issue 4)
+if [[ -x $B/bench/bench_lstore ]]; then
+  "$B/bench/bench_lstore" >"$T/lstore.txt"
+  grep '^|' "$T/lstore.txt"
+  CMP="$(dirname "$0")/compare"
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "| comparison with lru-cache and trimMessages | skipped | node/npm not found (Debian: apt-get install nodejs npm) |"
+  elif ! npm install --prefix "$CMP" --no-audit --no-fund >"$T/npm.log" 2>&1; then
+    echo "| comparison with lru-cache and trimMessages | skipped | npm install failed: $(tail -n 1 "$T/npm.log") |"
+  else
+    node "$CMP/compare.js" "$T/lstore.txt"
+  fi
+fi

@@ -378,6 +378,7 @@ void mg_lua_open(lua_State *L, mg_lua_env *env) {
   mg_lua_open_limits(L);
   mg_lua_open_loop(L);
   mg_lua_open_log(L);
+  mg_lua_open_store(L);
 
   lua_pushvalue(L, -1);
   lua_setglobal(L, "mg");

@@ -155,5 +155,6 @@ void mg_lua_open_probe(lua_State *L);
 void mg_lua_open_limits(lua_State *L);
 void mg_lua_open_loop(lua_State *L);
 void mg_lua_open_log(lua_State *L);
+void mg_lua_open_store(lua_State *L);
 
 #endif

@@ -898,7 +898,14 @@ struct mg_store_plan {
   mg__ev *ev;
   int err;
   char msg[256];
+  const mg_store_need *need;
 };
+
+/* Is `m` in the group of the message being added (never evicted for it)? */
+static int mg__incoming_group(const mg__msg *m, const mg_store_need *need) {
+  return need && need->group_len && m->group_len == need->group_len &&
+         memcmp(mg__msg_group(m), need->group, need->group_len) == 0;
+}
 
 static void mg__victim(mg__ev *ev, mg__msg *m) {
   m->flags |= MG__F_VICTIM;
@@ -977,7 +984,7 @@ static int mg__oldest(mg_store *s, const mg_store_need *need, mg__ev *ev,
       e = mg__next_epoch(s);
     if (m->epoch == e)
       continue; /* group already found to hold a pinned member */
-    if (mg__group_has_pinned(m, NULL)) {
+    if (mg__group_has_pinned(m, NULL) || mg__incoming_group(m, need)) {
       mg__msg *r = m;
       do {
         r->epoch = e;
@@ -994,8 +1001,8 @@ static int mg__oldest(mg_store *s, const mg_store_need *need, mg__ev *ev,
   mg_errf(why, why_len, MG_ESTRATEGY,
           "strategy 'oldest' could free only %zu messages / %" PRIu64
           " bytes / %" PRIu64 " tokens of the %" PRIu64 " / %" PRIu64
-          " / %" PRIu64 " needed: the rest is pinned or grouped with a pinned "
-          "message",
+          " / %" PRIu64 " needed: the rest is pinned, grouped with a pinned "
+          "message, or in the group of the message being added",
           ev->n, ev->bytes, ev->tokens, need->count, need->bytes, need->tokens);
   mg__ev_cancel(s, ev);
   return MG_ESTRATEGY;
@@ -1026,6 +1033,12 @@ int mg_store_plan_evict(mg_store_plan *p, uint64_t id) {
                          s->strategy_name, id);
   if (m->flags & MG__F_VICTIM)
     return 0;
+  if (mg__incoming_group(m, p->need))
+    return mg__plan_fail(p, MG_EPINNED,
+                         "strategy '%s' chose message %" PRIu64
+                         ", whose group '%s' is the group of the message "
+                         "being added",
+                         s->strategy_name, id, mg__msg_group(m));
   const mg__msg *pin = NULL;
   if (mg__group_has_pinned(m, &pin)) {
     if (pin == m)
@@ -1076,7 +1089,7 @@ static int mg__run_strategy(mg_store *s, const mg_store_need *need, mg__ev *ev,
                             char *why, size_t why_len) {
   if (!s->strategy)
     return mg__oldest(s, need, ev, why, why_len);
-  mg_store_plan plan = {s, ev, 0, {0}};
+  mg_store_plan plan = {s, ev, 0, {0}, need};
   char cb_err[256] = "";
   mg__frame fr;
   mg__frame_push(&fr, s);
@@ -1098,12 +1111,30 @@ static int mg__run_strategy(mg_store *s, const mg_store_need *need, mg__ev *ev,
   uint64_t rcnt = ev->repl ? 1 : 0;
   const char *dim = NULL;
   uint64_t got = 0, want = 0;
-  if (ev->n < need->count + rcnt)
+  if (need->adding) {
+    /* What must be freed so that the store, less the victims, plus the
+     * replacement and the new message, is within every limit that is
+     * set: slack left under a limit counts (a summary may use it). */
+    const mg_store_limits *l = &s->lim;
+    uint64_t wc = s->count + 1 + rcnt, wb = s->total_bytes +
+                                             need->incoming_bytes + rsize;
+    uint64_t wt = s->total_tokens + need->incoming_tokens + rtok;
+    wc = wc > l->max_messages ? wc - l->max_messages : 0;
+    wb = wb > l->max_total_size_bytes ? wb - l->max_total_size_bytes : 0;
+    wt = l->max_tokens && wt > l->max_tokens ? wt - l->max_tokens : 0;
+    if (ev->n < wc)
+      dim = "messages", got = ev->n, want = wc;
+    else if (ev->bytes < wb)
+      dim = "bytes", got = ev->bytes, want = wb;
+    else if (ev->tokens < wt)
+      dim = "tokens", got = ev->tokens, want = wt;
+  } else if (ev->n < need->count + rcnt) {
     dim = "messages", got = ev->n, want = need->count + rcnt;
-  else if (ev->bytes < need->bytes + rsize)
+  } else if (ev->bytes < need->bytes + rsize) {
     dim = "bytes", got = ev->bytes, want = need->bytes + rsize;
-  else if (ev->tokens < need->tokens + rtok)
+  } else if (s->lim.max_tokens && ev->tokens < need->tokens + rtok) {
     dim = "tokens", got = ev->tokens, want = need->tokens + rtok;
+  }
   if (dim) {
     mg_errf(why, why_len, MG_ESTRATEGY,
             "strategy '%s' freed too little: %" PRIu64 " %s of the %" PRIu64
@@ -1292,9 +1323,15 @@ static void mg__need_cur(const mg_store *s, mg_store_limit_type t,
 
 /* Make room for (size, tokens) if needed; 0 when it fits now. Locked. */
 static int mg__room(mg_store *s, uint64_t size, uint64_t tokens,
+                    const char *group, size_t group_len,
                     uint64_t extra_groups, mg__op *op, mg_store_error *e) {
   mg_store_need need;
   mg__need(s, size, tokens, &need);
+  need.group = group_len ? group : NULL;
+  need.group_len = group_len;
+  need.adding = 1;
+  need.incoming_bytes = size;
+  need.incoming_tokens = tokens;
   if (need.limit_type == MG_STORE_LIMIT_NONE) {
     if (mg__ensure(s, 1, extra_groups))
       return mg__add_fail(s, e, -ENOMEM, MG_STORE_LIMIT_NONE, 0, 0,
@@ -1457,7 +1494,7 @@ int mg_store_add(mg_store *s, const mg_store_input *in, uint64_t *out_id,
   }
   uint64_t ng =
       p.group_len && !mg__group_leader(s, in->group, p.group_len, p.ghash);
-  rc = mg__room(s, p.size, tokens, ng, &op, e);
+  rc = mg__room(s, p.size, tokens, in->group, p.group_len, ng, &op, e);
   if (rc) {
     mg__wunlock(s, &op);
     s->alloc.free_fn(s->alloc.ud, m, p.block);
@@ -1633,6 +1670,9 @@ int mg_store_make_room(mg_store *s, const mg_store_need *need,
   mg__op op;
   mg__op_init(&op);
   mg_store_need nd = *need;
+  nd.adding = 0; /* an explicit request: free what it asks, no incoming */
+  nd.group = NULL;
+  nd.group_len = 0;
   uint64_t removed = 0;
   if (nd.count || nd.bytes || nd.tokens) {
     char why[400];

@@ -1715,6 +1715,150 @@ TEST(check_finds_corruption) {
   mg_store_free(s);
 }
 
+/* ============================================== the incoming message's group */
+
+static uint64_t add_grouped(mg_store *s, const char *role, const char *content,
+                            const char *group) {
+  mg_store_input in = msg_text(role, content);
+  in.group = group;
+  uint64_t id = 0;
+  mg_store_error e;
+  if (mg_store_add(s, &in, &id, &e) != 0) {
+    fprintf(stderr, "add failed: %s\n", e.message);
+    return 0;
+  }
+  return id;
+}
+
+/* A tool call at the oldest end is not evicted to make room for its own
+ * result: the group would be split (one part archived, one kept). */
+TEST(incoming_group_is_never_evicted_for_its_member) {
+  mg_store *s = new_store(3, 1048576, 104857600);
+  mg_store_set_on_full(s, MG_STORE_ON_FULL_PRUNE);
+  uint64_t call = add_grouped(s, "assistant", "call tool x", "call-1");
+  uint64_t b = add_text(s, "user", "b");
+  add_text(s, "user", "c");
+  ASSERT(call && b);
+  uint64_t res = add_grouped(s, "tool", "result of x", "call-1");
+  ASSERT(res);
+  mg_store_msg m;
+  ASSERT_EQ(mg_store_get(s, call, &m), 0); /* the call stayed */
+  ASSERT_EQ(mg_store_get(s, b, &m), -ENOENT); /* b made room instead */
+  check_ok(s);
+  /* when only the group itself could make room: a clear error */
+  mg_store *t = new_store(2, 1048576, 104857600);
+  mg_store_set_on_full(t, MG_STORE_ON_FULL_PRUNE);
+  ASSERT(add_grouped(t, "assistant", "call", "g"));
+  ASSERT(add_grouped(t, "tool", "r1", "g"));
+  mg_store_input in = msg_text("tool", "r2");
+  in.group = "g";
+  mg_store_error e;
+  ASSERT_EQ(mg_store_add(t, &in, NULL, &e), MG_ESTRATEGY);
+  ASSERT_CONTAINS(e.message, "group of the message being added");
+  ASSERT_U64_EQ(mg_store_len(t), 2);
+  check_ok(t);
+  mg_store_free(t);
+  mg_store_free(s);
+}
+
+static int evict_incoming_group(void *ud, const mg_store *view,
+                                const mg_store_need *need, mg_store_plan *plan,
+                                char *err, size_t err_len) {
+  (void)ud;
+  (void)err;
+  (void)err_len;
+  mg_store_msg m;
+  if (!need->group || strcmp(need->group, "call-1") != 0 || !need->adding)
+    return -EINVAL; /* the strategy is told the incoming group */
+  mg_store_at(view, 0, &m); /* the tool call of that group */
+  return mg_store_plan_evict(plan, m.id) == MG_EPINNED ? 0 : -1;
+}
+
+TEST(strategy_cannot_choose_the_incoming_group) {
+  mg_store *s = new_store(2, 1048576, 104857600);
+  mg_store_set_on_full(s, MG_STORE_ON_FULL_PRUNE);
+  mg_store_set_strategy(s, evict_incoming_group, NULL, "grabby");
+  ASSERT(add_grouped(s, "assistant", "call", "call-1"));
+  ASSERT(add_text(s, "user", "x"));
+  char *before = store_dump(s);
+  mg_store_input in = msg_text("tool", "result");
+  in.group = "call-1";
+  mg_store_error e;
+  ASSERT_EQ(mg_store_add(s, &in, NULL, &e), MG_EPINNED);
+  ASSERT_CONTAINS(e.message, "is the group of the message being added");
+  char *after = store_dump(s);
+  ASSERT_STR_EQ(before, after);
+  free(before);
+  free(after);
+  mg_store_free(s);
+}
+
+/* A summary may hold more tokens than what it replaces when no token limit
+ * is set, and more bytes when the byte limit still has room: only limits
+ * that are set, after the add, must hold. */
+static int summarize_oldest(void *ud, const mg_store *view,
+                            const mg_store_need *need, mg_store_plan *plan,
+                            char *err, size_t err_len) {
+  int n = *(int *)ud;
+  (void)need;
+  (void)err;
+  (void)err_len;
+  mg_store_msg m;
+  for (int i = 0; i < n; i++) {
+    mg_store_at(view, (uint64_t)i, &m);
+    mg_store_plan_evict(plan, m.id);
+  }
+  static char text[1000];
+  memset(text, 's', sizeof text);
+  mg_store_input r = {0};
+  r.role = "summary";
+  r.content = text;
+  r.content_len = sizeof text;
+  r.has_tokens = 1;
+  r.tokens = 1000;
+  return mg_store_plan_replace(plan, &r);
+}
+
+TEST(summary_uses_slack_and_unlimited_dimensions) {
+  int n = 1;
+  mg_store *s = new_store(3, 1048576, 104857600);
+  mg_store_set_on_full(s, MG_STORE_ON_FULL_PRUNE);
+  mg_store_set_strategy(s, summarize_oldest, &n, "summarize");
+  for (int i = 0; i < 3; i++)
+    ASSERT(add_text(s, "user", "m"));
+  /* count: 3 - 1 evicted + 1 summary + 1 new = 4 > 3: too little */
+  mg_store_input in = msg_text("user", "new");
+  mg_store_error e;
+  ASSERT_EQ(mg_store_add(s, &in, NULL, &e), MG_ESTRATEGY);
+  ASSERT_CONTAINS(e.message, "freed too little");
+  ASSERT_U64_EQ(mg_store_len(s), 3);
+  /* two evicted: the count holds; the summary is bigger in bytes (room
+   * left) and in tokens (no token limit): accepted */
+  n = 2;
+  ASSERT_EQ(mg_store_add(s, &in, NULL, &e), 0);
+  mg_store_stats st;
+  mg_store_get_stats(s, &st);
+  ASSERT_U64_EQ(st.message_count, 3);
+  ASSERT_GE(st.total_tokens, 1000);
+  check_ok(s);
+  mg_store_free(s);
+  /* with a token limit the summary's tokens count again */
+  mg_store_options o;
+  mg_store_options_init(&o);
+  o.limits.max_messages = 3;
+  o.limits.max_tokens = 500;
+  o.on_full = MG_STORE_ON_FULL_PRUNE;
+  char err[256];
+  ASSERT_EQ(mg_store_new(&o, &s, err, sizeof err), 0);
+  mg_store_set_strategy(s, summarize_oldest, &n, "summarize");
+  for (int i = 0; i < 3; i++)
+    ASSERT(add_text(s, "user", "m"));
+  ASSERT_EQ(mg_store_add(s, &in, NULL, &e), MG_ESTRATEGY);
+  ASSERT_CONTAINS(e.message, "tokens");
+  check_ok(s);
+  mg_store_free(s);
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/mg_test_store.%ld", (long)getpid());
   mkdir(tmpdir, 0700);
@@ -1762,6 +1906,9 @@ int main(void) {
   RUN(views_positions_iteration);
   RUN(clock_and_fields);
   RUN(check_finds_corruption);
+  RUN(incoming_group_is_never_evicted_for_its_member);
+  RUN(strategy_cannot_choose_the_incoming_group);
+  RUN(summary_uses_slack_and_unlimited_dimensions);
   rmdir(tmpdir);
   return mg_test_report();
 }

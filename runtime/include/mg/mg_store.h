@@ -241,6 +241,16 @@ typedef struct mg_store_need {
   uint64_t count;                 /* messages */
   uint64_t tokens;                /* tokens */
   mg_store_limit_type limit_type; /* the limit that made room necessary */
+  /* When room is made for an add: the group of the message being added
+   * (NULL when it has none). That group is never evicted to make room for
+   * its own member — a tool call is not archived while its results still
+   * arrive — so strategies must not choose it (mg_store_plan_evict
+   * refuses it with MG_EPINNED). */
+  const char *group;
+  size_t group_len;
+  int adding;               /* 1: making room for an add (below), 0: make_room */
+  uint64_t incoming_bytes;  /* accounted size of the message being added */
+  uint64_t incoming_tokens; /* its tokens */
 } mg_store_need;
 
 /* A structured error from mg_store_add / mg_store_make_room. `message`
