@@ -15,10 +15,13 @@ cd "$(dirname "$0")"
 
 DEPS=(gcc libc6-dev make cmake pkg-config liblua5.4-dev libuv1-dev lua-unit
       libjansson-dev jq procps util-linux)
+# The benchmark compares with npm packages (lru-cache, @langchain/core).
+BENCH_DEPS=(nodejs npm)
 
-deps() {
+deps() { # deps [PACKAGES…]  (default: DEPS)
   local missing=() p
-  for p in "${DEPS[@]}"; do
+  (($#)) || set -- "${DEPS[@]}"
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
       grep -q "install ok installed" || missing+=("$p")
   done
@@ -68,6 +71,7 @@ test)
   ;;
 bench)
   deps
+  deps "${BENCH_DEPS[@]}"
   build build-release -DCMAKE_BUILD_TYPE=Release -DMG_BUILD_TESTS=OFF
   exec bash bench/run.sh build-release
   ;;
