@@ -48,6 +48,12 @@ if [[ -x $B/bench/bench_store ]]; then
   "$B/bench/bench_store" | grep '^|' | grep -v -e '^| what' -e '^|---'
 fi
 
+# --- supervisor: spawn latency under limits, sample cost, 50 idle children,
+# crossing → death at 100 ms sampling (issue 5)
+if [[ -x $B/bench/bench_spawn ]]; then
+  "$B/bench/bench_spawn" "$MGRUN" "$B/mg-hog"
+fi
+
 # --- context store through Lua (ctx:add, Lua strategies, trims) and the
 # same workloads against lru-cache and @langchain/core trimMessages (issue 4)
 if [[ -x $B/bench/bench_lstore ]]; then

@@ -379,6 +379,7 @@ void mg_lua_open(lua_State *L, mg_lua_env *env) {
   mg_lua_open_loop(L);
   mg_lua_open_log(L);
   mg_lua_open_store(L);
+  mg_lua_open_spawn(L);
 
   lua_pushvalue(L, -1);
   lua_setglobal(L, "mg");

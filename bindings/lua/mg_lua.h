@@ -83,6 +83,12 @@ typedef struct mg_lua_env {
   mg_lua_handle *handles; /* every open handle, for shutdown */
   unsigned long callback_errors;
 
+  /* Processes (lmg_spawn.c): the supervisor, created at the first
+   * mg.spawn (the host shuts it down and frees it), and the processes
+   * not yet closed, in spawn order. */
+  struct mg_sup *sup;
+  struct mg_lua_proc *procs;
+
   /* Cached cgroup detection for mg.memory(). */
   int cg_cached;
   mg_cgroup_info cg;
@@ -156,5 +162,6 @@ void mg_lua_open_limits(lua_State *L);
 void mg_lua_open_loop(lua_State *L);
 void mg_lua_open_log(lua_State *L);
 void mg_lua_open_store(lua_State *L);
+void mg_lua_open_spawn(lua_State *L);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "mg_lua.h"
 #include "mg_runtime.h"
+#include "mg_sup.h"
 
 struct mg_runtime {
   mg_lua_env env; /* first: the allocator's ud */
@@ -23,6 +24,9 @@ struct mg_runtime {
   int signals_started;
   int load_signal; /* a signal that interrupted the top level */
   int shut_down;
+  int sup_stopping; /* mg_sup_shutdown called */
+  int sup_done;     /* ... and every child reaped, every cgroup removed */
+  int forced;       /* a second INT/TERM during shutdown: SIGKILL now */
   char scripts_dir[PATH_MAX];
 };
 
@@ -188,12 +192,37 @@ static void close_own_signals(mg_runtime *rt) {
   }
 }
 
+/* Every child is reaped and its cgroup removed: the default signal
+ * handlers (kept to force a slow shutdown) can go. May run inside
+ * mg_sup_shutdown when there is nothing to stop. */
+static void on_sup_done(mg_sup *sup, void *ud) {
+  mg_runtime *rt = ud;
+  (void)sup;
+  rt->sup_done = 1;
+  close_own_signals(rt);
+}
+
+/* Stop the children: SIGTERM, grace, SIGKILL, reap, remove cgroups; the
+ * loop runs until on_sup_done (the supervisor's handles keep it alive). */
+static void stop_children(mg_runtime *rt) {
+  if (rt->env.sup == NULL) {
+    rt->sup_done = 1;
+    return;
+  }
+  if (rt->sup_stopping)
+    return;
+  rt->sup_stopping = 1;
+  mg_sup_shutdown(rt->env.sup, on_sup_done, rt); /* logs "shutdown" */
+}
+
 static void do_shutdown(mg_runtime *rt) {
   if (rt->shut_down)
     return;
   rt->shut_down = 1;
   mg_lua_close_handles(&rt->env);
-  close_own_signals(rt);
+  stop_children(rt);
+  if (rt->sup_done)
+    close_own_signals(rt);
   if (rt->opts.on_exit)
     rt->opts.on_exit(rt, rt->env.exit_code, rt->opts.on_exit_ud);
 }
@@ -219,10 +248,30 @@ static const char *sig_name(int signum) {
   return signum == SIGINT ? "INT" : signum == SIGTERM ? "TERM" : "?";
 }
 
+/* A second INT/TERM while children are still being stopped: SIGKILL
+ * every child's process group now instead of waiting for the grace
+ * period (the supervisor still kills what is left of their cgroups). */
+static void force_shutdown(mg_runtime *rt, int signum) {
+  mg_child *kids[256];
+  if (rt->env.sup == NULL || rt->sup_done)
+    return;
+  rt->forced = 1;
+  mg_log_field f[] = {MG_LF_STR("signal", sig_name(signum))};
+  mg_log(rt->env.logger, MG_LOG_WARN, "shutdown_forced", f, 1);
+  size_t n = mg_sup_children(rt->env.sup, kids, 256);
+  for (size_t i = 0; i < n && i < 256; i++)
+    mg_child_signal(kids[i], SIGKILL);
+}
+
 /* Default SIGINT/SIGTERM: graceful shutdown with 128+N — unless the
- * policy handles that signal itself. */
+ * policy handles that signal itself. A second one during the shutdown
+ * kills the children at once. */
 static void on_default_signal(uv_signal_t *s, int signum) {
   mg_runtime *rt = s->data;
+  if (rt->shut_down) {
+    force_shutdown(rt, signum);
+    return;
+  }
   if (signum > 0 && signum < 64 && rt->env.signal_handlers[signum] > 0)
     return;
   mg_log_field f[] = {MG_LF_STR("signal", sig_name(signum))};
@@ -327,6 +376,10 @@ static int run_top(mg_runtime *rt, int nargs, char *err, size_t err_len) {
   sa.sa_handler = on_load_signal;
   sigemptyset(&sa.sa_mask);
   if (rt->opts.handle_signals) {
+    /* libuv's handlers first, so that what the load hands back to is
+     * theirs: a signal between the load and the loop is then delivered
+     * by the loop, not fatal. */
+    start_own_signals(rt);
     loading_rt = rt;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
@@ -350,6 +403,7 @@ static int run_top(mg_runtime *rt, int nargs, char *err, size_t err_len) {
       sigaction(SIGTERM, &old_term, NULL);
     loading_rt = NULL;
   }
+  env->interrupted = 0; /* not for a later callback */
   if (st == MG_LUA_ERROR) {
     if (rt->load_signal) {
       mg_runtime_shutdown(rt, 128 + rt->load_signal);
@@ -357,8 +411,16 @@ static int run_top(mg_runtime *rt, int nargs, char *err, size_t err_len) {
     }
     return MG_EPARSE;
   }
-  if (st == MG_LUA_EXIT)
+  if (st == MG_LUA_EXIT) {
     mg_runtime_shutdown(rt, env->exit_code);
+  } else if (rt->load_signal) {
+    /* It came too close to the end of the top level for the hook to
+     * see it: hand it to the loop (the policy's handler if it set one
+     * meanwhile, else the graceful default). */
+    int sig = rt->load_signal;
+    rt->load_signal = 0;
+    raise(sig);
+  }
   return 0;
 }
 
@@ -391,6 +453,37 @@ int mg_runtime_load(mg_runtime *rt, const char *path, int argc,
   return run_top(rt, argc, err, err_len);
 }
 
+int mg_runtime_load_module(mg_runtime *rt, const char *module, int argc,
+                           char *const *argv, char *err, size_t err_len) {
+  static const char loader[] =
+      "local name = ...\n"
+      "local main = require(name)\n"
+      "if type(main) ~= 'function' then\n"
+      "  error(('module %s returns %s, not a function'):format(name, "
+      "type(main)), 0)\n"
+      "end\n"
+      "return main(select(2, ...))\n";
+  lua_State *L = rt->env.L;
+  lua_createtable(L, argc, 1);
+  lua_pushstring(L, module);
+  lua_rawseti(L, -2, 0);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setglobal(L, "arg");
+  if (luaL_loadbufferx(L, loader, sizeof loader - 1, "=mgrun", "t") != LUA_OK) {
+    mg_errf(err, err_len, MG_EPARSE, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return MG_EPARSE;
+  }
+  luaL_checkstack(L, argc + 4, "too many arguments");
+  lua_pushstring(L, module);
+  for (int i = 0; i < argc; i++)
+    lua_pushstring(L, argv[i]);
+  return run_top(rt, argc + 1, err, err_len);
+}
+
 int mg_runtime_load_string(mg_runtime *rt, const char *code, const char *name,
                            char *err, size_t err_len) {
   lua_State *L = rt->env.L;
@@ -407,9 +500,16 @@ int mg_runtime_run(mg_runtime *rt) {
     return -EINVAL;
   if (!rt->shut_down) {
     start_own_signals(rt);
+    /* Running children keep the loop alive (the supervisor's handles). */
     uv_run(rt->env.loop, UV_RUN_DEFAULT);
   }
-  /* Out of work, or shut down: close what is left and drain the closes. */
+  /* Out of work, or shut down: close what is left, stop the children and
+   * run until they are reaped and their cgroups removed. A shutdown that
+   * was asked for during the load (mg.exit at top level, a signal) left
+   * the signal handlers unstarted: start them now, so a second signal
+   * can still force it. */
+  if (!rt->sup_done)
+    start_own_signals(rt);
   do_shutdown(rt);
   uv_run(rt->env.loop, UV_RUN_DEFAULT);
   return 0;
@@ -445,10 +545,19 @@ void mg_runtime_free(mg_runtime *rt) {
   if (rt == NULL)
     return;
   mg_lua_close_handles(&rt->env);
+  /* Children never outlive the runtime: stop them and wait (on a borrowed
+   * loop too: this runs the caller's loop until they are reaped). */
+  stop_children(rt);
+  while (!rt->sup_done)
+    if (uv_run(rt->env.loop, UV_RUN_ONCE) == 0 && !rt->sup_done)
+      break; /* nothing left that could finish it (a supervisor bug) */
   close_own_signals(rt);
   if (rt->owns_loop)
     uv_run(rt->env.loop, UV_RUN_DEFAULT); /* run the close callbacks */
-  lua_close(rt->env.L);
+  lua_close(rt->env.L); /* releases every mg_child (process __gc) */
+  if (rt->env.sup && rt->sup_done)
+    mg_sup_free(rt->env.sup);
+  rt->env.sup = NULL;
   if (rt->owns_loop)
     uv_loop_close(&rt->own_loop);
   free(rt);

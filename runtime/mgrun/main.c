@@ -10,11 +10,15 @@
 #include <string.h>
 
 #include "mg_runtime.h"
+#include "mg_sup.h"
 
 enum { EXIT_USAGE = 2, EXIT_RUNTIME = 1 };
 
 static const char usage_text[] =
     "Usage: mgrun [OPTIONS] POLICY.lua [ARGS...]   run a policy\n"
+    "       mgrun [OPTIONS] --limit SIZE [--enforce MODE] -- CMD [ARGS...]\n"
+    "                                               run one command under "
+    "a limit\n"
     "       mgrun --check POLICY.lua                load and validate, start "
     "nothing\n"
     "       mgrun --probe [--json]                  what this machine "
@@ -50,6 +54,18 @@ static const char usage_text[] =
     "                          own cgroup)\n"
     "  --check                 load the policy and run its top level; start "
     "no loop\n"
+    "                          and no process (mg.spawn only validates)\n"
+    "  --limit SIZE            run CMD (after --) under a memory limit with "
+    "the\n"
+    "                          built-in policy (scripts/mg/default.lua): "
+    "warns at\n"
+    "                          80 %%, says why CMD died, exits with its "
+    "status\n"
+    "  --enforce MODE          with --limit: auto (default: a cgroup where "
+    "one is\n"
+    "                          writable, else RLIMIT_DATA, else RLIMIT_AS), "
+    "cgroup,\n"
+    "                          data, as or none\n"
     "  --probe                 print memory, effective memory, cgroups, "
     "enforced\n"
     "                          rlimits and pressure, then exit\n"
@@ -62,9 +78,12 @@ static const char usage_text[] =
     "limit, or a policy that fails to load; mg.exit(N) exits N; a SIGINT or\n"
     "SIGTERM that ends mgrun (no policy handler) exits 128+N after a "
     "graceful\n"
-    "shutdown.\n"
+    "shutdown (children get SIGTERM, then SIGKILL after their grace period;\n"
+    "a second signal kills them at once). With --limit: CMD's own status,\n"
+    "128+N if it was killed by signal N.\n"
     "\n"
-    "Docs: docs/cli.md, docs/lua-api.md in the source tree.\n";
+    "Docs: docs/cli.md, docs/lua-api.md, docs/processes.md in the source "
+    "tree.\n";
 
 __attribute__((format(printf, 1, 2), noreturn)) static void
 usage_error(const char *fmt, ...) {
@@ -214,8 +233,22 @@ enum {
   OPT_CGROUP_PARENT,
   OPT_CHECK,
   OPT_PROBE,
-  OPT_JSON
+  OPT_JSON,
+  OPT_LIMIT,
+  OPT_ENFORCE
 };
+
+/* A size option (SIZE or N% of effective memory) or exit 2. */
+static uint64_t parse_size_opt(const char *opt, const char *v) {
+  char err[1024];
+  uint64_t bytes, base = 0;
+  mg_effmem eff;
+  if (strchr(v, '%') && mg_effective_memory_read(NULL, &eff, NULL, 0) == 0)
+    base = eff.total_bytes;
+  if (mg_size_parse(v, base, &bytes, err, sizeof err) < 0)
+    usage_error("invalid %s: %s", opt, err);
+  return bytes;
+}
 
 int main(int argc, char **argv) {
   static const struct option longopts[] = {
@@ -230,6 +263,8 @@ int main(int argc, char **argv) {
       {"check", no_argument, NULL, OPT_CHECK},
       {"probe", no_argument, NULL, OPT_PROBE},
       {"json", no_argument, NULL, OPT_JSON},
+      {"limit", required_argument, NULL, OPT_LIMIT},
+      {"enforce", required_argument, NULL, OPT_ENFORCE},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
@@ -237,6 +272,8 @@ int main(int argc, char **argv) {
   mg_log_format log_format = MG_LOG_TEXT;
   mg_log_level log_level = MG_LOG_INFO;
   int check = 0, probe = 0, as_json = 0, c;
+  const char *limit_arg = NULL, *enforce_arg = NULL;
+  uint64_t limit_bytes = 0;
   char err[8192];
 
   mg_runtime_opts_init(&ro);
@@ -299,6 +336,19 @@ int main(int argc, char **argv) {
     case OPT_JSON:
       as_json = 1;
       break;
+    case OPT_LIMIT:
+      limit_arg = optarg;
+      limit_bytes = parse_size_opt("--limit", optarg);
+      if (limit_bytes == 0)
+        usage_error("invalid --limit '%s': must be positive", optarg);
+      break;
+    case OPT_ENFORCE: {
+      mg_enforce e;
+      if (mg_enforce_parse(optarg, &e, err, sizeof err) < 0)
+        usage_error("invalid --enforce: %s", err);
+      enforce_arg = optarg;
+      break;
+    }
     case ':':
       usage_error("option '%s' needs a value", argv[optind - 1]);
       break;
@@ -314,13 +364,37 @@ int main(int argc, char **argv) {
       usage_error("--probe takes no policy (got '%s')", argv[optind]);
     return run_probe(as_json, ro.cgroup_parent);
   }
+  if (enforce_arg && !limit_arg)
+    usage_error("%s", "--enforce goes with --limit SIZE -- CMD");
+  if (limit_arg && optind >= argc)
+    usage_error("--limit %s needs a command: mgrun --limit SIZE -- CMD "
+                "[ARGS...]",
+                limit_arg);
   if (optind >= argc)
     usage_error("%s", "no policy given");
 
+  /* --limit: the built-in policy gets (limit bytes, enforce, CMD...). */
   const char *policy = argv[optind];
+  char limit_buf[32];
+  char **mod_argv = NULL;
+  int mod_argc = 0;
+  if (limit_arg) {
+    mod_argc = argc - optind + 2;
+    mod_argv = calloc((size_t)mod_argc + 1, sizeof *mod_argv);
+    if (mod_argv == NULL) {
+      fprintf(stderr, "mgrun: out of memory\n");
+      return EXIT_RUNTIME;
+    }
+    snprintf(limit_buf, sizeof limit_buf, "%" PRIu64, limit_bytes);
+    mod_argv[0] = limit_buf;
+    mod_argv[1] = (char *)(enforce_arg ? enforce_arg : "auto");
+    for (int i = optind; i < argc; i++)
+      mod_argv[2 + i - optind] = argv[i];
+  }
   mg_logger *logger = mg_logger_new(stderr, log_format, log_level);
   if (logger == NULL) {
     fprintf(stderr, "mgrun: out of memory\n");
+    free(mod_argv);
     return EXIT_RUNTIME;
   }
   ro.logger = logger;
@@ -329,11 +403,17 @@ int main(int argc, char **argv) {
   if (mg_runtime_new(&ro, &rt, err, sizeof err) < 0) {
     fprintf(stderr, "mgrun: %s\n", err);
     mg_logger_free(logger);
+    free(mod_argv);
     return EXIT_RUNTIME;
   }
-  int status;
-  if (mg_runtime_load(rt, policy, argc - optind - 1, argv + optind + 1, err,
-                      sizeof err) < 0) {
+  int status, rc;
+  if (limit_arg)
+    rc = mg_runtime_load_module(rt, "mg.default", mod_argc, mod_argv, err,
+                                sizeof err);
+  else
+    rc = mg_runtime_load(rt, policy, argc - optind - 1, argv + optind + 1, err,
+                         sizeof err);
+  if (rc < 0) {
     fprintf(stderr, "mgrun: %s\n", err);
     status = EXIT_USAGE;
   } else if (check) {
@@ -349,5 +429,6 @@ int main(int argc, char **argv) {
   }
   mg_runtime_free(rt);
   mg_logger_free(logger);
+  free(mod_argv);
   return status;
 }

@@ -74,8 +74,17 @@ int mg_runtime_load(mg_runtime *rt, const char *path, int argc,
 int mg_runtime_load_string(mg_runtime *rt, const char *code, const char *name,
                            char *err, size_t err_len);
 
+/* Run a module of the shipped Lua library (found on package.path, e.g.
+ * "mg.default" = scripts/mg/default.lua) as the policy: require() it; it
+ * must return a function, which is called with argv... as its top level
+ * (`arg` = {[0]=module, argv...}). Same contract as mg_runtime_load. */
+int mg_runtime_load_module(mg_runtime *rt, const char *module, int argc,
+                           char *const *argv, char *err, size_t err_len);
+
 /* Run the loop until nothing is left to do, mg.exit, or a handled signal;
- * then close every handle of the runtime. Only for a runtime-owned loop
+ * then close every handle of the runtime, stop every child (SIGTERM,
+ * grace, SIGKILL) and run until they are reaped and their cgroups
+ * removed. Running children keep the loop alive. Only for a runtime-owned loop
  * (-EINVAL otherwise: run your own loop). */
 int mg_runtime_run(mg_runtime *rt);
 
@@ -95,8 +104,12 @@ lua_State *mg_runtime_lua(mg_runtime *rt);
 uv_loop_t *mg_runtime_loop(mg_runtime *rt);
 
 /* Close the Lua state and, if the runtime owns it, the loop. NULL is a
- * no-op. With a caller-owned loop, the runtime's handles are closed and
- * their close callbacks run when the caller next runs the loop. */
+ * no-op. Children still running are stopped first, and this waits for
+ * them (running the loop, also a borrowed one, until they are reaped:
+ * then do not call it from inside a callback of that loop — call
+ * mg_runtime_shutdown there and free the runtime after uv_run returns).
+ * With a caller-owned loop, the runtime's handles are closed and their
+ * close callbacks run when the caller next runs the loop. */
 void mg_runtime_free(mg_runtime *rt);
 
 #ifdef __cplusplus

@@ -1,0 +1,283 @@
+/* mg_sup.h — the supervisor layer: run named children under memory limits
+ * on a libuv loop, sample them, classify their deaths, restart them, shut
+ * them down (supervisor layer: libuv + libmg, no Lua).
+ *
+ * Model. One mg_sup per loop. mg_child_spawn() starts a child whose limits
+ * are in force before its program's first instruction: the child is forked
+ * by the supervisor and, between fork and exec, joins its cgroup (writes
+ * its pid to cgroup.procs), sets its rlimits, sets PR_SET_PDEATHSIG
+ * (SIGKILL) and its own process group; only then does it exec the program.
+ * Children are reaped on SIGCHLD (a uv_signal_t) with waitpid on their own
+ * pids only — never waitpid(-1), so an embedding host's other children are
+ * left alone.
+ *
+ * Lifetime. A mg_child lives across restarts. It is released by the owner
+ * with mg_child_release(); the supervisor frees it after its last run has
+ * been reaped and on_close has been called. All callbacks run on the loop
+ * thread. mg_sup_shutdown() stops everything (SIGTERM to every child's
+ * process group, grace, SIGKILL of the group and of the cgroup, reap,
+ * remove the cgroups) and calls `done` when nothing is left; the loop then
+ * has no active supervisor handles.
+ *
+ * Behaviour where the contract leaves room (supervisor layer's choices):
+ *   - A run is a process tree. When its main process exits, what is left
+ *     of its process group and cgroup is SIGKILLed before the reap (the
+ *     zombie keeps the group id reserved), then the cgroup is removed.
+ *     Stop/shutdown also SIGKILL the descendants found through
+ *     /proc/<pid>/task/<tid>/children while the main process lives, so
+ *     grandchildren that left the group (setsid) die even without a
+ *     cgroup.
+ *   - The child starts with default signal dispositions, an empty signal
+ *     mask, every descriptor above 2 close-on-exec, its own process group
+ *     and PR_SET_PDEATHSIG=SIGKILL (tied to the spawning thread: spawn
+ *     from the loop thread). stdin is inherited. rlimits are set with
+ *     soft = hard = limit, so the program cannot raise them.
+ *   - Environment: the inherited one, then opts env (it overrides; of two
+ *     equal keys the last wins), then MG_RESTARTS and MG_CHILD_NAME (always
+ *     the supervisor's).
+ *   - argv[0] with a '/' is taken relative to cwd (the option, else ours);
+ *     otherwise PATH is searched in the parent (opts env PATH, else ours,
+ *     else /usr/local/bin:/usr/bin:/bin) and the absolute path is exec'd.
+ *     stdout/stderr files are opened by the supervisor (relative to its
+ *     working directory), O_APPEND|O_CREAT, mode 0644, for every run.
+ *   - A failure between fork and exec (chdir, joining the cgroup, exec…)
+ *     fails mg_child_spawn with the field named; on a restart it becomes
+ *     an exit with code 127, pid 0, detail "restart failed: …", which
+ *     counts as a run for the restart policy.
+ *   - Failure (for on-failure) is any reason but `exit`, or a non-zero
+ *     code. max_restarts counts restarts: 2 means at most 3 runs. The
+ *     delay starts at backoff_ms, doubles after each restart up to
+ *     backoff_max_ms, and goes back to backoff_ms after a run that lasted
+ *     backoff_reset_ms (10 s by default).
+ *   - `done` is always called from the loop, never inside
+ *     mg_sup_shutdown(); on_close may run inside mg_child_stop() or
+ *     mg_sup_shutdown() for a child that was waiting for a restart. The
+ *     SIGCHLD handle keeps the loop alive only while some child runs.
+ *   - `auto` with a limit: cgroup if writable, else data if enforced, else
+ *     as if enforced, else none (watch only; logged at warn level).
+ *     `auto` without a limit is none.
+ *   - A released child gets no more events but is supervised as before
+ *     (reaped, restarted per its policy) until it is closed.
+ *   - mg_sup_opts.paths apply to cgroup detection; live children are
+ *     always read from /proc.
+ *   - Log events: enforce_chosen, stale_cgroups_removed,
+ *     stale_cgroups_remove_failed, child_started, child_exited,
+ *     child_warn, child_restarting, restart_failed,
+ *     restart_limit_reached, child_stopping, child_killed,
+ *     leftovers_killed, limit_changed, cgroup_created, cgroup_removed,
+ *     cgroup_remove_failed, child_closed, shutdown, shutdown_done.
+ */
+#ifndef MG_SUP_H
+#define MG_SUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "mg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mg_enforce {
+  MG_ENFORCE_AUTO = 0, /* cgroup if writable, else data if enforced, else as */
+  MG_ENFORCE_CGROUP, /* a cgroup of its own with memory.max / limit_in_bytes */
+  MG_ENFORCE_DATA,   /* RLIMIT_DATA */
+  MG_ENFORCE_AS,     /* RLIMIT_AS (opt-in: counts reservations) */
+  MG_ENFORCE_NONE    /* watch only */
+} mg_enforce;
+
+typedef enum mg_restart {
+  MG_RESTART_NO = 0,
+  MG_RESTART_ON_FAILURE, /* non-zero exit, signal, oom, limit */
+  MG_RESTART_ALWAYS
+} mg_restart;
+
+typedef enum mg_exit_reason {
+  MG_EXIT_EXIT = 0, /* exited with a code */
+  MG_EXIT_SIGNAL,   /* killed by a signal (not the OOM killer) */
+  MG_EXIT_OOM,      /* killed by the OOM killer inside its own cgroup */
+  MG_EXIT_LIMIT     /* died of an allocation refused at its rlimit */
+} mg_exit_reason;
+/* oom: the main process died of SIGKILL and its group's oom_kill counter
+ * (v2 memory.events, v1 memory.oom_control) grew during the run; on a v1
+ * kernel without that counter, memory.failcnt growing stands in.
+ * limit (enforce data / as only): the run ended abnormally (code != 0, or
+ * SIGABRT, SIGSEGV, SIGBUS) and either its stdout/stderr file output of
+ * that run (last 8 KiB) names an allocation failure ("Cannot allocate
+ * memory", "bad_alloc", "MemoryError", "out of memory", …) or its highest
+ * sampled usage (VmData / VmSize) reached MG_SUP_LIMIT_FRACTION of the
+ * limit. The exit's detail says which rule fired. */
+
+typedef enum mg_stdio {
+  MG_STDIO_INHERIT = 0,
+  MG_STDIO_NULL,
+  MG_STDIO_FILE /* appended to, so restarts keep earlier output */
+} mg_stdio;
+
+/* Defaults and fixed numbers of the supervisor. */
+#define MG_SUP_BACKOFF_MS 100         /* backoff_ms 0 */
+#define MG_SUP_BACKOFF_MAX_MS 10000   /* backoff_max_ms 0 */
+#define MG_SUP_BACKOFF_RESET_MS 10000 /* backoff_reset_ms 0 */
+#define MG_SUP_GRACE_MS 5000          /* grace_ms 0 */
+#define MG_SUP_MIN_SAMPLE_MS 10       /* smallest sample_ms other than 0 */
+#define MG_SUP_LIMIT_FRACTION 0.5     /* see MG_EXIT_LIMIT */
+
+/* "auto" "cgroup" "data" "as" "none"; parse: -EINVAL + err otherwise. */
+const char *mg_enforce_name(mg_enforce e);
+int mg_enforce_parse(const char *s, mg_enforce *out, char *err, size_t len);
+/* "no" "on-failure" "always". */
+const char *mg_restart_name(mg_restart r);
+int mg_restart_parse(const char *s, mg_restart *out, char *err, size_t len);
+/* "exit" "signal" "oom" "limit". */
+const char *mg_exit_reason_name(mg_exit_reason r);
+
+typedef struct mg_sup mg_sup;
+typedef struct mg_child mg_child;
+
+typedef struct mg_sup_opts {
+  uv_loop_t *loop;           /* required, borrowed */
+  mg_logger *logger;         /* borrowed; NULL: no log lines */
+  mg_paths paths;            /* probe roots (tests) */
+  const char *cgroup_parent; /* NULL: the cgroup this process runs in */
+  const char *group_prefix;  /* NULL: "mgrun"; groups are
+                                <prefix>-<pid>-<name> */
+} mg_sup_opts;
+
+/* Create the supervisor: detect cgroups, probe whether a limited child
+ * group can be created under the parent (and why not), probe rlimit
+ * enforcement, remove stale groups <prefix>-<deadpid>-* left by a dead
+ * earlier run (logged). *out is owned by the caller: mg_sup_free() after
+ * mg_sup_shutdown() has called `done` (or before any child was spawned). */
+int mg_sup_new(const mg_sup_opts *o, mg_sup **out, char *err, size_t err_len);
+
+/* What `auto` resolves to here, and why (a sentence for the log). */
+mg_enforce mg_sup_auto_enforce(const mg_sup *sup, const char **why);
+
+/* One memory sample of a child. `used_bytes` is what its limit counts:
+ * cgroup current (cgroup), VmData (data), VmSize (as), VmRSS (none). */
+typedef struct mg_child_sample {
+  pid_t pid;
+  uint64_t rss_bytes, hwm_bytes, vsize_bytes, data_bytes, swap_bytes;
+  int has_cgroup;
+  uint64_t cgroup_current_bytes, cgroup_peak_bytes;
+  uint64_t used_bytes;
+  uint64_t limit_bytes; /* 0: none */
+  double fraction;      /* used / limit (0 when no limit) */
+} mg_child_sample;
+
+typedef struct mg_child_exit {
+  pid_t pid;
+  int code;   /* exit code (reason exit / limit); -1 when signalled */
+  int signal; /* signal number, 0 when it exited */
+  mg_exit_reason reason;
+  char detail[256];    /* why this reason: "oom_kill 0 -> 1 in <dir>", … */
+  uint64_t peak_bytes; /* cgroup peak, else the highest sampled used */
+  uint64_t runtime_ms;
+  int restarts;     /* runs before this one */
+  int will_restart; /* 1: a restart is scheduled */
+  uint64_t restart_in_ms;
+} mg_child_exit;
+
+typedef struct mg_child_events {
+  void (*on_sample)(mg_child *c, const mg_child_sample *s, void *ud);
+  /* Fired once per upward crossing of warn_at; re-armed below it. */
+  void (*on_warn)(mg_child *c, const mg_child_sample *s, void *ud);
+  /* After every run (restarted or not). */
+  void (*on_exit)(mg_child *c, const mg_child_exit *e, void *ud);
+  /* Before each new run; `restarts` is the new MG_RESTARTS value. */
+  void (*on_restart)(mg_child *c, int restarts, void *ud);
+  /* Last: no further run; after it returns the child may be freed once
+   * released. */
+  void (*on_close)(mg_child *c, void *ud);
+  void *ud;
+} mg_child_events;
+
+typedef struct mg_child_opts {
+  const char *name;     /* required: 1..64 of [A-Za-z0-9._-] */
+  char *const *argv;    /* required: argv[0] looked up in PATH */
+  char *const *env;     /* extra "K=V" added to the inherited environment */
+  const char *cwd;      /* NULL: inherited */
+  uint64_t limit_bytes; /* 0: no limit (enforce must be none or auto) */
+  mg_enforce enforce;
+  double warn_at;     /* 0 < warn_at <= 1; 0: no warn events */
+  uint64_t sample_ms; /* 0: no sampling */
+  mg_restart restart;
+  int max_restarts;        /* -1: unlimited */
+  uint64_t backoff_ms;     /* first restart delay (0: 100 ms); doubles
+                              after each restart */
+  uint64_t backoff_max_ms; /* cap of the doubling (0: 10000 ms) */
+  mg_stdio stdout_mode, stderr_mode;
+  const char *stdout_path, *stderr_path; /* with MG_STDIO_FILE */
+  uint64_t grace_ms; /* SIGTERM → SIGKILL delay on stop/shutdown (0: 5000) */
+  /* Added by the supervisor layer (0 keeps the default): */
+  uint64_t backoff_reset_ms; /* a run at least this long resets the
+                                backoff to backoff_ms (0: 10000 ms) */
+} mg_child_opts;
+
+/* Validate `o` completely (name, argv, program found in PATH and
+ * executable, cwd, limit vs enforce, warn_at, files) — nothing is started
+ * when it fails; err names the field. Then start the first run. *out is
+ * owned by the caller until mg_child_release(). */
+int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
+                   const mg_child_events *ev, mg_child **out, char *err,
+                   size_t err_len);
+
+/* Validation only (mgrun --check). */
+int mg_child_validate(mg_sup *sup, const mg_child_opts *o, char *err,
+                      size_t err_len);
+
+const char *mg_child_name(const mg_child *c);
+pid_t mg_child_pid(const mg_child *c);    /* 0 when not running */
+int mg_child_restarts(const mg_child *c); /* MG_RESTARTS of the current run */
+int mg_child_running(const mg_child *c);
+int mg_child_closed(const mg_child *c);         /* no further run will happen */
+mg_enforce mg_child_enforce(const mg_child *c); /* resolved, never AUTO */
+uint64_t mg_child_limit(const mg_child *c);
+const char *mg_child_cgroup_dir(const mg_child *c); /* NULL unless cgroup */
+
+/* Sample now (also when sampling is off). -ESRCH when not running. */
+int mg_child_memory(mg_child *c, mg_child_sample *out, char *err,
+                    size_t err_len);
+
+/* Send `signum` to the child's process group (and to the child itself if
+ * it left the group); SIGKILL kills the whole run: the process tree, the
+ * group and the cgroup. -ESRCH when not running. */
+int mg_child_signal(mg_child *c, int signum);
+
+/* Stop for good (no restart): SIGTERM to the process group, SIGKILL of
+ * the group and cgroup after grace_ms (0: the child's grace_ms). */
+int mg_child_stop(mg_child *c, uint64_t grace_ms);
+
+/* Change the limit of the running child (cgroup or prlimit) and of later
+ * runs; the applied value is logged. Nothing changes when the running
+ * child's limit cannot be changed (raising a hard rlimit needs
+ * CAP_SYS_RESOURCE; a v1 cgroup refuses a limit below its usage). */
+int mg_child_set_limit(mg_child *c, uint64_t bytes, char *err, size_t err_len);
+
+/* The owner lets go: events are no longer delivered after this returns;
+ * the child is freed when it is closed (a running child keeps running
+ * until it exits or is stopped). */
+void mg_child_release(mg_child *c);
+
+/* Children not yet closed, in spawn order (up to cap); returns the number
+ * stored (out given) or the number of such children (out NULL). */
+size_t mg_sup_children(mg_sup *sup, mg_child **out, size_t cap);
+
+/* Stop every child as mg_child_stop does, then call done(sup, ud) once all
+ * are reaped and their cgroups removed. Idempotent. */
+int mg_sup_shutdown(mg_sup *sup, void (*done)(mg_sup *sup, void *ud), void *ud);
+
+/* Free after shutdown completed (or when nothing was ever spawned); also
+ * frees the children never released. Called earlier, it kills and reaps
+ * every running child synchronously, removes their cgroups, closes the
+ * handles and frees the memory from the last close callback (run the loop
+ * once more before uv_loop_close). */
+void mg_sup_free(mg_sup *sup);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

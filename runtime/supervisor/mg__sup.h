@@ -1,0 +1,136 @@
+/* mg__sup.h — internals of the supervisor layer shared by its files
+ * (mg_sup.c: the supervisor, reaping, restarts, shutdown; mg_sup_exec.c:
+ * validation and the fork/exec step; mg_sup_classify.c: why a run ended).
+ * Not installed; tests include it to reach mg__sup_classify.
+ */
+#ifndef MG__SUP_H
+#define MG__SUP_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "mg.h"
+#include "mg_sup.h"
+
+struct mg_sup {
+  uv_loop_t *loop;
+  mg_logger *log;
+  char *proc_root, *fs_root; /* owned copies behind `paths` */
+  mg_paths paths;
+  char prefix[32]; /* group name prefix, without the trailing '-' */
+  char *parent;    /* owned copy of cgroup_parent, or NULL */
+  pid_t self_pid;
+  mg_cgroup_info cg;   /* detection result (version NONE when unusable) */
+  int cg_writable;     /* a limited child group can be created */
+  char cg_reason[768]; /* why (not) */
+  mg_rlimit_support rl;
+  mg_enforce auto_enforce;
+  char auto_why[1024];
+
+  uv_signal_t sigchld; /* started lazily, at the first spawn */
+  int sigchld_init;
+  uv_timer_t finish; /* closed at the end of shutdown: defers `done` */
+  int finish_init;
+  size_t nhandles; /* handles initialised and not yet through uv_close */
+
+  mg_child *head, *tail; /* every child not yet freed, spawn order */
+  unsigned round;        /* SIGCHLD scan generation */
+
+  int shutting_down, finishing, done_called, free_requested;
+  void (*done)(mg_sup *sup, void *ud);
+  void *done_ud;
+};
+
+struct mg_child {
+  mg_sup *sup;
+  mg_child *prev, *next;
+
+  /* Options, deep-copied at spawn. */
+  char name[65];
+  char **argv;
+  char **env;
+  char *path; /* argv[0] resolved (absolute) */
+  char *cwd;
+  char *stdout_path, *stderr_path;
+  mg_stdio stdout_mode, stderr_mode;
+  mg_enforce enforce; /* resolved: never AUTO */
+  uint64_t limit_bytes;
+  double warn_at;
+  uint64_t sample_ms;
+  mg_restart restart;
+  int max_restarts;
+  uint64_t backoff_ms, backoff_max_ms, backoff_reset_ms, grace_ms;
+  mg_child_events ev;
+
+  /* State. */
+  pid_t pid;                /* of the current run; 0 when none */
+  int restarts;             /* MG_RESTARTS of the current (or last) run */
+  uint64_t backoff_next_ms; /* delay of the next restart */
+  uint64_t start_ms;        /* uv_hrtime of the run's exec, in ms */
+  int released, closed, stopping, term_sent, killed_by_us;
+  unsigned round;
+  int handles_open;
+  uv_timer_t sample_timer, backoff_timer, grace_timer;
+
+  /* Per run. */
+  mg_cgroup *cg;            /* the run's group (cgroup mode) */
+  mg_cgroup *cg_leftover;   /* a group whose removal failed: retried */
+  mg_cgroup_stats cg_start; /* counters when the run started */
+  int cg_has_oom_kill;      /* v1 memory.oom_control lists oom_kill */
+  int warn_armed;
+  uint64_t max_used_bytes; /* highest sampled `used_bytes` of the run */
+  uint64_t last_hwm_bytes;
+  int64_t out_start, err_start; /* file sizes at run start (-1: none) */
+};
+
+/* Everything mg__sup_classify needs to know about one finished run. */
+typedef struct mg__sup_run {
+  int status; /* from waitpid; ignored when reaped_elsewhere */
+  int reaped_elsewhere;
+  mg_enforce enforce; /* resolved */
+  uint64_t limit_bytes;
+  int has_cgroup;
+  const char *cgroup_dir;
+  mg_cgroup_version cgroup_version;
+  int has_oom_kill;         /* the oom_kill counter exists */
+  mg_cgroup_stats cg_start; /* at run start */
+  mg_cgroup_stats cg_end;   /* after the run (read before removal) */
+  int cg_end_ok;            /* cg_end could be read */
+  uint64_t max_used_bytes;  /* highest sample */
+  uint64_t last_hwm_bytes;
+  int killed_by_us;          /* the supervisor sent SIGKILL (grace) */
+  const char *output_marker; /* allocation-failure text found, or NULL */
+  const char *output_file;   /* where it was found */
+} mg__sup_run;
+
+/* Fill e->code, signal, reason, detail and peak_bytes from `r`. */
+void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e);
+
+/* The allocation-failure texts looked for in a run's output, lowercase. */
+const char *mg__sup_find_marker(const char *text, size_t len);
+
+/* "SIGKILL"-style name of a signal (static string). */
+const char *mg__sup_signame(int sig);
+
+/* Deep-copied options of a spawn; see mg_sup_exec.c. */
+int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
+                     char **path, char *err, size_t err_len);
+
+/* Start one run of `c` (fork, set up, exec). 0, or a negative code with a
+ * message naming the field in err; nothing is left running on failure. */
+int mg__sup_exec(mg_child *c, char *err, size_t err_len);
+
+/* The child's process tree (children files under /proc/<pid>/task), up to
+ * `cap` pids, the root first. Returns the count. */
+size_t mg__sup_tree(const char *proc_root, pid_t root, pid_t *out, size_t cap);
+
+uint64_t mg__sup_now_ms(void);
+
+/* Kill what is left in the run's group, read nothing, remove it; a group
+ * that cannot be removed is kept in c->cg_leftover for a later retry. */
+void mg__sup_cgroup_drop(mg_child *c);
+
+#endif

@@ -1,0 +1,209 @@
+/* mg_sup_classify.c — why a run ended: exit code, signal, OOM kill inside
+ * its cgroup, or an allocation refused at its rlimit (supervisor layer).
+ *
+ * oom: the run's main process died of SIGKILL and the group's oom_kill
+ * counter (v2 memory.events, v1 memory.oom_control) grew during the run;
+ * on a v1 kernel without that counter (< 4.13), memory.failcnt growing
+ * stands in for it.
+ *
+ * limit (rlimit modes data / as only; a refused allocation leaves no
+ * kernel trace): the run ended abnormally (exit code != 0, or SIGABRT,
+ * SIGSEGV, SIGBUS) and either
+ *   - its output of this run (stdout / stderr files, last 8 KiB) contains
+ *     an allocation-failure text (mg__sup_find_marker), or
+ *   - its highest sampled usage (VmData for data, VmSize for as) reached
+ *     MG_SUP_LIMIT_FRACTION (50 %) of the limit.
+ * The detail says which of the two fired.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "mg__sup.h"
+
+/* Texts runtimes print when an allocation fails, lowercase: strerror
+ * (ENOMEM), C++, Python, Rust, Go, glibc, llama.cpp / ggml. */
+static const char *const sup__markers[] = {
+    "cannot allocate memory",
+    "out of memory",
+    "bad_alloc",
+    "memoryerror",
+    "memory allocation of",
+    "failed to allocate",
+    "allocation failed",
+    "mmap failed",
+};
+
+const char *mg__sup_find_marker(const char *text, size_t len) {
+  for (size_t m = 0; m < sizeof sup__markers / sizeof sup__markers[0]; m++) {
+    const char *w = sup__markers[m];
+    size_t wl = strlen(w);
+    for (size_t i = 0; i + wl <= len; i++) {
+      size_t j = 0;
+      while (j < wl && tolower((unsigned char)text[i + j]) == w[j])
+        j++;
+      if (j == wl)
+        return w;
+    }
+  }
+  return NULL;
+}
+
+const char *mg__sup_signame(int sig) {
+  switch (sig) {
+  case SIGHUP:
+    return "SIGHUP";
+  case SIGINT:
+    return "SIGINT";
+  case SIGQUIT:
+    return "SIGQUIT";
+  case SIGILL:
+    return "SIGILL";
+  case SIGTRAP:
+    return "SIGTRAP";
+  case SIGABRT:
+    return "SIGABRT";
+  case SIGBUS:
+    return "SIGBUS";
+  case SIGFPE:
+    return "SIGFPE";
+  case SIGKILL:
+    return "SIGKILL";
+  case SIGUSR1:
+    return "SIGUSR1";
+  case SIGSEGV:
+    return "SIGSEGV";
+  case SIGUSR2:
+    return "SIGUSR2";
+  case SIGPIPE:
+    return "SIGPIPE";
+  case SIGALRM:
+    return "SIGALRM";
+  case SIGTERM:
+    return "SIGTERM";
+  case SIGXCPU:
+    return "SIGXCPU";
+  case SIGXFSZ:
+    return "SIGXFSZ";
+  case SIGSYS:
+    return "SIGSYS";
+  default:
+    return "signal";
+  }
+}
+
+static const char *sup__rl_name(mg_enforce e) {
+  return e == MG_ENFORCE_AS ? "RLIMIT_AS" : "RLIMIT_DATA";
+}
+
+static const char *sup__used_name(mg_enforce e) {
+  return e == MG_ENFORCE_AS ? "VmSize" : "VmData";
+}
+
+/* "exit code 3" / "SIGSEGV (11)" */
+static void sup__how(const mg_child_exit *e, char *buf, size_t len) {
+  if (e->signal)
+    snprintf(buf, len, "killed by %s (%d)", mg__sup_signame(e->signal),
+             e->signal);
+  else
+    snprintf(buf, len, "exit code %d", e->code);
+}
+
+void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e) {
+  char how[64], lim[32], peak[32], used[32];
+  e->code = -1;
+  e->signal = 0;
+  e->reason = MG_EXIT_EXIT;
+  e->detail[0] = '\0';
+  uint64_t pk = r->max_used_bytes;
+  if (r->has_cgroup && r->cg_end_ok && r->cg_end.has_peak)
+    pk = r->cg_end.peak_bytes;
+  else if (r->enforce == MG_ENFORCE_NONE && r->last_hwm_bytes > pk)
+    pk = r->last_hwm_bytes;
+  e->peak_bytes = pk;
+  mg_size_format(r->limit_bytes, lim, sizeof lim);
+  mg_size_format(pk, peak, sizeof peak);
+  mg_size_format(r->max_used_bytes, used, sizeof used);
+
+  if (r->reaped_elsewhere) {
+    snprintf(e->detail, sizeof e->detail,
+             "exit status unknown: the process was reaped outside the "
+             "supervisor (a waitpid(-1) elsewhere in this program?)");
+    return;
+  }
+  if (WIFEXITED(r->status))
+    e->code = WEXITSTATUS(r->status);
+  else if (WIFSIGNALED(r->status))
+    e->signal = WTERMSIG(r->status);
+  sup__how(e, how, sizeof how);
+
+  /* OOM kill inside the run's own group. */
+  uint64_t k0 = r->cg_start.oom_kills, k1 = r->cg_end.oom_kills;
+  uint64_t f0 = r->cg_start.oom_events, f1 = r->cg_end.oom_events;
+  int have_cg = r->has_cgroup && r->cg_end_ok;
+  int oom_kill = have_cg && k1 > k0;
+  int fail_grew = have_cg && !r->has_oom_kill && f1 > f0;
+  if (e->signal == SIGKILL && (oom_kill || fail_grew)) {
+    e->reason = MG_EXIT_OOM;
+    if (oom_kill)
+      snprintf(e->detail, sizeof e->detail,
+               "killed by the OOM killer: oom_kill %" PRIu64 " -> %" PRIu64
+               " in %s (cgroup %s limit %s, peak %s)",
+               k0, k1, r->cgroup_dir, mg_cgroup_version_name(r->cgroup_version),
+               lim, peak);
+    else
+      snprintf(e->detail, sizeof e->detail,
+               "killed by the OOM killer: memory.failcnt %" PRIu64
+               " -> %" PRIu64 " in %s and SIGKILL (this kernel has no "
+               "oom_kill counter; cgroup limit %s, peak %s)",
+               f0, f1, r->cgroup_dir, lim, peak);
+    return;
+  }
+
+  /* An allocation refused at the rlimit. */
+  int rl_mode = r->enforce == MG_ENFORCE_DATA || r->enforce == MG_ENFORCE_AS;
+  int abnormal = (!e->signal && e->code != 0) || e->signal == SIGABRT ||
+                 e->signal == SIGSEGV || e->signal == SIGBUS;
+  if (rl_mode && abnormal && r->limit_bytes > 0) {
+    double frac = (double)r->max_used_bytes / (double)r->limit_bytes;
+    if (r->output_marker) {
+      e->reason = MG_EXIT_LIMIT;
+      snprintf(e->detail, sizeof e->detail,
+               "%s under %s %s and its output (%s) says \"%s\"; sampled %s "
+               "peak %s (%.0f%%)",
+               how, sup__rl_name(r->enforce), lim,
+               r->output_file ? r->output_file : "?", r->output_marker,
+               sup__used_name(r->enforce), used, frac * 100);
+      return;
+    }
+    if (frac >= MG_SUP_LIMIT_FRACTION) {
+      e->reason = MG_EXIT_LIMIT;
+      snprintf(e->detail, sizeof e->detail,
+               "%s with sampled %s peak %s = %.0f%% of %s %s (heuristic: an "
+               "abnormal end at >= %.0f%% of the limit)",
+               how, sup__used_name(r->enforce), used, frac * 100,
+               sup__rl_name(r->enforce), lim, MG_SUP_LIMIT_FRACTION * 100);
+      return;
+    }
+  }
+
+  if (e->signal) {
+    e->reason = MG_EXIT_SIGNAL;
+    snprintf(e->detail, sizeof e->detail, "%s%s", how,
+             r->killed_by_us && e->signal == SIGKILL
+                 ? ", sent by the supervisor after the grace period"
+                 : "");
+  } else {
+    snprintf(e->detail, sizeof e->detail, "exited with code %d", e->code);
+  }
+  if (oom_kill) {
+    size_t n = strlen(e->detail);
+    snprintf(e->detail + n, sizeof e->detail - n,
+             "; oom_kill %" PRIu64 " -> %" PRIu64
+             " in %s: another process of the group was OOM-killed",
+             k0, k1, r->cgroup_dir);
+  }
+}

@@ -1,0 +1,759 @@
+/* mg_sup_exec.c — validation of a spawn and the fork/exec step of each run
+ * (supervisor layer).
+ *
+ * Everything the child needs is prepared in the parent before fork: the
+ * program's absolute path (PATH searched here, like execvp), the
+ * environment, the stdio files, the cgroup's cgroup.procs descriptor, the
+ * rlimit. Between fork and exec the child makes only async-signal-safe
+ * system calls; a failure there is reported as {step, errno} through a
+ * close-on-exec pipe (end of file on it means exec succeeded) and the
+ * child leaves with _exit(127).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <pthread.h>
+
+#include "mg__sup.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define SUP__DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+extern char **environ;
+
+/* ---------------------------------------------------------- validation */
+
+static int sup__name_char(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+         (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+}
+
+static int sup__check_name(mg_sup *sup, const char *name, char *err,
+                           size_t err_len) {
+  static const char accepted[] =
+      "1 to 64 characters from A-Z a-z 0-9 . _ - (not \".\" or \"..\")";
+  if (!name || !*name)
+    return mg_errf(err, err_len, -EINVAL, "name: required: %s", accepted);
+  size_t n = strlen(name);
+  int ok = n <= 64 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+  for (size_t i = 0; ok && i < n; i++)
+    ok = sup__name_char(name[i]);
+  if (!ok)
+    return mg_errf(err, err_len, -EINVAL, "name: invalid name '%.80s%s': %s",
+                   name, n > 80 ? "..." : "", accepted);
+  for (mg_child *c = sup->head; c; c = c->next)
+    if (!c->closed && strcmp(c->name, name) == 0)
+      return mg_errf(err, err_len, -EEXIST,
+                     "name: a process named '%s' is already supervised "
+                     "(names must be unique)",
+                     name);
+  return 0;
+}
+
+/* The value of `key` in opts env (last wins), else in environ. */
+static const char *sup__env_get(char *const *env, const char *key) {
+  size_t kl = strlen(key);
+  const char *found = NULL;
+  for (size_t i = 0; env && env[i]; i++)
+    if (strncmp(env[i], key, kl) == 0 && env[i][kl] == '=')
+      found = env[i] + kl + 1;
+  return found ? found : getenv(key);
+}
+
+/* An absolute path for `p`: as is, or under `base` (cwd option or our
+ * working directory). Caller frees. */
+static char *sup__absolute(const char *p, const char *base) {
+  if (p[0] == '/')
+    return strdup(p);
+  char here[PATH_MAX];
+  if (!base || base[0] != '/') {
+    if (!getcwd(here, sizeof here))
+      return NULL;
+    if (base) { /* a relative cwd option: under our working directory */
+      size_t hl = strlen(here);
+      if (snprintf(here + hl, sizeof here - hl, "/%s", base) >=
+          (int)(sizeof here - hl))
+        return NULL;
+    }
+    base = here;
+  }
+  size_t len = strlen(base) + strlen(p) + 2;
+  char *out = malloc(len);
+  if (out)
+    snprintf(out, len, "%s/%s", base, p);
+  return out;
+}
+
+/* Resolve argv[0] like execvp, in the parent: *path gets an absolute path
+ * (caller frees). */
+static int sup__resolve(const char *prog, char *const *env, const char *cwd,
+                        char **path, char *err, size_t err_len) {
+  struct stat st;
+  *path = NULL;
+  if (strchr(prog, '/')) {
+    char *p = sup__absolute(prog, cwd);
+    if (!p)
+      return mg_errf(err, err_len, -ENOMEM, "cmd: path of '%s' too long", prog);
+    int rc = 0;
+    if (stat(p, &st) < 0)
+      rc = mg_errf(err, err_len, -errno, "cmd: program '%s' not found (%s)",
+                   prog, strerror(errno));
+    else if (S_ISDIR(st.st_mode))
+      rc = mg_errf(err, err_len, -EISDIR, "cmd: '%s' is a directory", prog);
+    else if (access(p, X_OK) < 0)
+      rc = mg_errf(err, err_len, -EACCES,
+                   "cmd: program '%s' is not "
+                   "executable",
+                   prog);
+    if (rc < 0) {
+      free(p);
+      return rc;
+    }
+    *path = p;
+    return 0;
+  }
+  const char *search = sup__env_get(env, "PATH");
+  if (!search || !*search)
+    search = SUP__DEFAULT_PATH;
+  char *not_exec = NULL;
+  for (const char *d = search;;) {
+    size_t dl = strcspn(d, ":");
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%.*s", (int)(dl ? dl : 1), dl ? d : ".");
+    char cand[PATH_MAX];
+    if (snprintf(cand, sizeof cand, "%s/%s", dir, prog) < (int)sizeof cand &&
+        stat(cand, &st) == 0 && !S_ISDIR(st.st_mode)) {
+      if (access(cand, X_OK) == 0) {
+        free(not_exec);
+        *path = sup__absolute(cand, NULL);
+        if (!*path)
+          return mg_errf(err, err_len, -ENOMEM, "cmd: path of '%s' too long",
+                         prog);
+        return 0;
+      }
+      if (!not_exec)
+        not_exec = strdup(cand);
+    }
+    if (!d[dl])
+      break;
+    d += dl + 1;
+  }
+  int rc;
+  if (not_exec)
+    rc = mg_errf(err, err_len, -EACCES,
+                 "cmd: program '%s' found at %s but it is not executable", prog,
+                 not_exec);
+  else
+    rc = mg_errf(err, err_len, -ENOENT,
+                 "cmd: program '%s' not found in PATH (%s)", prog, search);
+  free(not_exec);
+  return rc;
+}
+
+/* Can the supervisor append to `path` (checked without creating it)? */
+static int sup__check_out(const char *field, mg_stdio mode, const char *path,
+                          char *err, size_t err_len) {
+  if (mode == MG_STDIO_INHERIT || mode == MG_STDIO_NULL)
+    return 0;
+  if (mode != MG_STDIO_FILE)
+    return mg_errf(err, err_len, -EINVAL,
+                   "%s: unknown mode %d (inherit, null or a file path)", field,
+                   (int)mode);
+  if (!path || !*path)
+    return mg_errf(err, err_len, -EINVAL,
+                   "%s: a file path is required with MG_STDIO_FILE", field);
+  struct stat st;
+  if (stat(path, &st) == 0) {
+    if (S_ISDIR(st.st_mode))
+      return mg_errf(err, err_len, -EISDIR, "%s: '%s' is a directory", field,
+                     path);
+    if (access(path, W_OK) < 0)
+      return mg_errf(err, err_len, -errno, "%s: cannot write '%s': %s", field,
+                     path, strerror(errno));
+    return 0;
+  }
+  if (errno != ENOENT)
+    return mg_errf(err, err_len, -errno, "%s: cannot use '%s': %s", field, path,
+                   strerror(errno));
+  char dir[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  if (!slash)
+    snprintf(dir, sizeof dir, ".");
+  else if (slash == path)
+    snprintf(dir, sizeof dir, "/");
+  else
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  if (access(dir, W_OK | X_OK) < 0)
+    return mg_errf(err, err_len, -errno,
+                   "%s: cannot create '%s': directory '%s': %s", field, path,
+                   dir, strerror(errno));
+  return 0;
+}
+
+int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
+                     char **path, char *err, size_t err_len) {
+  if (path)
+    *path = NULL;
+  if (!sup || !o)
+    return mg_errf(err, err_len, -EINVAL,
+                   "spawn: supervisor and options are "
+                   "required");
+  if (sup->shutting_down || sup->free_requested)
+    return mg_errf(err, err_len, -ECANCELED,
+                   "spawn: the supervisor is shutting down");
+  int rc = sup__check_name(sup, o->name, err, err_len);
+  if (rc < 0)
+    return rc;
+  if (!o->argv || !o->argv[0])
+    return mg_errf(err, err_len, -EINVAL,
+                   "cmd: required: the program and its arguments");
+  if (!o->argv[0][0])
+    return mg_errf(err, err_len, -EINVAL, "cmd: the program name is empty");
+  if (o->cwd) {
+    struct stat st;
+    if (!*o->cwd)
+      return mg_errf(err, err_len, -EINVAL, "cwd: empty path");
+    if (stat(o->cwd, &st) < 0)
+      return mg_errf(err, err_len, -errno, "cwd: '%s': %s", o->cwd,
+                     strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+      return mg_errf(err, err_len, -ENOTDIR, "cwd: '%s' is not a directory",
+                     o->cwd);
+    if (access(o->cwd, X_OK) < 0)
+      return mg_errf(err, err_len, -errno, "cwd: cannot enter '%s': %s", o->cwd,
+                     strerror(errno));
+  }
+  for (size_t i = 0; o->env && o->env[i]; i++) {
+    const char *eq = strchr(o->env[i], '=');
+    if (!eq || eq == o->env[i])
+      return mg_errf(err, err_len, -EINVAL,
+                     "env: entry '%.80s' is not KEY=VALUE", o->env[i]);
+  }
+
+  if ((int)o->enforce < MG_ENFORCE_AUTO || o->enforce > MG_ENFORCE_NONE)
+    return mg_errf(err, err_len, -EINVAL,
+                   "enforce: unknown mode %d (auto, cgroup, data, as, none)",
+                   (int)o->enforce);
+  if (o->limit_bytes > MG_SIZE_MAX)
+    return mg_errf(err, err_len, MG_ERANGE_SIZE,
+                   "limit: %" PRIu64 " bytes is more than 2^63-1",
+                   o->limit_bytes);
+  mg_enforce e = o->enforce;
+  if (e == MG_ENFORCE_AUTO)
+    e = o->limit_bytes ? sup->auto_enforce : MG_ENFORCE_NONE;
+  if (e != MG_ENFORCE_NONE && o->limit_bytes == 0)
+    return mg_errf(err, err_len, -EINVAL, "limit: required with enforce=%s",
+                   mg_enforce_name(e));
+  if (e == MG_ENFORCE_CGROUP) {
+    if (!sup->cg_writable)
+      return mg_errf(err, err_len, MG_ENOTSUP,
+                     "enforce: cgroup not available here: %s", sup->cg_reason);
+    char group[160];
+    int gl = snprintf(group, sizeof group, "%s-%ld-%s", sup->prefix,
+                      (long)sup->self_pid, o->name);
+    if (gl > 64)
+      return mg_errf(err, err_len, -ENAMETOOLONG,
+                     "name: '%s' makes the cgroup name '%s' longer than 64 "
+                     "characters; use a shorter name",
+                     o->name, group);
+  }
+  if (e == MG_ENFORCE_DATA && !sup->rl.data_enforced)
+    return mg_errf(err, err_len, MG_ENOTENFORCED,
+                   "enforce: data (RLIMIT_DATA) is not enforced here: %s",
+                   sup->rl.data_reason);
+  if (e == MG_ENFORCE_AS && !sup->rl.as_enforced)
+    return mg_errf(err, err_len, MG_ENOTENFORCED,
+                   "enforce: as (RLIMIT_AS) is not enforced here: %s",
+                   sup->rl.as_reason);
+  if (!(o->warn_at >= 0 && o->warn_at <= 1))
+    return mg_errf(err, err_len, -EINVAL,
+                   "warn_at: must be a fraction of the limit in (0, 1] (0: "
+                   "no warn events), got %g",
+                   o->warn_at);
+  if (o->sample_ms > 0 && o->sample_ms < MG_SUP_MIN_SAMPLE_MS)
+    return mg_errf(err, err_len, -EINVAL,
+                   "sample_ms: must be 0 (no sampling) or at least %d, got "
+                   "%" PRIu64,
+                   MG_SUP_MIN_SAMPLE_MS, o->sample_ms);
+  if ((int)o->restart < MG_RESTART_NO || o->restart > MG_RESTART_ALWAYS)
+    return mg_errf(err, err_len, -EINVAL,
+                   "restart: unknown policy %d (no, on-failure, always)",
+                   (int)o->restart);
+  if (o->max_restarts < -1)
+    return mg_errf(err, err_len, -EINVAL,
+                   "max_restarts: must be -1 (unlimited) or >= 0, got %d",
+                   o->max_restarts);
+  uint64_t bo = o->backoff_ms ? o->backoff_ms : MG_SUP_BACKOFF_MS;
+  if (o->backoff_max_ms && o->backoff_max_ms < bo)
+    return mg_errf(err, err_len, -EINVAL,
+                   "backoff_max_ms: %" PRIu64 " is below backoff_ms %" PRIu64,
+                   o->backoff_max_ms, bo);
+  rc = sup__check_out("stdout", o->stdout_mode, o->stdout_path, err, err_len);
+  if (rc == 0)
+    rc = sup__check_out("stderr", o->stderr_mode, o->stderr_path, err, err_len);
+  if (rc < 0)
+    return rc;
+  char *p = NULL;
+  rc = sup__resolve(o->argv[0], o->env, o->cwd, &p, err, err_len);
+  if (rc < 0)
+    return rc;
+  if (path)
+    *path = p;
+  else
+    free(p);
+  if (enforce)
+    *enforce = e;
+  if (err && err_len)
+    err[0] = '\0';
+  return 0;
+}
+
+/* ----------------------------------------------------- the child's side */
+
+enum {
+  STEP_SETPGID = 1,
+  STEP_PDEATHSIG,
+  STEP_CGROUP,
+  STEP_STDOUT,
+  STEP_STDERR,
+  STEP_CHDIR,
+  STEP_RLIMIT,
+  STEP_EXEC
+};
+
+typedef struct sup__report {
+  int step;
+  int err;
+} sup__report;
+
+typedef struct sup__prep {
+  const char *path;
+  char *const *argv;
+  char *const *envp;
+  const char *cwd;
+  int fd_out, fd_err; /* -1: inherit */
+  int fd_procs;       /* the group's cgroup.procs; -1: none */
+  int rl_res;         /* RLIMIT_DATA / RLIMIT_AS; -1: none */
+  struct rlimit rl;
+  int err_w;
+  pid_t parent;
+} sup__prep;
+
+static _Noreturn void sup__child_fail(const sup__prep *p, int step) {
+  sup__report r = {step, errno};
+  ssize_t n;
+  do {
+    n = write(p->err_w, &r, sizeof r);
+  } while (n < 0 && errno == EINTR);
+  _exit(127);
+}
+
+/* Runs in the forked child: async-signal-safe calls only. Signals are all
+ * blocked on entry (the parent blocked them around fork). */
+static _Noreturn void sup__child(const sup__prep *p) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  for (int s = 1; s < NSIG; s++)
+    if (s != SIGKILL && s != SIGSTOP)
+      sigaction(s, &sa, NULL); /* EINVAL for libc-reserved ones: fine */
+  if (setpgid(0, 0) < 0)
+    sup__child_fail(p, STEP_SETPGID);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+    sup__child_fail(p, STEP_PDEATHSIG);
+  if (getppid() != p->parent)
+    _exit(127); /* the supervisor died before PDEATHSIG was armed */
+  if (p->fd_procs >= 0) {
+    char buf[24], *e = buf + sizeof buf;
+    unsigned long v = (unsigned long)getpid();
+    do {
+      *--e = (char)('0' + v % 10);
+      v /= 10;
+    } while (v);
+    ssize_t n;
+    do {
+      n = write(p->fd_procs, e, (size_t)(buf + sizeof buf - e));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+      sup__child_fail(p, STEP_CGROUP);
+  }
+  if (p->fd_out >= 0 && dup2(p->fd_out, 1) < 0)
+    sup__child_fail(p, STEP_STDOUT);
+  if (p->fd_err >= 0 && dup2(p->fd_err, 2) < 0)
+    sup__child_fail(p, STEP_STDERR);
+#ifdef SYS_close_range
+  /* descriptors the embedding program opened without O_CLOEXEC */
+  syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+#endif
+  if (p->cwd && chdir(p->cwd) < 0)
+    sup__child_fail(p, STEP_CHDIR);
+  /* Last before exec: with RLIMIT_AS below the forked image's size even a
+   * stack page fault would fail. */
+  if (p->rl_res >= 0 && setrlimit(p->rl_res, &p->rl) < 0)
+    sup__child_fail(p, STEP_RLIMIT);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  execve(p->path, p->argv, p->envp);
+  sup__child_fail(p, STEP_EXEC);
+}
+
+/* ---------------------------------------------------- the parent's side */
+
+/* Move `fd` above the standard descriptors (close-on-exec kept). */
+static int sup__high_fd(int fd) {
+  if (fd < 0 || fd > 2)
+    return fd;
+  int hi = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return hi;
+}
+
+static void sup__close(int *fd) {
+  if (*fd >= 0)
+    close(*fd);
+  *fd = -1;
+}
+
+/* Inherited environment less the keys we set, opts env, MG_RESTARTS and
+ * MG_CHILD_NAME. The array and the two MG_ strings are in one block the
+ * caller frees; the other strings are borrowed. */
+static char **sup__build_env(const mg_child *c) {
+  size_t n_env = 0, n_extra = 0;
+  while (environ && environ[n_env])
+    n_env++;
+  while (c->env && c->env[n_extra])
+    n_extra++;
+  size_t slots = n_env + n_extra + 3;
+  char restarts[48], name[96];
+  snprintf(restarts, sizeof restarts, "MG_RESTARTS=%d", c->restarts);
+  snprintf(name, sizeof name, "MG_CHILD_NAME=%s", c->name);
+  size_t rl = strlen(restarts) + 1, nl = strlen(name) + 1;
+  char **out = malloc(slots * sizeof *out + rl + nl);
+  if (!out)
+    return NULL;
+  char *strs = (char *)(out + slots);
+  memcpy(strs, restarts, rl);
+  memcpy(strs + rl, name, nl);
+  size_t k = 0;
+  for (size_t i = 0; i < n_env; i++) {
+    const char *kv = environ[i];
+    size_t kl = strcspn(kv, "=");
+    int keep = !(kl == 11 && strncmp(kv, "MG_RESTARTS", kl) == 0) &&
+               !(kl == 13 && strncmp(kv, "MG_CHILD_NAME", kl) == 0);
+    for (size_t j = 0; keep && j < n_extra; j++)
+      keep = !(strncmp(c->env[j], kv, kl) == 0 && c->env[j][kl] == '=');
+    if (keep)
+      out[k++] = environ[i];
+  }
+  for (size_t j = 0; j < n_extra; j++) {
+    const char *kv = c->env[j];
+    size_t kl = strcspn(kv, "=");
+    int keep = !(kl == 11 && strncmp(kv, "MG_RESTARTS", kl) == 0) &&
+               !(kl == 13 && strncmp(kv, "MG_CHILD_NAME", kl) == 0);
+    for (size_t l = j + 1; keep && l < n_extra; l++) /* last one wins */
+      keep = !(strncmp(c->env[l], kv, kl) == 0 && c->env[l][kl] == '=');
+    if (keep)
+      out[k++] = c->env[j];
+  }
+  out[k++] = strs;
+  out[k++] = strs + rl;
+  out[k] = NULL;
+  return out;
+}
+
+/* Open the run's stdout/stderr target; *start gets the file's size (the
+ * run's output begins there) or -1. */
+static int sup__open_out(const char *field, mg_stdio mode, const char *path,
+                         int *fd, int64_t *start, char *err, size_t err_len) {
+  *fd = -1;
+  *start = -1;
+  if (mode == MG_STDIO_INHERIT)
+    return 0;
+  const char *target = mode == MG_STDIO_NULL ? "/dev/null" : path;
+  /* O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of
+   * blocking the loop; cleared again below. */
+  int flags = O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  if (mode == MG_STDIO_FILE)
+    flags |= O_CREAT | O_APPEND;
+  int f;
+  do {
+    f = open(target, flags, 0644);
+  } while (f < 0 && errno == EINTR);
+  f = sup__high_fd(f);
+  if (f < 0)
+    return mg_errf(err, err_len, -errno, "%s: cannot open '%s': %s", field,
+                   target, strerror(errno));
+  int fl = fcntl(f, F_GETFL);
+  if (fl >= 0)
+    fcntl(f, F_SETFL, fl & ~O_NONBLOCK);
+  struct stat st;
+  if (mode == MG_STDIO_FILE && fstat(f, &st) == 0)
+    *start = (int64_t)st.st_size;
+  *fd = f;
+  return 0;
+}
+
+/* Create the run's group, set its limit, open cgroup.procs. */
+static int sup__cgroup_setup(mg_child *c, int *fd_procs, char *err,
+                             size_t err_len) {
+  mg_sup *sup = c->sup;
+  char name[160], e[PATH_MAX + 256];
+  *fd_procs = -1;
+  if (c->cg_leftover) {
+    mg__sup_cgroup_drop(c);
+    if (c->cg_leftover)
+      return mg_errf(err, err_len, -EBUSY,
+                     "enforce: the cgroup %s of the previous run cannot be "
+                     "removed",
+                     mg_cgroup_dir(c->cg_leftover));
+  }
+  snprintf(name, sizeof name, "%s-%ld-%s", sup->prefix, (long)sup->self_pid,
+           c->name);
+  mg_cgroup *cg = NULL;
+  int rc = mg_cgroup_create(&sup->cg, sup->parent, name, &cg, e, sizeof e);
+  if (rc == -EEXIST) {
+    /* A leftover of this process (a crashed earlier supervisor in it):
+     * empty groups can simply go. */
+    char dir[PATH_MAX + 200];
+    snprintf(dir, sizeof dir, "%s/%s", sup->parent ? sup->parent : sup->cg.dir,
+             name);
+    if (rmdir(dir) == 0)
+      rc = mg_cgroup_create(&sup->cg, sup->parent, name, &cg, e, sizeof e);
+  }
+  if (rc < 0)
+    return mg_errf(err, err_len, rc, "enforce: %s", e);
+  int swap_limited = 0;
+  rc = mg_cgroup_set_limit(cg, c->limit_bytes, &swap_limited, e, sizeof e);
+  if (rc < 0) {
+    mg_cgroup_remove(cg, NULL, 0);
+    mg_cgroup_free(cg);
+    return mg_errf(err, err_len, rc, "limit: %s", e);
+  }
+  memset(&c->cg_start, 0, sizeof c->cg_start);
+  mg_cgroup_stats_read(cg, &c->cg_start, NULL, 0);
+  c->cg_has_oom_kill = 1;
+  if (mg_cgroup_get_version(cg) == MG_CGROUP_V1) {
+    char path[PATH_MAX + 32], buf[512] = {0};
+    snprintf(path, sizeof path, "%s/memory.oom_control", mg_cgroup_dir(cg));
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f >= 0) {
+      ssize_t n = read(f, buf, sizeof buf - 1);
+      buf[n > 0 ? n : 0] = '\0';
+      close(f);
+    }
+    c->cg_has_oom_kill = strstr(buf, "oom_kill ") != NULL;
+  }
+  char procs[PATH_MAX + 32];
+  snprintf(procs, sizeof procs, "%s/cgroup.procs", mg_cgroup_dir(cg));
+  int f;
+  do {
+    f = open(procs, O_WRONLY | O_CLOEXEC);
+  } while (f < 0 && errno == EINTR);
+  f = sup__high_fd(f);
+  if (f < 0) {
+    rc = -errno;
+    mg_cgroup_remove(cg, NULL, 0);
+    mg_cgroup_free(cg);
+    return mg_errf(err, err_len, rc, "enforce: cannot open %s: %s", procs,
+                   strerror(-rc));
+  }
+  char lim[32];
+  mg_log_field lf[] = {
+      MG_LF_STR("name", c->name),
+      MG_LF_STR("dir", mg_cgroup_dir(cg)),
+      MG_LF_UINT("limit_bytes", c->limit_bytes),
+      MG_LF_STR("limit", mg_size_format(c->limit_bytes, lim, sizeof lim)),
+      MG_LF_BOOL("swap_limited", swap_limited),
+  };
+  mg_log(sup->log, MG_LOG_DEBUG, "cgroup_created", lf, 5);
+  c->cg = cg;
+  *fd_procs = f;
+  return 0;
+}
+
+/* The message for a failure the child reported. */
+static int sup__child_error(const mg_child *c, const sup__report *r, char *err,
+                            size_t err_len) {
+  int code = -r->err;
+  const char *es = strerror(r->err);
+  char lim[32];
+  mg_size_format(c->limit_bytes, lim, sizeof lim);
+  switch (r->step) {
+  case STEP_SETPGID:
+    return mg_errf(err, err_len, code, "cmd: setpgid in the child: %s", es);
+  case STEP_PDEATHSIG:
+    return mg_errf(err, err_len, code,
+                   "cmd: prctl(PR_SET_PDEATHSIG) in the child: %s", es);
+  case STEP_CGROUP:
+    return mg_errf(err, err_len, code,
+                   "enforce: the child could not join its cgroup %s: %s",
+                   c->cg ? mg_cgroup_dir(c->cg) : "?", es);
+  case STEP_STDOUT:
+  case STEP_STDERR:
+    return mg_errf(err, err_len, code, "%s: dup2 in the child: %s",
+                   r->step == STEP_STDOUT ? "stdout" : "stderr", es);
+  case STEP_CHDIR:
+    return mg_errf(err, err_len, code, "cwd: cannot change to '%s': %s", c->cwd,
+                   es);
+  case STEP_RLIMIT:
+    return mg_errf(err, err_len, code, "limit: setrlimit(%s, %s): %s",
+                   c->enforce == MG_ENFORCE_AS ? "RLIMIT_AS" : "RLIMIT_DATA",
+                   lim, es);
+  default:
+    if (r->err == ENOMEM &&
+        (c->enforce == MG_ENFORCE_DATA || c->enforce == MG_ENFORCE_AS))
+      return mg_errf(err, err_len, code,
+                     "cmd: cannot execute '%s': %s (under %s %s: the limit "
+                     "is too small to load the program)",
+                     c->path, es,
+                     c->enforce == MG_ENFORCE_AS ? "RLIMIT_AS" : "RLIMIT_DATA",
+                     lim);
+    return mg_errf(err, err_len, code, "cmd: cannot execute '%s': %s", c->path,
+                   es);
+  }
+}
+
+int mg__sup_exec(mg_child *c, char *err, size_t err_len) {
+  sup__prep p = {c->path, c->argv, NULL,   c->cwd, -1,      -1,
+                 -1,      -1,      {0, 0}, -1,     getpid()};
+  int pfd[2] = {-1, -1}, rc;
+  char **envp = sup__build_env(c);
+  if (!envp)
+    return mg_errf(err, err_len, -ENOMEM, "env: out of memory");
+  p.envp = envp;
+  rc = sup__open_out("stdout", c->stdout_mode, c->stdout_path, &p.fd_out,
+                     &c->out_start, err, err_len);
+  if (rc == 0)
+    rc = sup__open_out("stderr", c->stderr_mode, c->stderr_path, &p.fd_err,
+                       &c->err_start, err, err_len);
+  if (rc == 0 && c->enforce == MG_ENFORCE_CGROUP)
+    rc = sup__cgroup_setup(c, &p.fd_procs, err, err_len);
+  if (rc < 0)
+    goto fail;
+  if (c->enforce == MG_ENFORCE_DATA || c->enforce == MG_ENFORCE_AS) {
+    p.rl_res = c->enforce == MG_ENFORCE_DATA ? RLIMIT_DATA : RLIMIT_AS;
+    p.rl.rlim_cur = p.rl.rlim_max = (rlim_t)c->limit_bytes;
+  }
+  if (pipe2(pfd, O_CLOEXEC) < 0 || (pfd[0] = sup__high_fd(pfd[0])) < 0 ||
+      (pfd[1] = sup__high_fd(pfd[1])) < 0) {
+    rc = mg_errf(err, err_len, -errno, "cmd: pipe: %s", strerror(errno));
+    goto fail;
+  }
+  p.err_w = pfd[1];
+
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  pid_t pid = fork();
+  if (pid == 0)
+    sup__child(&p);
+  int fork_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  sup__close(&pfd[1]);
+  sup__close(&p.fd_out);
+  sup__close(&p.fd_err);
+  sup__close(&p.fd_procs);
+  free(envp);
+  envp = NULL;
+  if (pid < 0) {
+    rc = mg_errf(err, err_len, -fork_errno, "cmd: fork: %s",
+                 strerror(fork_errno));
+    goto fail;
+  }
+  sup__report r = {0, 0};
+  size_t got = 0;
+  while (got < sizeof r) {
+    ssize_t n = read(pfd[0], (char *)&r + got, sizeof r - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  sup__close(&pfd[0]);
+  if (got == sizeof r) { /* the child failed before exec */
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    rc = sup__child_error(c, &r, err, err_len);
+    goto fail;
+  }
+  c->pid = pid;
+  return 0;
+
+fail:
+  sup__close(&pfd[0]);
+  sup__close(&pfd[1]);
+  sup__close(&p.fd_out);
+  sup__close(&p.fd_err);
+  sup__close(&p.fd_procs);
+  free(envp);
+  if (c->cg)
+    mg__sup_cgroup_drop(c);
+  return rc;
+}
+
+/* ------------------------------------------------------ process trees */
+
+size_t mg__sup_tree(const char *proc_root, pid_t root, pid_t *out, size_t cap) {
+  const char *proc = proc_root ? proc_root : "/proc";
+  size_t n = 0;
+  if (cap == 0 || root <= 0)
+    return 0;
+  out[n++] = root;
+  for (size_t i = 0; i < n; i++) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%ld/task", proc, (long)out[i]);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+      continue;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+      close(dfd);
+      continue;
+    }
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+      if (ent->d_name[0] < '0' || ent->d_name[0] > '9')
+        continue;
+      char file[PATH_MAX + 300], buf[4096];
+      snprintf(file, sizeof file, "%s/%s/children", dir, ent->d_name);
+      int f = open(file, O_RDONLY | O_CLOEXEC);
+      if (f < 0)
+        continue;
+      ssize_t len = read(f, buf, sizeof buf - 1);
+      close(f);
+      buf[len > 0 ? len : 0] = '\0';
+      for (char *s = buf; *s && n < cap;) {
+        char *end;
+        long pid = strtol(s, &end, 10);
+        if (end == s)
+          break;
+        s = end;
+        if (pid > 0)
+          out[n++] = (pid_t)pid;
+      }
+    }
+    closedir(d);
+  }
+  return n;
+}

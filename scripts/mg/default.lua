@@ -1,0 +1,125 @@
+-- mg/default.lua — the built-in policy of `mgrun --limit SIZE -- CMD`.
+--
+-- mgrun's main() runs require("mg.default")(limit, enforce, cmd...) with
+-- the limit already parsed to bytes. The policy:
+--   * validates the limit against effective memory (exit 2 if it does
+--     not fit, a warning above 90 %),
+--   * spawns CMD under the limit (enforce: auto|cgroup|data|as|none),
+--     stdout and stderr inherited, no restart,
+--   * samples CMD every 250 ms (a sample log line at debug level) and
+--     warns (log event memory_warning) each time its usage crosses 80 % of
+--     the limit,
+--   * forwards INT/TERM/HUP to CMD as a stop (SIGTERM, SIGKILL after 5 s;
+--     a second signal kills at once),
+--   * when CMD ends, says why on stderr unless it exited 0 (for example
+--     "mgrun: CMD was killed by the OOM killer in its cgroup (limit 64.00
+--     MiB, peak 64.00 MiB)") and exits with CMD's own status: its exit
+--     code, or 128+N when a signal N killed it.
+local fmt = mg.format_size
+
+local function say(line)
+  if io and io.stderr then
+    io.stderr:write("mgrun: ", line, "\n")
+  else
+    mg.log.error("mgrun", { message = line })
+  end
+end
+
+-- Why it died, as a sentence (prog as the user typed it).
+local function why(prog, e, limit, enforce)
+  local mem = ("limit %s, peak %s"):format(limit and fmt(limit) or "none",
+                                           fmt(e.peak or 0))
+  local sig = e.signal and ("signal %d%s"):format(
+    e.signal, e.signame and (" (SIG" .. e.signame .. ")") or "")
+  if e.reason == "oom" then
+    return ("%s was killed by the OOM killer in its cgroup (%s)"):format(
+      prog, mem)
+  elseif e.reason == "limit" then
+    local res = ({ data = "RLIMIT_DATA", as = "RLIMIT_AS" })[enforce] or
+                  (enforce .. " limit")
+    local how = e.signal and ("killed by " .. sig) or
+                  ("exit status " .. tostring(e.code))
+    return ("%s died after an allocation was refused at its %s (%s, %s)")
+      :format(prog, res, how, mem)
+  elseif e.reason == "signal" then
+    return ("%s was killed by %s (%s)"):format(prog, sig, mem)
+  end
+  return ("%s exited with status %d (%s)"):format(prog, e.code, mem)
+end
+
+-- A process name from the program: its basename, limited to what
+-- mg.spawn accepts ([A-Za-z0-9._-], at most 64 characters).
+local function name_of(prog)
+  local base = prog:match("([^/]*)$"):gsub("[^%w%._%-]", "_"):sub(1, 64)
+  if base == "" or base == "." or base == ".." then return "cmd" end
+  return base
+end
+
+return function(limit, enforce, prog, ...)
+  limit = math.tointeger(tonumber(limit))
+  if not prog then
+    say("no command given (usage: mgrun --limit SIZE -- CMD [ARGS...])")
+    mg.exit(2)
+  end
+  local ok, msg, warning = mg.validate_limit(limit)
+  if not ok then
+    say("Memory limit validation failed: " .. msg)
+    mg.exit(2)
+  end
+  if warning then mg.log.warn("limit_warning", { message = warning }) end
+
+  local p, err = mg.spawn {
+    name = name_of(prog),
+    cmd = { prog, ... },
+    limit = limit,
+    enforce = enforce,
+    warn_at = 0.8,
+    sample_ms = 250,
+    restart = "no",
+  }
+  if not p then
+    say("cannot run " .. prog .. ": " .. err)
+    -- a missing or unusable program is the shell's 127 / 126
+    if err:match("^cmd") then
+      mg.exit(err:match("not executable") and 126 or 127)
+    end
+    mg.exit(2)
+  end
+  mg.log.debug("started", { name = p.name, pid = p.pid, limit = fmt(limit),
+                            enforce = p.enforce })
+
+  p:on("sample", function(_, s)
+    mg.log.debug("sample", { name = p.name, used = s.used, rss = s.rss,
+                             fraction = s.fraction })
+  end)
+  p:on("warn", function(_, s)
+    mg.log.warn("memory_warning", {
+      name = p.name, used = fmt(s.used), limit = fmt(s.limit or limit),
+      percent = math.floor(s.fraction * 1000 + 0.5) / 10,
+    })
+  end)
+
+  local stopping = false
+  local function on_sig(signame)
+    if stopping then
+      p:stop(0)
+    else
+      stopping = true
+      mg.log.info("stopping", { name = p.name, signal = signame })
+      p:stop()
+    end
+  end
+  mg.on_signal("INT", on_sig)
+  mg.on_signal("TERM", on_sig)
+  mg.on_signal("HUP", on_sig)
+
+  p:on("exit", function(_, e)
+    if e.will_restart then return end
+    mg.log.debug("exited", { name = p.name, reason = e.reason,
+                             status = e.status, detail = e.detail })
+    if e.status ~= 0 and not stopping then
+      say(why(prog, e, p.limit, p.enforce))
+    end
+    mg.exit(e.status > 255 and 255 or e.status)
+  end)
+end

@@ -1,0 +1,336 @@
+/* test_sup_classify.c — why a run ended (mg__sup_classify) for every
+ * reason and both cgroup versions, the allocation-failure texts, and the
+ * supervisor on a cgroup v2 fixture tree (detection, the writability
+ * probe's reason, `auto`, stale-group removal, the v2 counters read back
+ * through mg_cgroup_stats_read). No real cgroup v2 machine is needed. */
+#include "test_sup_util.h"
+
+#include "../../runtime/supervisor/mg__sup.h"
+
+#define EXITED(code) ((code) << 8)
+#define SIGNALED(sig) (sig)
+
+static mg__sup_run base_run(mg_enforce e, uint64_t limit) {
+  mg__sup_run r;
+  memset(&r, 0, sizeof r);
+  r.enforce = e;
+  r.limit_bytes = limit;
+  return r;
+}
+
+static mg_child_exit classify(const mg__sup_run *r) {
+  mg_child_exit e;
+  memset(&e, 0, sizeof e);
+  mg__sup_classify(r, &e);
+  return e;
+}
+
+TEST(exit_and_signal) {
+  mg__sup_run r = base_run(MG_ENFORCE_NONE, 0);
+  r.status = EXITED(0);
+  mg_child_exit e = classify(&r);
+  ASSERT_EQ(e.code, 0);
+  ASSERT_EQ(e.signal, 0);
+  ASSERT_EQ(e.reason, MG_EXIT_EXIT);
+  r.status = EXITED(42);
+  e = classify(&r);
+  ASSERT_EQ(e.code, 42);
+  ASSERT_STR_EQ(e.detail, "exited with code 42");
+  r.status = SIGNALED(SIGTERM);
+  e = classify(&r);
+  ASSERT_EQ(e.code, -1);
+  ASSERT_EQ(e.signal, SIGTERM);
+  ASSERT_EQ(e.reason, MG_EXIT_SIGNAL);
+  ASSERT_STR_EQ(e.detail, "killed by SIGTERM (15)");
+  r.status = SIGNALED(SIGKILL);
+  r.killed_by_us = 1;
+  e = classify(&r);
+  ASSERT_CONTAINS(e.detail, "sent by the supervisor after the grace period");
+  r = base_run(MG_ENFORCE_NONE, 0);
+  r.reaped_elsewhere = 1;
+  e = classify(&r);
+  ASSERT_EQ(e.code, -1);
+  ASSERT_EQ(e.reason, MG_EXIT_EXIT);
+  ASSERT_CONTAINS(e.detail, "reaped outside the supervisor");
+}
+
+TEST(oom_v1_and_v2) {
+  mg__sup_run r = base_run(MG_ENFORCE_CGROUP, 64 * MIB);
+  r.has_cgroup = 1;
+  r.cg_end_ok = 1;
+  r.cgroup_dir = "/sys/fs/cgroup/x/mgrun-1-a";
+  r.cgroup_version = MG_CGROUP_V2;
+  r.has_oom_kill = 1;
+  r.cg_end.oom_kills = 1;
+  r.cg_end.has_peak = 1;
+  r.cg_end.peak_bytes = 64 * MIB;
+  r.max_used_bytes = 50 * MIB;
+  r.status = SIGNALED(SIGKILL);
+  mg_child_exit e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_OOM);
+  ASSERT_EQ(e.signal, SIGKILL);
+  ASSERT_CONTAINS(e.detail, "oom_kill 0 -> 1 in /sys/fs/cgroup/x/mgrun-1-a");
+  ASSERT_CONTAINS(e.detail, "cgroup v2 limit 64.00 MiB");
+  ASSERT_U64_EQ(e.peak_bytes, 64 * MIB); /* the group's peak wins */
+
+  /* the counter grew but the main process exited (a wrapper whose child
+   * was killed): exit, and the detail says so */
+  r.status = EXITED(137);
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_EXIT);
+  ASSERT_EQ(e.code, 137);
+  ASSERT_CONTAINS(e.detail, "another process of the group was OOM-killed");
+
+  /* SIGKILL without the counter moving: a signal */
+  r.status = SIGNALED(SIGKILL);
+  r.cg_end.oom_kills = 0;
+  r.cg_end.oom_events = 3; /* failcnt: hit the limit, reclaimed */
+  r.cgroup_version = MG_CGROUP_V1;
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_SIGNAL);
+
+  /* v1 kernel without oom_kill in memory.oom_control: failcnt stands in */
+  r.has_oom_kill = 0;
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_OOM);
+  ASSERT_CONTAINS(e.detail, "memory.failcnt 0 -> 3");
+
+  /* stats unreadable: no claim */
+  r.cg_end_ok = 0;
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_SIGNAL);
+  ASSERT_U64_EQ(e.peak_bytes, 50 * MIB); /* the highest sample */
+}
+
+TEST(limit_heuristics) {
+  mg__sup_run r = base_run(MG_ENFORCE_DATA, 100 * MIB);
+  r.status = EXITED(1);
+  r.max_used_bytes = 60 * MIB;
+  mg_child_exit e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_LIMIT);
+  ASSERT_EQ(e.code, 1);
+  ASSERT_CONTAINS(e.detail, "exit code 1 with sampled VmData peak 60.00 MiB");
+  ASSERT_CONTAINS(e.detail, "60% of RLIMIT_DATA 100.00 MiB");
+  ASSERT_CONTAINS(e.detail, "heuristic");
+  r.max_used_bytes = 10 * MIB; /* far below: not blamed */
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_EXIT);
+  r.output_marker = "cannot allocate memory"; /* …unless it says so */
+  r.output_file = "/tmp/err.log";
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_LIMIT);
+  ASSERT_CONTAINS(e.detail, "(/tmp/err.log) says \"cannot allocate memory\"");
+  r.status = EXITED(0); /* success is never a limit */
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_EXIT);
+  r.output_marker = NULL;
+  r.max_used_bytes = 99 * MIB;
+  r.status = SIGNALED(SIGSEGV);
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_LIMIT);
+  ASSERT_EQ(e.signal, SIGSEGV);
+  r.status = SIGNALED(SIGABRT);
+  ASSERT_EQ(classify(&r).reason, MG_EXIT_LIMIT);
+  r.status = SIGNALED(SIGBUS);
+  ASSERT_EQ(classify(&r).reason, MG_EXIT_LIMIT);
+  r.status = SIGNALED(SIGKILL); /* not how a refused allocation ends */
+  ASSERT_EQ(classify(&r).reason, MG_EXIT_SIGNAL);
+  r.status = SIGNALED(SIGTERM);
+  ASSERT_EQ(classify(&r).reason, MG_EXIT_SIGNAL);
+  r.enforce = MG_ENFORCE_AS;
+  r.status = EXITED(3);
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_LIMIT);
+  ASSERT_CONTAINS(e.detail, "VmSize");
+  ASSERT_CONTAINS(e.detail, "RLIMIT_AS");
+  r.enforce = MG_ENFORCE_NONE; /* watch only: no limit to blame */
+  ASSERT_EQ(classify(&r).reason, MG_EXIT_EXIT);
+  r.enforce = MG_ENFORCE_CGROUP; /* cgroups OOM-kill instead */
+  ASSERT_EQ(classify(&r).reason, MG_EXIT_EXIT);
+
+  /* peak in watch-only mode includes VmHWM */
+  r = base_run(MG_ENFORCE_NONE, 0);
+  r.max_used_bytes = 10 * MIB;
+  r.last_hwm_bytes = 12 * MIB;
+  ASSERT_U64_EQ(classify(&r).peak_bytes, 12 * MIB);
+}
+
+TEST(markers) {
+  static const char *hits[] = {
+      "mg-hog: allocation of 1.00 MiB failed: Cannot allocate memory\n",
+      "terminate called after throwing an instance of 'std::bad_alloc'",
+      "Traceback (most recent call last):\nMemoryError\n",
+      "memory allocation of 1048576 bytes failed\n",
+      "fatal error: runtime: out of memory\n",
+      "ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer",
+  };
+  for (size_t i = 0; i < sizeof hits / sizeof hits[0]; i++)
+    ASSERT(mg__sup_find_marker(hits[i], strlen(hits[i])) != NULL);
+  const char *s = "CANNOT ALLOCATE MEMORY";
+  ASSERT_STR_EQ(mg__sup_find_marker(s, strlen(s)), "cannot allocate memory");
+  s = "all good, exiting";
+  ASSERT(mg__sup_find_marker(s, strlen(s)) == NULL);
+  s = "cannot allocate mem"; /* cut short: no match past the length */
+  ASSERT(mg__sup_find_marker(s, 12) == NULL);
+  ASSERT_STR_EQ(mg__sup_signame(SIGSEGV), "SIGSEGV");
+}
+
+/* --------------------------------------------------- cgroup v2 fixture */
+
+static char root[PATH_MAX];
+
+static void put(const char *rel, const char *text) {
+  char path[PATH_MAX + 256];
+  snprintf(path, sizeof path, "%s/%s", root, rel);
+  FILE *f = fopen(path, "w");
+  if (!f)
+    MG__FAIL("cannot write %s: %s", path, strerror(errno));
+  fputs(text, f);
+  fclose(f);
+}
+
+static void mkdirs(const char *rel) {
+  char cmd[PATH_MAX + 300];
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", root, rel);
+  ASSERT_EQ(system(cmd), 0);
+}
+
+#define CG "fs/sys/fs/cgroup"
+#define SLICE CG "/mgrun.slice"
+
+/* A unified (v2-only) machine: this process in /mgrun.slice, memory
+ * delegated to its children. */
+static void build_v2_tree(void) {
+  snprintf(root, sizeof root, "%s", tmp_path("v2"));
+  mkdirs("proc/self");
+  mkdirs(SLICE);
+  put("proc/self/mountinfo",
+      "22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc "
+      "proc rw\n"
+      "30 22 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 "
+      "- cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n");
+  put("proc/self/cgroup", "0::/mgrun.slice\n");
+  put(CG "/cgroup.controllers", "cpuset cpu io memory pids\n");
+  put(CG "/cgroup.subtree_control", "memory pids\n");
+  put(SLICE "/cgroup.controllers", "memory pids\n");
+  put(SLICE "/cgroup.subtree_control", "memory\n");
+  put(SLICE "/memory.max", "max\n");
+  put(SLICE "/cgroup.procs", "1\n");
+  /* a stale group of a dead run, one of a live run (ours), a stranger */
+  mkdirs(SLICE "/mgrun-2147483646-old");
+  char ours[128];
+  snprintf(ours, sizeof ours, SLICE "/mgrun-%ld-live", (long)getpid());
+  mkdirs(ours);
+  mkdirs(SLICE "/other-2147483646-x");
+}
+
+TEST(v2_fixture_supervisor) {
+  build_v2_tree();
+  char proc[PATH_MAX + 16], fs[PATH_MAX + 16];
+  snprintf(proc, sizeof proc, "%s/proc", root);
+  snprintf(fs, sizeof fs, "%s/fs", root);
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  loop_open = 1;
+  FILE *logf = tmpfile();
+  ASSERT(logf != NULL);
+  mg_logger *lg = mg_logger_new(logf, MG_LOG_TEXT, MG_LOG_DEBUG);
+  mg_sup_opts o;
+  memset(&o, 0, sizeof o);
+  o.loop = &loop;
+  o.logger = lg;
+  o.paths.proc_root = proc;
+  o.paths.fs_root = fs;
+  ASSERT_EQ(mg_sup_new(&o, &sup, err, sizeof err), 0);
+
+  /* detected as v2; a plain directory has no memory.max, so the probe
+   * fails there and says why */
+  const char *why;
+  mg_enforce e = mg_sup_auto_enforce(sup, &why);
+  ASSERT(e != MG_ENFORCE_CGROUP);
+  ASSERT_CONTAINS(why, "no writable cgroup");
+  ASSERT_CONTAINS(why, "memory.max");
+  ASSERT_CONTAINS(why, "mgrun.slice");
+  char *const argv[] = {"true", NULL};
+  mg_child_opts co = child_opts("v2child", argv);
+  co.enforce = MG_ENFORCE_CGROUP;
+  co.limit_bytes = 64 * MIB;
+  ASSERT(mg_child_spawn(sup, &co, NULL, NULL, err, sizeof err) < 0);
+  ASSERT_CONTAINS(err, "enforce: cgroup not available here: ");
+  ASSERT_CONTAINS(err, "memory.max");
+
+  /* stale removal: only the dead run's group went */
+  char p[PATH_MAX + 128];
+  snprintf(p, sizeof p, "%s/" SLICE "/mgrun-2147483646-old", root);
+  ASSERT(!dir_exists(p));
+  snprintf(p, sizeof p, "%s/" SLICE "/mgrun-%ld-live", root, (long)getpid());
+  ASSERT(dir_exists(p));
+  snprintf(p, sizeof p, "%s/" SLICE "/other-2147483646-x", root);
+  ASSERT(dir_exists(p));
+  sup_finish();
+  mg_logger_free(lg);
+  rewind(logf);
+  char text[8192];
+  size_t n = fread(text, 1, sizeof text - 1, logf);
+  text[n] = '\0';
+  fclose(logf);
+  ASSERT_CONTAINS(text, "stale_cgroups_removed");
+  ASSERT_CONTAINS(text, "removed=1");
+  ASSERT_CONTAINS(text, "enforce_chosen");
+  ASSERT_CONTAINS(text, "cgroup=v2");
+}
+
+/* The v2 counters a run's classification reads: memory.events oom_kill,
+ * memory.peak, memory.max — through mg_cgroup_stats_read on a group
+ * created in the fixture. */
+TEST(v2_fixture_counters) {
+  build_v2_tree();
+  char proc[PATH_MAX + 16], fs[PATH_MAX + 16];
+  snprintf(proc, sizeof proc, "%s/proc", root);
+  snprintf(fs, sizeof fs, "%s/fs", root);
+  mg_paths paths = {proc, fs};
+  mg_cgroup_info info;
+  ASSERT_EQ(mg_cgroup_detect(&paths, &info, err, sizeof err), 0);
+  ASSERT_EQ(info.version, MG_CGROUP_V2);
+  mg_cgroup *cg;
+  char name[64];
+  snprintf(name, sizeof name, "mgrun-%ld-v2hog", (long)getpid());
+  ASSERT_EQ(mg_cgroup_create(&info, NULL, name, &cg, err, sizeof err), 0);
+  char rel[PATH_MAX];
+  snprintf(rel, sizeof rel, SLICE "/%s", name);
+  char f[PATH_MAX + 64];
+  snprintf(f, sizeof f, "%s/memory.current", rel);
+  put(f, "1048576\n");
+  snprintf(f, sizeof f, "%s/memory.peak", rel);
+  put(f, "67108864\n");
+  snprintf(f, sizeof f, "%s/memory.max", rel);
+  put(f, "67108864\n");
+  snprintf(f, sizeof f, "%s/memory.events", rel);
+  put(f, "low 0\nhigh 0\nmax 12\noom 1\noom_kill 0\n");
+  mg__sup_run r = base_run(MG_ENFORCE_CGROUP, 64 * MIB);
+  r.has_cgroup = 1;
+  r.has_oom_kill = 1;
+  r.cgroup_dir = mg_cgroup_dir(cg);
+  r.cgroup_version = mg_cgroup_get_version(cg);
+  ASSERT_EQ(mg_cgroup_stats_read(cg, &r.cg_start, err, sizeof err), 0);
+  put(f, "low 0\nhigh 0\nmax 40\noom 3\noom_kill 1\n");
+  ASSERT_EQ(mg_cgroup_stats_read(cg, &r.cg_end, err, sizeof err), 0);
+  r.cg_end_ok = 1;
+  r.status = SIGNALED(SIGKILL);
+  mg_child_exit e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_OOM);
+  ASSERT_CONTAINS(e.detail, "oom_kill 0 -> 1");
+  ASSERT_CONTAINS(e.detail, "cgroup v2 limit 64.00 MiB");
+  ASSERT_CONTAINS(e.detail, name);
+  ASSERT_U64_EQ(e.peak_bytes, 64 * MIB);
+  mg_cgroup_free(cg);
+}
+
+int main(void) {
+  SUP_RUN(exit_and_signal);
+  SUP_RUN(oom_v1_and_v2);
+  SUP_RUN(limit_heuristics);
+  SUP_RUN(markers);
+  SUP_RUN(v2_fixture_supervisor);
+  SUP_RUN(v2_fixture_counters);
+  return mg_test_report();
+}
