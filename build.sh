@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # build.sh — install what mgrun needs on Debian 12, build it, run it.
 #
-#   bash build.sh demo    install deps, build, run the main demo policy
+#   bash build.sh demo    install deps, build, run the demo: the seed's matrix
+#                         mode (policies/matrix.lua) for 8 seconds
 #   bash build.sh test    install deps, build, run the whole suite, then the
 #                         same suite built with ASan + UBSan
 #   bash build.sh bench   install deps, build (release), print the benchmarks
@@ -58,7 +59,7 @@ demo)
   deps
   build build
   shift
-  exec ./build/mgrun policies/report.lua "$@"
+  exec ./build/mgrun --log-level warn policies/matrix.lua "$@"
   ;;
 test)
   deps
