@@ -45,7 +45,7 @@ echo "| idle mgrun with a 1 s timer: CPU over 10 s | $cpu % | < 0.1 % |"
 
 # --- store (C core), when built
 if [[ -x $B/bench/bench_store ]]; then
-  "$B/bench/bench_store" | grep '^|' | grep -v -e '^| what' -e '^|---'
+  "$B/bench/bench_store" | grep '^|' | grep -v -e '^| what' -e '^| store benchmark' -e '^|---'
 fi
 
 # --- supervisor: spawn latency under limits, sample cost, 50 idle children,

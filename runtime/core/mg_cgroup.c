@@ -897,6 +897,28 @@ static int cg__stats_v2(mg_cgroup *cg, mg_cgroup_stats *out, char *err,
   return rc;
 }
 
+int mg_cgroup_usage_read(mg_cgroup *cg, uint64_t *current_bytes,
+                         uint64_t *peak_bytes, int *has_peak, char *err,
+                         size_t err_len) {
+  if (!cg || !current_bytes)
+    return mg_errf(err, err_len, -EINVAL,
+                   "mg_cgroup_usage_read: group and current are required");
+  int v1 = cg->version == MG_CGROUP_V1, hp = 0;
+  uint64_t peak = 0;
+  int rc = cg__stat_u64(cg, v1 ? "memory.usage_in_bytes" : "memory.current",
+                        current_bytes, NULL, err, err_len);
+  if (rc == 0 && peak_bytes)
+    rc = cg__stat_u64(cg, v1 ? "memory.max_usage_in_bytes" : "memory.peak",
+                      &peak, &hp, err, err_len);
+  if (rc < 0)
+    return rc;
+  if (peak_bytes)
+    *peak_bytes = peak;
+  if (has_peak)
+    *has_peak = hp;
+  return 0;
+}
+
 int mg_cgroup_stats_read(mg_cgroup *cg, mg_cgroup_stats *out, char *err,
                          size_t err_len) {
   if (!cg || !out)

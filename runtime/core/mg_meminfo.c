@@ -59,7 +59,6 @@ static uint64_t *field_ptr(mg_meminfo *m, int f) {
   }
 }
 
-
 int mg_meminfo_parse(const char *text, mg_meminfo *out, char *err,
                      size_t err_len) {
   mg_meminfo m;

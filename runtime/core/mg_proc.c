@@ -19,7 +19,6 @@
 
 #define MG__PROC_MAX_FILE (16u << 20) /* a status file is a few KiB */
 
-
 /* Length of the line at `line` (up to '\n' or NUL), at most 200 for
  * quoting in messages. */
 static int quote_len(const char *line, const char *eol) {

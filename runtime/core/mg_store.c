@@ -1116,8 +1116,8 @@ static int mg__run_strategy(mg_store *s, const mg_store_need *need, mg__ev *ev,
      * replacement and the new message, is within every limit that is
      * set: slack left under a limit counts (a summary may use it). */
     const mg_store_limits *l = &s->lim;
-    uint64_t wc = s->count + 1 + rcnt, wb = s->total_bytes +
-                                             need->incoming_bytes + rsize;
+    uint64_t wc = s->count + 1 + rcnt,
+             wb = s->total_bytes + need->incoming_bytes + rsize;
     uint64_t wt = s->total_tokens + need->incoming_tokens + rtok;
     wc = wc > l->max_messages ? wc - l->max_messages : 0;
     wb = wb > l->max_total_size_bytes ? wb - l->max_total_size_bytes : 0;
@@ -1323,8 +1323,8 @@ static void mg__need_cur(const mg_store *s, mg_store_limit_type t,
 
 /* Make room for (size, tokens) if needed; 0 when it fits now. Locked. */
 static int mg__room(mg_store *s, uint64_t size, uint64_t tokens,
-                    const char *group, size_t group_len,
-                    uint64_t extra_groups, mg__op *op, mg_store_error *e) {
+                    const char *group, size_t group_len, uint64_t extra_groups,
+                    mg__op *op, mg_store_error *e) {
   mg_store_need need;
   mg__need(s, size, tokens, &need);
   need.group = group_len ? group : NULL;

@@ -316,12 +316,13 @@ static int sup__sample(mg_child *c, mg_child_sample *s, char *err,
   s->vsize_bytes = st.vsize_bytes;
   s->data_bytes = st.data_bytes;
   s->swap_bytes = st.swap_bytes;
-  if (c->cg) {
-    mg_cgroup_stats cs;
-    if (mg_cgroup_stats_read(c->cg, &cs, NULL, 0) == 0) {
+  if (c->cg) { /* usage and peak only: the event counters matter at exit */
+    uint64_t cur, peak;
+    int has_peak;
+    if (mg_cgroup_usage_read(c->cg, &cur, &peak, &has_peak, NULL, 0) == 0) {
       s->has_cgroup = 1;
-      s->cgroup_current_bytes = cs.current_bytes;
-      s->cgroup_peak_bytes = cs.has_peak ? cs.peak_bytes : 0;
+      s->cgroup_current_bytes = cur;
+      s->cgroup_peak_bytes = has_peak ? peak : 0;
     }
   }
   switch (c->enforce) {

@@ -112,7 +112,8 @@ TEST(real) {
   ASSERT(p.full.total_us <= p.some.total_us);
 }
 
-/* Decimals are the nearest doubles (JSON shows 0.75, not 0.75000000000000011). */
+/* Decimals are the nearest doubles (JSON shows 0.75, not 0.75000000000000011).
+ */
 TEST(exact_decimals) {
   mg_psi p;
   char err[256];

@@ -1715,7 +1715,8 @@ TEST(check_finds_corruption) {
   mg_store_free(s);
 }
 
-/* ============================================== the incoming message's group */
+/* ============================================== the incoming message's group
+ */
 
 static uint64_t add_grouped(mg_store *s, const char *role, const char *content,
                             const char *group) {
@@ -1742,7 +1743,7 @@ TEST(incoming_group_is_never_evicted_for_its_member) {
   uint64_t res = add_grouped(s, "tool", "result of x", "call-1");
   ASSERT(res);
   mg_store_msg m;
-  ASSERT_EQ(mg_store_get(s, call, &m), 0); /* the call stayed */
+  ASSERT_EQ(mg_store_get(s, call, &m), 0);    /* the call stayed */
   ASSERT_EQ(mg_store_get(s, b, &m), -ENOENT); /* b made room instead */
   check_ok(s);
   /* when only the group itself could make room: a clear error */
@@ -1769,7 +1770,7 @@ static int evict_incoming_group(void *ud, const mg_store *view,
   (void)err_len;
   mg_store_msg m;
   if (!need->group || strcmp(need->group, "call-1") != 0 || !need->adding)
-    return -EINVAL; /* the strategy is told the incoming group */
+    return -EINVAL;         /* the strategy is told the incoming group */
   mg_store_at(view, 0, &m); /* the tool call of that group */
   return mg_store_plan_evict(plan, m.id) == MG_EPINNED ? 0 : -1;
 }

@@ -54,9 +54,8 @@ int mg_cgroup_validate_name(const char *name, char *err, size_t err_len);
  * (NULL → info->dir)? Tries it for real: mkdir "mgrun-probe-<pid>",
  * write a limit, rmdir. Returns 1 writable, 0 not (reason says why), or a
  * negative code. */
-int mg_cgroup_probe_writable(const mg_cgroup_info *info,
-                             const char *parent_dir, char *reason,
-                             size_t reason_len);
+int mg_cgroup_probe_writable(const mg_cgroup_info *info, const char *parent_dir,
+                             char *reason, size_t reason_len);
 
 /* A child group created by libmg. Opaque. */
 typedef struct mg_cgroup mg_cgroup;
@@ -67,11 +66,11 @@ typedef struct mg_cgroup_stats {
   uint64_t current_bytes; /* memory.current / memory.usage_in_bytes */
   uint64_t peak_bytes;    /* memory.peak / memory.max_usage_in_bytes */
   int has_peak;
-  uint64_t limit_bytes;   /* memory.max / memory.limit_in_bytes */
-  uint64_t oom_kills;     /* memory.events oom_kill / oom_control oom_kill */
-  uint64_t oom_events;    /* memory.events oom / memory.failcnt (v1) */
-  uint64_t max_events;    /* memory.events max (v2) */
-  uint64_t high_events;   /* memory.events high (v2) */
+  uint64_t limit_bytes; /* memory.max / memory.limit_in_bytes */
+  uint64_t oom_kills;   /* memory.events oom_kill / oom_control oom_kill */
+  uint64_t oom_events;  /* memory.events oom / memory.failcnt (v1) */
+  uint64_t max_events;  /* memory.events max (v2) */
+  uint64_t high_events; /* memory.events high (v2) */
 } mg_cgroup_stats;
 
 /* Create `<parent_dir or info->dir>/<name>` (name validated). On success
@@ -99,6 +98,13 @@ int mg_cgroup_set_high(mg_cgroup *cg, uint64_t bytes, char *err,
 int mg_cgroup_add_pid(mg_cgroup *cg, pid_t pid, char *err, size_t err_len);
 
 int mg_cgroup_stats_read(mg_cgroup *cg, mg_cgroup_stats *out, char *err,
+                         size_t err_len);
+
+/* Only the usage and its peak (two files; what sampling needs, without
+ * the limit and event counters of mg_cgroup_stats_read). peak_bytes and
+ * has_peak may be NULL. */
+int mg_cgroup_usage_read(mg_cgroup *cg, uint64_t *current_bytes,
+                         uint64_t *peak_bytes, int *has_peak, char *err,
                          size_t err_len);
 
 /* Number of processes in the group (0 when empty). */

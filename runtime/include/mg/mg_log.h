@@ -46,11 +46,36 @@ typedef struct mg_log_field {
   } v;
 } mg_log_field;
 
-#define MG_LF_STR(k, x) {(k), MG_LOG_T_STR, {.s = (x)}}
-#define MG_LF_INT(k, x) {(k), MG_LOG_T_INT, {.i = (int64_t)(x)}}
-#define MG_LF_UINT(k, x) {(k), MG_LOG_T_UINT, {.u = (uint64_t)(x)}}
-#define MG_LF_DBL(k, x) {(k), MG_LOG_T_DOUBLE, {.d = (double)(x)}}
-#define MG_LF_BOOL(k, x) {(k), MG_LOG_T_BOOL, {.b = !!(x)}}
+#define MG_LF_STR(k, x)                                                        \
+  {                                                                            \
+    (k), MG_LOG_T_STR, {                                                       \
+      .s = (x)                                                                 \
+    }                                                                          \
+  }
+#define MG_LF_INT(k, x)                                                        \
+  {                                                                            \
+    (k), MG_LOG_T_INT, {                                                       \
+      .i = (int64_t)(x)                                                        \
+    }                                                                          \
+  }
+#define MG_LF_UINT(k, x)                                                       \
+  {                                                                            \
+    (k), MG_LOG_T_UINT, {                                                      \
+      .u = (uint64_t)(x)                                                       \
+    }                                                                          \
+  }
+#define MG_LF_DBL(k, x)                                                        \
+  {                                                                            \
+    (k), MG_LOG_T_DOUBLE, {                                                    \
+      .d = (double)(x)                                                         \
+    }                                                                          \
+  }
+#define MG_LF_BOOL(k, x)                                                       \
+  {                                                                            \
+    (k), MG_LOG_T_BOOL, {                                                      \
+      .b = !!(x)                                                               \
+    }                                                                          \
+  }
 
 typedef struct mg_logger mg_logger;
 

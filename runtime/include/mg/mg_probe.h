@@ -37,27 +37,27 @@ extern "C" {
 
 /* Effective memory: min(MemTotal, the cgroup limit of this process). */
 typedef struct mg_effmem {
-  uint64_t total_bytes;     /* MemTotal or the cgroup limit */
-  uint64_t available_bytes; /* min(MemAvailable, limit - usage) */
-  int from_cgroup;          /* 1 when the cgroup limit applied */
+  uint64_t total_bytes;       /* MemTotal or the cgroup limit */
+  uint64_t available_bytes;   /* min(MemAvailable, limit - usage) */
+  int from_cgroup;            /* 1 when the cgroup limit applied */
   char source[PATH_MAX + 64]; /* "meminfo" or "cgroup v1 <dir>" */
 } mg_effmem;
 
 /* Compute effective memory from already-read meminfo and cgroup info
  * (usage of the limiting group is read from disk under `paths`). */
 int mg_effective_memory(const mg_paths *paths, const mg_meminfo *mi,
-                        const mg_cgroup_info *cg, mg_effmem *out,
-                        char *err, size_t err_len);
+                        const mg_cgroup_info *cg, mg_effmem *out, char *err,
+                        size_t err_len);
 
 /* Convenience: read meminfo + cgroup and compute. */
-int mg_effective_memory_read(const mg_paths *paths, mg_effmem *out,
-                             char *err, size_t err_len);
+int mg_effective_memory_read(const mg_paths *paths, mg_effmem *out, char *err,
+                             size_t err_len);
 
 /* Options for mg_probe_json. */
 typedef struct mg_probe_opts {
   mg_paths paths;
-  int skip_writable;  /* 1: do not try to create a cgroup (report null) */
-  int skip_rlimit;    /* 1: do not fork the rlimit probe (report null) */
+  int skip_writable; /* 1: do not try to create a cgroup (report null) */
+  int skip_rlimit;   /* 1: do not fork the rlimit probe (report null) */
   const char *cgroup_parent; /* where to test writability (NULL = own) */
 } mg_probe_opts;
 

@@ -14,16 +14,16 @@ extern "C" {
 
 typedef struct mg_proc_status {
   pid_t pid;
-  char name[64];         /* Name: (comm) */
-  uint64_t rss_bytes;    /* VmRSS */
-  uint64_t hwm_bytes;    /* VmHWM (peak RSS) */
-  uint64_t vsize_bytes;  /* VmSize */
-  uint64_t data_bytes;   /* VmData (what RLIMIT_DATA counts) */
-  uint64_t anon_bytes;   /* RssAnon */
-  uint64_t file_bytes;   /* RssFile */
-  uint64_t shmem_bytes;  /* RssShmem */
-  uint64_t swap_bytes;   /* VmSwap */
-  int is_kernel_thread;  /* no Vm* lines: a kernel thread or a zombie */
+  char name[64];        /* Name: (comm) */
+  uint64_t rss_bytes;   /* VmRSS */
+  uint64_t hwm_bytes;   /* VmHWM (peak RSS) */
+  uint64_t vsize_bytes; /* VmSize */
+  uint64_t data_bytes;  /* VmData (what RLIMIT_DATA counts) */
+  uint64_t anon_bytes;  /* RssAnon */
+  uint64_t file_bytes;  /* RssFile */
+  uint64_t shmem_bytes; /* RssShmem */
+  uint64_t swap_bytes;  /* VmSwap */
+  int is_kernel_thread; /* no Vm* lines: a kernel thread or a zombie */
 } mg_proc_status;
 
 /* Parse the text of a status file. */

@@ -26,8 +26,7 @@ typedef struct mg_psi {
 int mg_psi_parse(const char *text, mg_psi *out, char *err, size_t err_len);
 
 /* Read `<proc_root>/pressure/memory`; proc_root NULL means "/proc". */
-int mg_psi_read(const char *proc_root, mg_psi *out, char *err,
-                size_t err_len);
+int mg_psi_read(const char *proc_root, mg_psi *out, char *err, size_t err_len);
 
 #ifdef __cplusplus
 }

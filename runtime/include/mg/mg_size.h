@@ -2,8 +2,8 @@
  *
  * Accepted: a non-negative integer number of bytes ("1048576"), or
  * "<number>[unit]" where the number may have a fraction ("1.5G") and the
- * unit is B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB (also P, E) in any case, all powers
- * of 1024 ("2 GB" = 2147483648), optionally separated by spaces; or
+ * unit is B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB (also P, E) in any case,
+ * all powers of 1024 ("2 GB" = 2147483648), optionally separated by spaces; or
  * "<number>%" of a base (the effective system memory). Everything else —
  * empty, negative, NaN, inf, trailing garbage, more than 2^63-1 bytes — is
  * MG_EPARSE / MG_ERANGE_SIZE with a message that quotes the input and says
@@ -24,8 +24,8 @@ extern "C" {
 
 /* One line listing what mg_size_parse accepts, for error messages. */
 #define MG_SIZE_ACCEPTED                                                       \
-  "a non-negative number of bytes, or <number>[B|K|KB|KiB|M|MB|MiB|G|GB|GiB|" \
-  "T|TB|TiB|P|PiB|E|EiB] (powers of 1024, any case), or <number>% of "  \
+  "a non-negative number of bytes, or <number>[B|K|KB|KiB|M|MB|MiB|G|GB|GiB|"  \
+  "T|TB|TiB|P|PiB|E|EiB] (powers of 1024, any case), or <number>% of "         \
   "effective memory"
 
 /* Parse `text` into *out_bytes. `percent_base_bytes` is what 100% means;

@@ -248,8 +248,8 @@ typedef struct mg_store_need {
    * refuses it with MG_EPINNED). */
   const char *group;
   size_t group_len;
-  int adding;               /* 1: making room for an add (below), 0: make_room */
-  uint64_t incoming_bytes;  /* accounted size of the message being added */
+  int adding;              /* 1: making room for an add (below), 0: make_room */
+  uint64_t incoming_bytes; /* accounted size of the message being added */
   uint64_t incoming_tokens; /* its tokens */
 } mg_store_need;
 
