@@ -630,7 +630,7 @@ int mg_cgroup_probe_writable(const mg_cgroup_info *info, const char *parent_dir,
     return 0;
   }
   mg_errf(reason, reason_len, 0,
-          "writable: created a cgroup %s group with a 64 MiB limit under %s "
+          "created a cgroup %s group with a 64 MiB limit under %s "
           "and removed it",
           mg_cgroup_version_name(info->version), parent);
   return 1;

@@ -32,7 +32,8 @@ static const char usage_text[] =
     "Options:\n"
     "  --log-format text|json  format of the log lines on stderr (default "
     "text)\n"
-    "  --log-level LEVEL       debug, info, warn or error (default info)\n"
+    "  --log-level LEVEL       debug, info, warn or error (default info; warn\n"
+    "                          with --limit)\n"
     "  --lua-mem SIZE          memory cap of the policy's Lua state "
     "(default 64M;\n"
     "                          0 = no cap). SIZE: bytes or "
@@ -271,6 +272,7 @@ int main(int argc, char **argv) {
   mg_runtime_opts ro;
   mg_log_format log_format = MG_LOG_TEXT;
   mg_log_level log_level = MG_LOG_INFO;
+  int log_level_set = 0;
   int check = 0, probe = 0, as_json = 0, c;
   const char *limit_arg = NULL, *enforce_arg = NULL;
   uint64_t limit_bytes = 0;
@@ -293,6 +295,7 @@ int main(int argc, char **argv) {
         usage_error("invalid --log-format '%s' (accepted: text, json)", optarg);
       break;
     case OPT_LOG_LEVEL:
+      log_level_set = 1;
       if (mg_log_level_parse(optarg, &log_level) < 0)
         usage_error("invalid --log-level '%s' (accepted: debug, info, warn, "
                     "error)",
@@ -391,6 +394,10 @@ int main(int argc, char **argv) {
     for (int i = optind; i < argc; i++)
       mod_argv[2 + i - optind] = argv[i];
   }
+  /* One command under a limit: the built-in policy says why it died; the
+   * supervisor's info lines are only wanted when asked for. */
+  if (limit_arg && !log_level_set)
+    log_level = MG_LOG_WARN;
   mg_logger *logger = mg_logger_new(stderr, log_format, log_level);
   if (logger == NULL) {
     fprintf(stderr, "mgrun: out of memory\n");

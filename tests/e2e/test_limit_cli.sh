@@ -64,12 +64,20 @@ check "SIGTERM: the command is stopped, 143" test $? -eq 143
 
 # cgroup (the default where one is writable): OOM-killed, 128+9
 writable=$("$MGRUN" --probe --json | jq -r .cgroup.writable)
+# Quiet by default: the built-in policy says why the command died; the
+# supervisor's info lines appear only when asked for.
+"$MGRUN" --limit 64M -- sh -c 'exit 3' >/dev/null 2>"$T_TMP/q"
+check "--limit: exit status of the command (3)" test $? -eq 3
+check "--limit: no info lines by default" bash -c '! grep -q " info " "$1"' _ "$T_TMP/q"
+check "--limit: says why it ended" grep -q "^mgrun: sh exited with status 3" "$T_TMP/q"
+"$MGRUN" --log-level info --limit 64M -- true 2>"$T_TMP/q"
+check "--limit --log-level info shows the supervisor" grep -q " info  child_started" "$T_TMP/q"
 if [[ $writable != true ]]; then
   echo "$T_PASS passed, $T_FAIL failed (before the cgroup part)"
   ((T_FAIL == 0)) || exit 1
   skip_cgroup "no writable cgroup memory hierarchy"
 fi
-"$MGRUN" --limit 64M -- "$HOG" --max 256M >/dev/null 2>"$T_TMP/e"
+"$MGRUN" --log-level info --limit 64M -- "$HOG" --max 256M >/dev/null 2>"$T_TMP/e"
 rc=$?
 check "cgroup: mgrun --limit 64M -- mg-hog --max 256M exits 128+9 ($rc)" test $rc -eq 137
 check "cgroup: says it was OOM-killed" grep -q "^mgrun: .*mg-hog was killed by the OOM killer in its cgroup (limit 64.00 MiB, peak 6[34].* MiB)" "$T_TMP/e"
