@@ -1349,6 +1349,8 @@ static int open_store(lua_State *L, int arg, int oi, int self,
   leave(ls, &c);
   if (rc < 0)
     return mg_lua_fail(L, err);
+  if (ls->s == NULL) /* on_warn closed it during the load */
+    return mg_lua_fail(L, "the store was closed during its load (by on_warn)");
   snprintf(ls->name, sizeof ls->name, "%s", mg_store_name(ls->s));
   lua_pushvalue(L, self);
   return 1;

@@ -173,6 +173,8 @@ typedef struct mg__frame {
   const mg_store *s;
   struct mg__frame *prev;
 } mg__frame;
+/* Is this thread inside one of `s`'s callbacks (strategy, on_evict)? */
+int mg__held_here(const mg_store *s);
 void mg__frame_push(mg__frame *f, const mg_store *s);
 void mg__frame_pop(mg__frame *f);
 /* Read lock: returns 1 when taken (unlock after), 0 when this thread

@@ -87,7 +87,7 @@ static void mg__log(const mg_store *s, mg_log_level lvl, const char *event,
  * frame here: reads of that store skip the lock, mutations are refused. */
 static _Thread_local mg__frame *mg__frames;
 
-static int mg__held_here(const mg_store *s) {
+int mg__held_here(const mg_store *s) {
   for (const mg__frame *f = mg__frames; f; f = f->prev)
     if (f->s == s)
       return 1;
@@ -1492,6 +1492,21 @@ int mg_store_add(mg_store *s, const mg_store_input *in, uint64_t *out_id,
       break;
     mg__wunlock(s, &op); /* the limit was raised meanwhile: build, retry */
   }
+  /* Totals and ids stay within 2^63-1 (Lua integers, JSON). */
+  if (tokens > MG_STORE_LIMIT_MAX - s->total_tokens ||
+      s->next_id > MG_STORE_ID_MAX - 2) {
+    int ids = s->next_id > MG_STORE_ID_MAX - 2;
+    rc = mg__add_fail(s, e, -EOVERFLOW,
+                      ids ? MG_STORE_LIMIT_NONE : MG_STORE_LIMIT_TOKENS,
+                      ids ? s->next_id : s->total_tokens,
+                      ids ? MG_STORE_ID_MAX : MG_STORE_LIMIT_MAX,
+                      ids ? "message ids are exhausted"
+                          : "the store's token total would pass 2^63-1",
+                      NULL);
+    mg__wunlock(s, &op);
+    s->alloc.free_fn(s->alloc.ud, m, p.block);
+    return rc;
+  }
   uint64_t ng =
       p.group_len && !mg__group_leader(s, in->group, p.group_len, p.ghash);
   rc = mg__room(s, p.size, tokens, in->group, p.group_len, ng, &op, e);
@@ -1772,7 +1787,11 @@ int mg__store_insert_raw(mg_store *s, const mg_store_input *in, uint64_t id,
       p.group_len && !mg__group_leader(s, in->group, p.group_len, p.ghash);
   if (mg__ensure(s, 1, ng))
     return mg_errf(err, err_len, -ENOMEM, "out of memory");
-  mg__msg *m = mg__build(s, in, &p, mg__estimate(s, in), time);
+  uint64_t tk = mg__estimate(s, in);
+  if (tk > MG_STORE_LIMIT_MAX - s->total_tokens)
+    return mg_errf(err, err_len, MG_ECORRUPT,
+                   "the token total would pass %" PRIu64, MG_STORE_LIMIT_MAX);
+  mg__msg *m = mg__build(s, in, &p, tk, time);
   if (!m)
     return mg_errf(err, err_len, -ENOMEM, "out of memory");
   m->id = id;

@@ -269,8 +269,17 @@ int mg_store_save(const mg_store *s, const char *path, char *err,
   char tmp[PATH_MAX + 32];
   if (!path || !*path || strlen(path) >= PATH_MAX)
     return mg_errf(err, err_len, -EINVAL, "snapshot path is empty or too long");
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  /* A temp name of its own per call (two threads may save the same path
+   * at once): mkostemp creates it exclusively. */
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
+  int fd = mkostemp(tmp, O_CLOEXEC);
+  if (fd >= 0 && fchmod(fd, 0644) != 0) {
+    int e = errno;
+    close(fd);
+    unlink(tmp);
+    errno = e;
+    fd = -1;
+  }
   if (fd < 0)
     return mg_errf(err, err_len, -errno,
                    "cannot save store snapshot: cannot create '%s': %s", tmp,
@@ -543,10 +552,12 @@ int mg_store_load(const char *path, const mg_store_options *opts,
     rc = MG__LERR(MG_ECORRUPT, "store snapshot '%s': limits: %s", path, why);
     goto done;
   }
-  if (mg__get_u64(root, "next_id", 1, &next_id) || next_id == 0) {
+  if (mg__get_u64(root, "next_id", 1, &next_id) || next_id == 0 ||
+      next_id > MG_STORE_ID_MAX) {
     rc = MG__LERR(MG_ECORRUPT,
-                  "store snapshot '%s': \"next_id\" must be a positive integer",
-                  path);
+                  "store snapshot '%s': \"next_id\" must be a positive integer "
+                  "of at most %" PRIu64,
+                  path, (uint64_t)MG_STORE_ID_MAX);
     goto done;
   }
   json_t *jn = json_object_get(root, "name");

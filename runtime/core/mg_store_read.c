@@ -234,7 +234,8 @@ static int mg__check_locked(const mg_store *s, char *err, size_t err_len) {
                      "id index does not find message %" PRIu64
                      " (or finds another with the same id)",
                      m->id);
-    if (m->flags & MG__F_VICTIM)
+    /* victims are marked while on_evict looks at them: legal there */
+    if ((m->flags & MG__F_VICTIM) && !mg__held_here(s))
       return mg_errf(err, err_len, MG_ECORRUPT,
                      "message %" PRIu64 " is still marked for eviction", m->id);
     uint64_t sz = mg__msg_size(m);

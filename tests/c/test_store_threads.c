@@ -214,7 +214,73 @@ TEST(four_threads_one_store) {
   mg_store_free(s);
 }
 
+/* Two threads saving the same path while a third adds: every save that
+ * succeeds leaves a complete snapshot (each call writes its own temp). */
+typedef struct saver {
+  mg_store *s;
+  const char *path;
+  int ok, failed, bad_load;
+} saver;
+
+static void *save_loop(void *arg) {
+  saver *sv = arg;
+  char err[512];
+  for (int i = 0; i < 100; i++) {
+    if (mg_store_save(sv->s, sv->path, err, sizeof err) != 0) {
+      sv->failed++;
+      continue;
+    }
+    sv->ok++;
+    mg_store *back = NULL;
+    if (mg_store_load(sv->path, NULL, &back, err, sizeof err) != 0) {
+      fprintf(stderr, "load after save: %s\n", err);
+      sv->bad_load++;
+    }
+    mg_store_free(back);
+  }
+  return NULL;
+}
+
+static atomic_int adder_stop;
+static void *add_loop(void *arg) {
+  mg_store *s = arg;
+  while (!atomic_load(&adder_stop)) {
+    mg_store_input in = msg_text("user", "concurrent content");
+    mg_store_add(s, &in, NULL, NULL);
+  }
+  return NULL;
+}
+
+TEST(concurrent_saves_of_one_path) {
+  mg_store_options o;
+  mg_store_options_init(&o);
+  o.limits.max_messages = 200;
+  o.on_full = MG_STORE_ON_FULL_PRUNE;
+  mg_store *s = NULL;
+  char err[256], path[] = "/tmp/mgrun-test-saves-XXXXXX";
+  ASSERT_EQ(mg_store_new(&o, &s, err, sizeof err), 0);
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  saver a = {s, path, 0, 0, 0}, b = {s, path, 0, 0, 0};
+  pthread_t ta, tb, tc;
+  atomic_store(&adder_stop, 0);
+  pthread_create(&tc, NULL, add_loop, s);
+  pthread_create(&ta, NULL, save_loop, &a);
+  pthread_create(&tb, NULL, save_loop, &b);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  atomic_store(&adder_stop, 1);
+  pthread_join(tc, NULL);
+  unlink(path);
+  ASSERT_EQ(a.failed + b.failed, 0);
+  ASSERT_EQ(a.bad_load + b.bad_load, 0);
+  ASSERT_EQ(a.ok + b.ok, 200);
+  mg_store_free(s);
+}
+
 int main(void) {
   RUN(four_threads_one_store);
+  RUN(concurrent_saves_of_one_path);
   return mg_test_report();
 }

@@ -95,6 +95,8 @@ extern "C" {
 #define MG_STORE_DEFAULT_WARN_AT 0.8
 /* Largest value of any limit: 2^63 - 1 (fits a Lua integer). */
 #define MG_STORE_LIMIT_MAX ((uint64_t)INT64_MAX)
+/* Largest message id (and next_id of a snapshot): ids stay Lua integers. */
+#define MG_STORE_ID_MAX ((uint64_t)INT64_MAX)
 
 /* keep_count for mg_store_prune meaning "max_messages / 2" (the seed's
  * default). */
