@@ -71,6 +71,13 @@ struct mg_child {
   uint64_t backoff_next_ms; /* delay of the next restart */
   uint64_t start_ms;        /* uv_hrtime of the run's exec, in ms */
   int released, closed, stopping, term_sent, killed_by_us;
+  /* The run's process tree as it was when it was told to stop (start
+   * times guard against pid reuse): descendants that left its process
+   * group (setsid, double forks) are reparented away the moment the main
+   * process exits, so they are remembered here to be killed with it. */
+  pid_t *stop_tree;
+  unsigned long long *stop_tree_start;
+  size_t stop_tree_n;
   unsigned round;
   int handles_open;
   uv_timer_t sample_timer, backoff_timer, grace_timer;
@@ -126,6 +133,9 @@ int mg__sup_exec(mg_child *c, char *err, size_t err_len);
 /* The child's process tree (children files under /proc/<pid>/task), up to
  * `cap` pids, the root first. Returns the count. */
 size_t mg__sup_tree(const char *proc_root, pid_t root, pid_t *out, size_t cap);
+/* Start time of `pid` (clock ticks since boot, field 22 of stat); 0 when
+ * it is gone. */
+unsigned long long mg__sup_start_time(pid_t pid);
 
 uint64_t mg__sup_now_ms(void);
 

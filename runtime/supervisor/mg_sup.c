@@ -180,6 +180,8 @@ static void sup__child_free(mg_child *c) {
   free(c->cwd);
   free(c->stdout_path);
   free(c->stderr_path);
+  free(c->stop_tree);
+  free(c->stop_tree_start);
   free(c);
 }
 
@@ -532,6 +534,8 @@ static int sup__exited(pid_t pid) {
   return si.si_pid == pid;
 }
 
+static void sup__tree_kill_remembered(mg_child *c);
+
 /* The run's main process has exited: kill what is left of its process
  * group and cgroup, reap it, remove the group, classify, go on. */
 static void sup__reap(mg_child *c) {
@@ -539,6 +543,7 @@ static void sup__reap(mg_child *c) {
   mg__sup_run r;
   memset(&r, 0, sizeof r);
   kill(-pid, SIGKILL); /* leftovers of its group; the zombie holds the id */
+  sup__tree_kill_remembered(c); /* and of its tree, if it was stopped */
   int st = 0;
   pid_t w;
   do {
@@ -608,9 +613,46 @@ static void sup__on_sigchld(uv_signal_t *h, int signum) {
   }
 }
 
+/* Remember the run's tree (with start times) and send it `signum`. */
+static void sup__tree_signal(mg_child *c, int signum) {
+  if (!c->stop_tree) {
+    c->stop_tree = calloc(SUP__TREE_MAX, sizeof *c->stop_tree);
+    c->stop_tree_start = calloc(SUP__TREE_MAX, sizeof *c->stop_tree_start);
+    if (!c->stop_tree || !c->stop_tree_start) {
+      free(c->stop_tree);
+      free(c->stop_tree_start);
+      c->stop_tree = NULL;
+      c->stop_tree_start = NULL;
+      return;
+    }
+  }
+  size_t n = mg__sup_tree("/proc", c->pid, c->stop_tree, SUP__TREE_MAX);
+  c->stop_tree_n = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned long long st = mg__sup_start_time(c->stop_tree[i]);
+    if (st == 0)
+      continue;
+    c->stop_tree[c->stop_tree_n] = c->stop_tree[i];
+    c->stop_tree_start[c->stop_tree_n++] = st;
+    kill(c->stop_tree[i], signum);
+    if (signum != SIGKILL)
+      kill(c->stop_tree[i], SIGCONT); /* a stopped process sees TERM only then */
+  }
+}
+
+/* SIGKILL what is left of the tree remembered at stop (same pid and start
+ * time only: never a stranger that reused a pid), then forget it. */
+static void sup__tree_kill_remembered(mg_child *c) {
+  for (size_t i = 0; i < c->stop_tree_n; i++)
+    if (c->stop_tree[i] != c->pid &&
+        mg__sup_start_time(c->stop_tree[i]) == c->stop_tree_start[i])
+      kill(c->stop_tree[i], SIGKILL);
+  c->stop_tree_n = 0;
+}
+
 /* SIGKILL the run's whole tree: its descendants (found before the group
- * is killed, so reparenting cannot hide them), its process group, its
- * cgroup. */
+ * is killed, so reparenting cannot hide them), those remembered when it
+ * was told to stop, its process group, its cgroup. */
 static void sup__kill_hard(mg_child *c) {
   if (c->pid <= 0)
     return;
@@ -619,6 +661,7 @@ static void sup__kill_hard(mg_child *c) {
   kill(-c->pid, SIGKILL);
   for (size_t i = 0; i < n; i++)
     kill(tree[i], SIGKILL);
+  sup__tree_kill_remembered(c);
   if (c->cg)
     mg_cgroup_kill_all(c->cg, SUP__GRACE_KILL_WAIT_MS);
 }
@@ -971,6 +1014,8 @@ int mg_child_stop(mg_child *c, uint64_t grace_ms) {
                       MG_LF_UINT("grace_ms", g)};
   sup__log(c->sup, MG_LOG_INFO, "child_stopping", f, 3);
   mg_child_signal(c, SIGTERM);
+  kill(-c->pid, SIGCONT); /* a stopped group (SIGTTIN…) acts on TERM only then */
+  sup__tree_signal(c, SIGTERM); /* and what left the group: setsid, daemons */
   uv_timer_start(&c->grace_timer, sup__on_grace, g, 0);
   return 0;
 }

@@ -757,3 +757,24 @@ size_t mg__sup_tree(const char *proc_root, pid_t root, pid_t *out, size_t cap) {
   }
   return n;
 }
+
+unsigned long long mg__sup_start_time(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+  int f = open(path, O_RDONLY | O_CLOEXEC);
+  if (f < 0)
+    return 0;
+  ssize_t len = read(f, buf, sizeof buf - 1);
+  close(f);
+  if (len <= 0)
+    return 0;
+  buf[len] = '\0';
+  char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+  if (!p)
+    return 0;
+  /* after ")": state is field 3; starttime is field 22 */
+  for (int field = 2; field < 22 && *p; p++)
+    if (*p == ' ')
+      field++;
+  return strtoull(p, NULL, 10);
+}
