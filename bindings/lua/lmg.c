@@ -31,8 +31,10 @@ static uint64_t now_ns(void) {
 static void budget_hook(lua_State *L, lua_Debug *ar) {
   mg_lua_env *env = mg_lua_env_get(L);
   (void)ar;
-  if (env->interrupted) {
-    env->interrupted = 0;
+  if (env->interrupted) { /* sticky (and every instruction): a pcall in
+                              the policy cannot swallow it; run_top clears */
+    if (lua_gethookcount(L) != 1)
+      lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
     luaL_error(L, "interrupted");
   }
   if (!env->call_active) {
@@ -41,7 +43,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     return;
   }
   if (!env->call_over) {
-    env->call_insn_used += MG_HOOK_EVERY;
+    env->call_insn_used += (uint64_t)lua_gethookcount(L);
     if (env->cb_instructions && env->call_insn_used > env->cb_instructions) {
       env->call_over = 1;
       snprintf(env->call_over_why, sizeof env->call_over_why,
@@ -51,8 +53,10 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     } else if (env->call_deadline_ns && now_ns() > env->call_deadline_ns) {
       env->call_over = 1;
       snprintf(env->call_over_why, sizeof env->call_over_why,
-               "callback exceeded its time budget of %llu ms (--cb-timeout)",
-               (unsigned long long)env->call_budget_ms);
+               "%s exceeded its time budget of %llu ms (%s)",
+               env->call_is_setup ? "the policy's top level" : "callback",
+               (unsigned long long)env->call_budget_ms,
+               env->call_is_setup ? "--setup-timeout" : "--cb-timeout");
     }
     if (!env->call_over)
       return;
@@ -70,17 +74,17 @@ void mg_lua_install_hook(lua_State *L) {
  * Lifts the memory cap so the traceback itself can be built. */
 static int msgh(lua_State *L) {
   mg_lua_env *env = mg_lua_env_get(L);
-  env->mem_capped = 0;
   if (mg_lua_is_exit(L, 1))
     return 1;
   const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {
+  if (msg == NULL) { /* policy code (__tostring): still under the cap */
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
       msg = lua_tostring(L, -1);
     else
       msg = lua_pushfstring(L, "(error object is a %s value)",
                             luaL_typename(L, 1));
   }
+  env->mem_capped = 0; /* room for the traceback itself */
   luaL_traceback(L, L, msg, 1);
   return 1;
 }
@@ -100,6 +104,9 @@ static void budget_begin(mg_lua_env *env, call_save *s, int budget) {
   s->used = env->call_insn_used;
   s->budget_ms = env->call_budget_ms;
   if (budget && !s->active) {
+    /* a spent budget left the hook firing on every instruction */
+    if (lua_gethookcount(env->L) != MG_HOOK_EVERY)
+      lua_sethook(env->L, budget_hook, LUA_MASKCOUNT, MG_HOOK_EVERY);
     env->call_active = 1;
     env->call_over = 0;
     env->call_insn_used = 0;
@@ -341,7 +348,12 @@ int mg_lua_check_size(lua_State *L, int idx, const char *argname, uint64_t *out,
     return 0;
   }
   if (t == LUA_TSTRING) {
-    const char *s = lua_tostring(L, idx);
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (strlen(s) != len)
+      return mg_errf(err, err_len, MG_EPARSE,
+                     "%s: invalid size (it holds a NUL byte); accepted: %s",
+                     argname, MG_SIZE_ACCEPTED);
     uint64_t base = strchr(s, '%') ? mg_lua_effective_total(L) : 0;
     char e[512];
     int rc = mg_size_parse(s, base, out, e, sizeof e);

@@ -58,7 +58,7 @@ static int l_validate_limit(lua_State *L) {
  * → ok, message, warning */
 static int l_validate_total(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_Integer n = luaL_len(L, 1);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   mg_validation v;
   memset(&v, 0, sizeof v);
   luaL_argcheck(L, n >= 0 && n <= 4096, 1, "at most 4096 items");
@@ -69,12 +69,14 @@ static int l_validate_total(lua_State *L) {
   for (lua_Integer i = 1; i <= n; i++) {
     lua_settop(L, base);
     char what[64];
-    lua_geti(L, 1, i);
+    lua_rawgeti(L, 1, i); /* raw: a metamethod's fresh table would not
+                             anchor the name we borrow */
     int item = lua_gettop(L);
     items[i - 1].name = NULL;
     snprintf(what, sizeof what, "item %lld", (long long)i);
     if (lua_type(L, item) == LUA_TTABLE) {
-      lua_getfield(L, item, "name");
+      lua_pushliteral(L, "name");
+      lua_rawget(L, item);
       if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TSTRING)
           return luaL_error(L,
@@ -84,7 +86,8 @@ static int l_validate_total(lua_State *L) {
         items[i - 1].name = lua_tostring(L, -1);
         snprintf(what, sizeof what, "%s", items[i - 1].name);
       }
-      lua_getfield(L, item, "limit");
+      lua_pushliteral(L, "limit");
+      lua_rawget(L, item);
       if (lua_isnil(L, -1))
         return luaL_error(L,
                           "bad argument #1 to 'validate_total' (item "
@@ -108,9 +111,9 @@ static int l_rlimit_support(lua_State *L) {
   mg_rlimit_resource r;
   char desc[700], err[600];
   mg_rlimit_probe(&s);
-  snprintf(desc, sizeof desc, "RLIMIT_DATA %s: %s; RLIMIT_AS %s: %s",
-           s.data_enforced ? "enforced" : "not enforced", s.data_reason,
-           s.as_enforced ? "enforced" : "not enforced", s.as_reason);
+  /* the reasons start with their verdict ("enforced: …") */
+  snprintf(desc, sizeof desc, "RLIMIT_DATA %s; RLIMIT_AS %s", s.data_reason,
+           s.as_reason);
   if (mg_rlimit_preferred(&s, &r, err, sizeof err) < 0)
     lua_pushnil(L);
   else
@@ -147,11 +150,12 @@ static void read_set_opts(lua_State *L, int idx, set_opts *o) {
   o->hard = lua_toboolean(L, -1);
   lua_getfield(L, idx, "pid");
   if (!lua_isnil(L, -1)) {
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0)
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0 ||
+        lua_tointeger(L, -1) > 0x7fffffff)
       luaL_error(L,
-                 "bad option 'pid' to 'set_limit' (positive integer "
-                 "expected, got %s)",
-                 luaL_typename(L, -1));
+                 "bad option 'pid' to 'set_limit' (a pid: an integer from 1 "
+                 "to 2147483647, got %s)",
+                 luaL_tolstring(L, -1, NULL));
     o->pid = lua_tointeger(L, -1);
   }
   lua_getfield(L, idx, "resource");

@@ -176,7 +176,7 @@ static int l_timer_tostring(lua_State *L) {
   else if (h->oneshot)
     lua_pushliteral(L, "mg.timer (once)");
   else
-    lua_pushfstring(L, "mg.timer (every %d ms)", (int)h->repeat_ms);
+    lua_pushfstring(L, "mg.timer (every %I ms)", (lua_Integer)h->repeat_ms);
   return 1;
 }
 

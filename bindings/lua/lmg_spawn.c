@@ -156,8 +156,11 @@ static void dispatch(lproc *p, const char *event) {
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->self_ref); /* value+1: userdata */
   lua_getiuservalue(L, value + 1, 1);             /* value+2: handlers */
+  /* raw access only: no metamethod (policy code) may run outside the
+   * protected calls below */
   if (lua_type(L, -1) == LUA_TTABLE &&
-      lua_getfield(L, -1, event) == LUA_TTABLE) { /* value+3: list */
+      (lua_pushstring(L, event), lua_rawget(L, -2)) == LUA_TTABLE) {
+    /* value+3: list */
     char what[128];
     snprintf(what, sizeof what, "process %s %s", p->name, event);
     lua_Integer n = (lua_Integer)lua_rawlen(L, value + 3);
@@ -447,7 +450,7 @@ static int read_opts(lua_State *L, int t, int anchor, spawn_args *a,
   if (enf) {
     char e[256];
     if (mg_enforce_parse(enf, &o->enforce, e, sizeof e) < 0) {
-      snprintf(err, len, "enforce: %s", e);
+      snprintf(err, len, "%s", e); /* "enforce: …" already */
       return -1;
     }
   }
@@ -497,7 +500,7 @@ static int read_opts(lua_State *L, int t, int anchor, spawn_args *a,
   if (rs) {
     char e[256];
     if (mg_restart_parse(rs, &o->restart, e, sizeof e) < 0) {
-      snprintf(err, len, "restart: %s", e);
+      snprintf(err, len, "%s", e); /* "restart: …" already */
       return -1;
     }
   }
@@ -770,7 +773,15 @@ static int l_memory(lua_State *L) {
  * one event run in the order they were added. */
 static int l_on(lua_State *L) {
   check_proc(L);
-  int ev = luaL_checkoption(L, 2, NULL, events);
+  const char *name = luaL_checkstring(L, 2);
+  int ev = 0;
+  while (events[ev] && strcmp(events[ev], name) != 0)
+    ev++;
+  if (events[ev] == NULL)
+    return luaL_argerror(L, 2,
+                         lua_pushfstring(L, "unknown event '%s' (accepted: "
+                                            "warn, sample, exit, restart)",
+                                         name));
   luaL_checktype(L, 3, LUA_TFUNCTION);
   lua_getiuservalue(L, 1, 1);
   if (lua_getfield(L, -1, events[ev]) != LUA_TTABLE) {

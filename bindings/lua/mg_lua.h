@@ -65,6 +65,7 @@ typedef struct mg_lua_env {
   uint64_t call_insn_used;
   uint64_t call_budget_ms;
   int call_active; /* a budgeted call is running */
+  int call_is_setup; /* it is the policy's top level (--setup-timeout) */
   int call_over;   /* budget exhausted: the hook raises on every instruction */
   char call_over_why[160];
   volatile int interrupted; /* set from a signal handler: raise "interrupted" */

@@ -65,8 +65,7 @@ static int l_panic(lua_State *L) {
 
 /* os.exit in a policy means a graceful mg.exit, never a bare exit(). */
 static int l_os_exit(lua_State *L) {
-  lua_getglobal(L, "mg");
-  lua_getfield(L, -1, "exit");
+  lua_pushvalue(L, lua_upvalueindex(1)); /* mg.exit, whatever happens to mg */
   lua_pushvalue(L, 1);
   lua_call(L, 1, 0);
   return 0;
@@ -92,6 +91,39 @@ static int l_load_text(lua_State *L) {
   return lua_gettop(L) - n;
 }
 
+/* The directories a sandboxed require may read (set by the host). */
+static const char *sandbox_dirs[4];
+
+/* Searcher of the sandbox: `name` (dots → slashes) as <dir>/name.lua or
+ * <dir>/name/init.lua in the allowed directories, loaded as text only. */
+static int sandbox_searcher(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  luaL_Buffer tried;
+  luaL_buffinit(L, &tried);
+  if (strstr(name, "..") || name[0] == '/' || name[0] == '.') {
+    lua_pushfstring(L, "no module '%s' in the sandbox (a module name, not a "
+                       "path)", name);
+    return 1;
+  }
+  const char *rel = luaL_gsub(L, name, ".", "/");
+  for (int i = 0; i < 4 && sandbox_dirs[i]; i++) {
+    static const char *const fmt[2] = {"%s/%s.lua", "%s/%s/init.lua"};
+    for (int k = 0; k < 2; k++) {
+      const char *path = lua_pushfstring(L, fmt[k], sandbox_dirs[i], rel);
+      if (luaL_loadfilex(L, path, "t") == LUA_OK) {
+        lua_pushstring(L, path);
+        return 2;
+      }
+      if (access(path, F_OK) == 0) /* there, but not a loadable text chunk */
+        return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s",
+                          name, path, lua_tostring(L, -1));
+      lua_pop(L, 2);
+    }
+  }
+  lua_pushfstring(L, "no module '%s' in the sandbox's directories", name);
+  return 1;
+}
+
 static void open_sandbox(lua_State *L) {
   static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
                                   {LUA_LOADLIBNAME, luaopen_package},
@@ -115,8 +147,12 @@ static void open_sandbox(lua_State *L) {
     lua_getfield(L, -2, os_keep[i]);
     lua_setfield(L, -2, os_keep[i]);
   }
+  lua_pushvalue(L, -1);
   lua_setglobal(L, "os");
-  lua_pop(L, 1);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "os"); /* require("os") is the filtered one too */
+  lua_pop(L, 2);
   /* no files, no bytecode, no C modules */
   lua_pushnil(L);
   lua_setglobal(L, "dofile");
@@ -130,11 +166,16 @@ static void open_sandbox(lua_State *L) {
   lua_setfield(L, -2, "cpath");
   lua_pushnil(L);
   lua_setfield(L, -2, "loadlib");
+  /* require: the preload searcher and ours (text chunks, from the
+   * directories the host allows — not from package.path, which the policy
+   * could change); no C, all-in-one or bytecode loading. */
   lua_getfield(L, -1, "searchers");
-  for (int i = 4; i >= 3; i--) { /* the C and all-in-one searchers */
+  for (int i = 4; i >= 2; i--) {
     lua_pushnil(L);
     lua_rawseti(L, -2, i);
   }
+  lua_pushcfunction(L, sandbox_searcher);
+  lua_rawseti(L, -2, 2);
   lua_pop(L, 2);
 }
 
@@ -252,15 +293,19 @@ static const char *sig_name(int signum) {
  * every child's process group now instead of waiting for the grace
  * period (the supervisor still kills what is left of their cgroups). */
 static void force_shutdown(mg_runtime *rt, int signum) {
-  mg_child *kids[256];
   if (rt->env.sup == NULL || rt->sup_done)
     return;
   rt->forced = 1;
   mg_log_field f[] = {MG_LF_STR("signal", sig_name(signum))};
   mg_log(rt->env.logger, MG_LOG_WARN, "shutdown_forced", f, 1);
-  size_t n = mg_sup_children(rt->env.sup, kids, 256);
-  for (size_t i = 0; i < n && i < 256; i++)
+  size_t n = mg_sup_children(rt->env.sup, NULL, 0); /* how many */
+  mg_child **kids = calloc(n ? n : 1, sizeof *kids);
+  if (kids == NULL)
+    return;
+  n = mg_sup_children(rt->env.sup, kids, n);
+  for (size_t i = 0; i < n; i++)
     mg_child_signal(kids[i], SIGKILL);
+  free(kids);
 }
 
 /* Default SIGINT/SIGTERM: graceful shutdown with 128+N — unless the
@@ -345,14 +390,19 @@ int mg_runtime_new(const mg_runtime_opts *o, mg_runtime **out, char *err,
     open_sandbox(L);
   else
     luaL_openlibs(L);
+  mg_lua_open(L, &rt->env);
   lua_getglobal(L, "os");
-  lua_pushcfunction(L, l_os_exit);
+  lua_getglobal(L, "mg");
+  lua_getfield(L, -1, "exit");
+  lua_remove(L, -2);
+  lua_pushcclosure(L, l_os_exit, 1);
   lua_setfield(L, -2, "exit");
   lua_pop(L, 1);
-  mg_lua_open(L, &rt->env);
   find_scripts_dir(rt);
   if (rt->scripts_dir[0])
     add_path(L, rt->scripts_dir, o->sandbox);
+  if (o->sandbox)
+    sandbox_dirs[0] = rt->scripts_dir[0] ? rt->scripts_dir : NULL;
   *out = rt;
   return 0;
 }
@@ -387,8 +437,10 @@ static int run_top(mg_runtime *rt, int nargs, char *err, size_t err_len) {
   uint64_t t = env->cb_timeout_ms, n = env->cb_instructions;
   env->cb_timeout_ms = rt->opts.setup_timeout_ms;
   env->cb_instructions = 0;
+  env->call_is_setup = rt->opts.setup_timeout_ms > 0;
   int st = mg_lua_pcall_top(env->L, nargs, rt->opts.setup_timeout_ms > 0, err,
                             err_len);
+  env->call_is_setup = 0;
   env->cb_timeout_ms = t;
   env->cb_instructions = n;
   if (rt->opts.handle_signals) {

@@ -97,22 +97,27 @@ usage_error(const char *fmt, ...) {
   exit(EXIT_USAGE);
 }
 
-static uint64_t parse_u64(const char *opt, const char *v) {
+/* A non-negative integer option up to `max`, or exit 2 saying so. */
+static uint64_t parse_u64(const char *opt, const char *v, uint64_t max) {
   char *end;
   if (v[0] < '0' || v[0] > '9')
     goto bad;
   errno = 0;
   unsigned long long x = strtoull(v, &end, 10);
-  if (errno || *end)
+  if (errno || *end || x > max)
     goto bad;
   return x;
 bad:
   fprintf(stderr,
-          "mgrun: invalid value '%s' for %s: expected a non-negative integer\n"
+          "mgrun: invalid value '%s' for %s: expected an integer from 0 to "
+          "%llu\n"
           "Try 'mgrun --help' for more information.\n",
-          v, opt);
+          v, opt, (unsigned long long)max);
   exit(EXIT_USAGE);
 }
+
+/* Budgets in ms: up to a week (larger values would overflow the clock). */
+#define MAX_BUDGET_MS (7ull * 24 * 3600 * 1000)
 
 /* ------------------------------------------------------------ --probe */
 
@@ -281,8 +286,8 @@ int main(int argc, char **argv) {
   mg_runtime_opts_init(&ro);
   ro.handle_signals = 1;
   opterr = 0;
-  /* '+': stop at the policy; what follows is the policy's. */
-  while ((c = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {
+  /* '+': stop at the policy; ':': a missing value is reported as such. */
+  while ((c = getopt_long(argc, argv, "+:hV", longopts, NULL)) != -1) {
     switch (c) {
     case 'h':
       fputs(usage_text, stdout);
@@ -316,13 +321,14 @@ int main(int argc, char **argv) {
       break;
     }
     case OPT_CB_TIMEOUT:
-      ro.cb_timeout_ms = parse_u64("--cb-timeout", optarg);
+      ro.cb_timeout_ms = parse_u64("--cb-timeout", optarg, MAX_BUDGET_MS);
       break;
     case OPT_CB_INSN:
-      ro.cb_instructions = parse_u64("--cb-instructions", optarg);
+      ro.cb_instructions = parse_u64("--cb-instructions", optarg, UINT64_MAX);
       break;
     case OPT_SETUP_TIMEOUT:
-      ro.setup_timeout_ms = parse_u64("--setup-timeout", optarg);
+      ro.setup_timeout_ms =
+          parse_u64("--setup-timeout", optarg, MAX_BUDGET_MS);
       break;
     case OPT_SANDBOX:
       ro.sandbox = 1;
@@ -353,9 +359,13 @@ int main(int argc, char **argv) {
       break;
     }
     case ':':
+      if (optopt)
+        usage_error("option '-%c' needs a value", optopt);
       usage_error("option '%s' needs a value", argv[optind - 1]);
       break;
     default:
+      if (optopt)
+        usage_error("unknown option '-%c'", optopt);
       usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }

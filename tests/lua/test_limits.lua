@@ -154,4 +154,18 @@ function TestLimits:test_set_limit_on_self_then_allocation_fails()
   lu.assertStrContains(out, "limit_set")
 end
 
+function TestLimits:test_set_limit_pid_out_of_range_raises()
+  lu.assertErrorMsgContains("2147483647", mg.set_limit, "1G",
+                            { pid = (1 << 32) + mg.pid, validate = false })
+  lu.assertErrorMsgContains("2147483647", mg.set_limit, "1G", { pid = -1 })
+end
+
+function TestLimits:test_validate_total_ignores_metamethods()
+  local proxy = setmetatable({}, { __len = function() return 3 end,
+    __index = function() collectgarbage() return { name = "x", limit = "1G" } end })
+  local ok, msg = mg.validate_total(proxy)
+  lu.assertFalse(ok) -- raw: an empty list
+  lu.assertStrContains(msg, "No allocations")
+end
+
 os.exit(lu.LuaUnit.run(table.unpack(arg)))

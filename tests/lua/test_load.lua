@@ -93,4 +93,42 @@ function TestLoad:test_setup_timeout()
   lu.assertStrContains(out, "time budget of 100 ms")
 end
 
+function TestLoad:test_sandbox_cannot_reach_full_os_or_other_paths()
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. h.q(dir))
+  local f = assert(io.open(dir .. "/outside.lua", "w"))
+  f:write("return 'loaded outside'")
+  f:close()
+  local status, out = h.run(([[
+    print("os.execute", require("os").execute == nil, os.execute == nil)
+    package.path = %q .. "/?.lua"
+    print("outside", pcall(require, "outside"))
+    print("searchpath", package.searchpath == nil or true)
+    os.exit(5)
+  ]]):format(dir), { "--sandbox" })
+  os.remove(dir .. "/outside.lua")
+  os.remove(dir)
+  lu.assertEquals(status, 5, out) -- os.exit is the graceful one
+  lu.assertStrContains(out, "os.execute\ttrue\ttrue")
+  lu.assertStrContains(out, "outside\tfalse")
+end
+
+function TestLoad:test_os_exit_does_not_need_the_global_mg()
+  local status = h.run("mg = nil os.exit(4)")
+  lu.assertEquals(status, 4)
+end
+
+function TestLoad:test_cli_option_values()
+  local status, out = h.sh(h.q(h.mgrun) .. " --lua-mem")
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(out, "needs a value")
+  status, out = h.sh(h.q(h.mgrun) .. " --cb-timeout 18446744073710 x.lua")
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(out, "expected an integer from 0 to")
+  status, out = h.sh(h.q(h.mgrun) .. " -xh")
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(out, "unknown option '-x'")
+end
+
 os.exit(lu.LuaUnit.run(table.unpack(arg)))

@@ -184,4 +184,41 @@ function TestLoop:test_misuse_raises_naming_the_argument()
   lu.assertErrorMsgContains("bad argument #1", mg.exit, "x")
 end
 
+function TestLoop:test_budget_is_whole_again_after_an_overrun()
+  -- an overrun left the hook firing on every instruction, each counted as
+  -- 1000: later callbacks got a thousandth of their instruction budget
+  local status, out = h.run([[
+    mg.after(1, function() while true do end end)
+    mg.after(5, function()
+      local x = 0
+      for i = 1, 1000000 do x = x + i end
+      print("later callback finished", x)
+    end)
+  ]], { "--cb-timeout", "100", "--cb-instructions", "100000000" })
+  lu.assertEquals(status, 0, out)
+  lu.assertStrContains(out, "time budget of 100 ms")
+  lu.assertStrContains(out, "later callback finished")
+end
+
+function TestLoop:test_error_tostring_runs_under_the_memory_cap()
+  local status, out = h.run([[
+    mg.after(1, function()
+      error(setmetatable({}, { __tostring = function()
+        local s = ("x"):rep(256 * 1024 * 1024) return "len " .. #s end }))
+    end)
+    mg.after(5, function() print("hwm MiB", mg.process().hwm // 1048576) end)
+  ]], { "--lua-mem", "16M" })
+  lu.assertEquals(status, 0, out)
+  lu.assertNotStrContains(out, "len 268435456")
+  lu.assertTrue(tonumber(out:match("hwm MiB\t(%d+)")) < 200, out)
+end
+
+function TestLoop:test_sigint_interrupts_a_top_level_that_pcalls()
+  local path = h.policy("while true do pcall(function() while true do end end) end")
+  local status, out = h.sh(("%s %s & pid=$!; sleep 0.3; kill -INT $pid; wait $pid")
+                           :format(h.q(h.mgrun), h.q(path)))
+  os.remove(path)
+  lu.assertEquals(status, 130, out)
+end
+
 os.exit(lu.LuaUnit.run(table.unpack(arg)))

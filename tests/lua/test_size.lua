@@ -52,4 +52,9 @@ function TestSize:test_format_size()
   lu.assertErrorMsgContains("negative", mg.format_size, -1)
 end
 
+function TestSize:test_nul_bytes_are_not_ignored()
+  lu.assertErrorMsgContains("NUL", mg.size, "1G\0junk")
+  lu.assertErrorMsgContains("NUL", mg.size, "1\0G")
+end
+
 os.exit(lu.LuaUnit.run(table.unpack(arg)))
