@@ -15,7 +15,12 @@ local S = require("mg.strategies")
 local fmt = mg.format_size
 
 local strategy_name = arg[1] or "user_turn_start"
-local turns = tonumber(arg[2] or "30")
+local turns = math.tointeger(tonumber(arg[2] or "30"))
+if not turns or turns < 1 then
+  io.stderr:write(("agent_context.lua: TURNS must be a positive integer, got %q\n")
+                  :format(tostring(arg[2])))
+  mg.exit(2)
+end
 local archive = arg[3]
 local keep_archive = archive ~= nil
 archive = archive or ("%s/mgrun-agent-context-%d.jsonl")
