@@ -1013,9 +1013,11 @@ int mg_child_stop(mg_child *c, uint64_t grace_ms) {
   mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_INT("pid", c->pid),
                       MG_LF_UINT("grace_ms", g)};
   sup__log(c->sup, MG_LOG_INFO, "child_stopping", f, 3);
+  /* The tree first: once the main process dies of SIGTERM its children
+   * are reparented away and no longer findable under it. */
+  sup__tree_signal(c, SIGTERM); /* also what left the group: setsid, daemons */
   mg_child_signal(c, SIGTERM);
   kill(-c->pid, SIGCONT); /* a stopped group (SIGTTIN…) acts on TERM only then */
-  sup__tree_signal(c, SIGTERM); /* and what left the group: setsid, daemons */
   uv_timer_start(&c->grace_timer, sup__on_grace, g, 0);
   return 0;
 }
