@@ -779,8 +779,9 @@ static int l_on(lua_State *L) {
     ev++;
   if (events[ev] == NULL)
     return luaL_argerror(L, 2,
-                         lua_pushfstring(L, "unknown event '%s' (accepted: "
-                                            "warn, sample, exit, restart)",
+                         lua_pushfstring(L,
+                                         "unknown event '%s' (accepted: "
+                                         "warn, sample, exit, restart)",
                                          name));
   luaL_checktype(L, 3, LUA_TFUNCTION);
   lua_getiuservalue(L, 1, 1);

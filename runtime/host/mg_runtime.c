@@ -101,8 +101,10 @@ static int sandbox_searcher(lua_State *L) {
   luaL_Buffer tried;
   luaL_buffinit(L, &tried);
   if (strstr(name, "..") || name[0] == '/' || name[0] == '.') {
-    lua_pushfstring(L, "no module '%s' in the sandbox (a module name, not a "
-                       "path)", name);
+    lua_pushfstring(L,
+                    "no module '%s' in the sandbox (a module name, not a "
+                    "path)",
+                    name);
     return 1;
   }
   const char *rel = luaL_gsub(L, name, ".", "/");

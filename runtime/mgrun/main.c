@@ -327,8 +327,7 @@ int main(int argc, char **argv) {
       ro.cb_instructions = parse_u64("--cb-instructions", optarg, UINT64_MAX);
       break;
     case OPT_SETUP_TIMEOUT:
-      ro.setup_timeout_ms =
-          parse_u64("--setup-timeout", optarg, MAX_BUDGET_MS);
+      ro.setup_timeout_ms = parse_u64("--setup-timeout", optarg, MAX_BUDGET_MS);
       break;
     case OPT_SANDBOX:
       ro.sandbox = 1;

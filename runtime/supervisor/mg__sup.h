@@ -108,6 +108,7 @@ typedef struct mg__sup_run {
   int cg_end_ok;            /* cg_end could be read */
   uint64_t max_used_bytes;  /* highest sample */
   uint64_t last_hwm_bytes;
+  uint64_t maxrss_bytes;     /* peak RSS from wait4 (0: unknown) */
   int killed_by_us;          /* the supervisor sent SIGKILL (grace) */
   const char *output_marker; /* allocation-failure text found, or NULL */
   const char *output_file;   /* where it was found */

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -546,11 +547,14 @@ static void sup__reap(mg_child *c) {
   sup__tree_kill_remembered(c); /* and of its tree, if it was stopped */
   int st = 0;
   pid_t w;
+  struct rusage ru;
+  memset(&ru, 0, sizeof ru);
   do {
-    w = waitpid(pid, &st, 0);
+    w = wait4(pid, &st, 0, &ru);
   } while (w < 0 && errno == EINTR);
   r.reaped_elsewhere = w != pid;
   r.status = st;
+  r.maxrss_bytes = w == pid ? (uint64_t)ru.ru_maxrss * 1024 : 0; /* KiB */
   uint64_t end = mg__sup_now_ms();
   c->pid = 0;
   uv_timer_stop(&c->sample_timer);
@@ -636,7 +640,8 @@ static void sup__tree_signal(mg_child *c, int signum) {
     c->stop_tree_start[c->stop_tree_n++] = st;
     kill(c->stop_tree[i], signum);
     if (signum != SIGKILL)
-      kill(c->stop_tree[i], SIGCONT); /* a stopped process sees TERM only then */
+      kill(c->stop_tree[i],
+           SIGCONT); /* a stopped process sees TERM only then */
   }
 }
 
@@ -1017,7 +1022,8 @@ int mg_child_stop(mg_child *c, uint64_t grace_ms) {
    * are reparented away and no longer findable under it. */
   sup__tree_signal(c, SIGTERM); /* also what left the group: setsid, daemons */
   mg_child_signal(c, SIGTERM);
-  kill(-c->pid, SIGCONT); /* a stopped group (SIGTTIN…) acts on TERM only then */
+  kill(-c->pid,
+       SIGCONT); /* a stopped group (SIGTTIN…) acts on TERM only then */
   uv_timer_start(&c->grace_timer, sup__on_grace, g, 0);
   return 0;
 }

@@ -123,6 +123,8 @@ void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e) {
     pk = r->cg_end.peak_bytes;
   else if (r->enforce == MG_ENFORCE_NONE && r->last_hwm_bytes > pk)
     pk = r->last_hwm_bytes;
+  if (pk == 0) /* died before its first sample: its peak RSS at least */
+    pk = r->maxrss_bytes;
   e->peak_bytes = pk;
   mg_size_format(r->limit_bytes, lim, sizeof lim);
   mg_size_format(pk, peak, sizeof peak);

@@ -325,7 +325,21 @@ TEST(v2_fixture_counters) {
   mg_cgroup_free(cg);
 }
 
+/* A run that died before its first sample still reports a peak: its peak
+ * RSS from wait4; a sampled peak wins when there is one. */
+TEST(peak_falls_back_to_maxrss) {
+  mg__sup_run r = base_run(MG_ENFORCE_DATA, 64 * MIB);
+  r.status = EXITED(3);
+  r.maxrss_bytes = 3 * MIB;
+  mg_child_exit e = classify(&r);
+  ASSERT_U64_EQ(e.peak_bytes, 3 * MIB);
+  r.max_used_bytes = 10 * MIB;
+  e = classify(&r);
+  ASSERT_U64_EQ(e.peak_bytes, 10 * MIB);
+}
+
 int main(void) {
+  RUN(peak_falls_back_to_maxrss);
   SUP_RUN(exit_and_signal);
   SUP_RUN(oom_v1_and_v2);
   SUP_RUN(limit_heuristics);
