@@ -307,13 +307,7 @@ int main(int argc, char **argv) {
                     optarg);
       break;
     case OPT_LUA_MEM: {
-      uint64_t v, base = 0;
-      mg_effmem eff;
-      if (strchr(optarg, '%') &&
-          mg_effective_memory_read(NULL, &eff, NULL, 0) == 0)
-        base = eff.total_bytes;
-      if (mg_size_parse(optarg, base, &v, err, sizeof err) < 0)
-        usage_error("invalid --lua-mem: %s", err);
+      uint64_t v = parse_size_opt("--lua-mem", optarg);
       if (v != 0 && v < (1u << 20))
         usage_error("invalid --lua-mem '%s': at least 1M (or 0 for no cap)",
                     optarg);

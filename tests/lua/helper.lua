@@ -70,4 +70,35 @@ function M.memtotal()
   return tonumber(M.read("/proc/meminfo"):match("MemTotal:%s+(%d+) kB")) * 1024
 end
 
+-- A fresh temporary path (nothing is created): <TMPDIR>/mgrun-<tag>-<pid>-<n>-<name>.
+function M.tmp(name, tag)
+  counter = counter + 1
+  return ("%s/mgrun-%s-%d-%d-%s"):format(tmpdir, tag or "t", mg.pid, counter, name)
+end
+
+-- Everything observable about a context store, as one string: every
+-- message field in order, the stats (minus the rejected-add counter) and
+-- the snapshot. Two equal dumps mean an operation changed nothing.
+function M.store_dump(ctx)
+  local out = {}
+  for m in ctx:messages() do
+    local meta = {}
+    for k, v in pairs(m.meta or {}) do meta[#meta + 1] = k .. "=" .. v end
+    table.sort(meta)
+    out[#out + 1] = table.concat({ m.id, m.role, m.content, m.source or "-",
+      m.group or "-", tostring(m.pinned), m.priority, m.tokens,
+      ("%.6f"):format(m.time), m.size, table.concat(meta, ",") }, "|")
+  end
+  local st, keys = ctx:stats(), {}
+  st.rejected_count = nil
+  for k in pairs(st) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do out[#out + 1] = k .. "=" .. tostring(st[k]) end
+  local path = M.tmp("dump.json", "dump")
+  assert(ctx:save(path))
+  out[#out + 1] = M.read(path)
+  os.remove(path)
+  return table.concat(out, "\n")
+end
+
 return M

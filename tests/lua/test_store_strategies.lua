@@ -5,35 +5,8 @@ local lu = require("luaunit")
 local h = require("helper")
 local S = require("mg.strategies")
 
-local tmpdir = os.getenv("TMPDIR") or "/tmp"
-local ntmp = 0
-local function tmp(name)
-  ntmp = ntmp + 1
-  return ("%s/mgrun-strat-%d-%d-%s"):format(tmpdir, mg.pid, ntmp, name)
-end
-
--- Everything observable about a store (see test_store.lua).
-local function dump(ctx)
-  local out = {}
-  for m in ctx:messages() do
-    local meta = {}
-    for k, v in pairs(m.meta or {}) do meta[#meta + 1] = k .. "=" .. v end
-    table.sort(meta)
-    out[#out + 1] = table.concat({ m.id, m.role, m.content, m.source or "-",
-      m.group or "-", tostring(m.pinned), m.priority, m.tokens,
-      ("%.6f"):format(m.time), m.size, table.concat(meta, ",") }, "|")
-  end
-  local st, keys = ctx:stats(), {}
-  st.rejected_count = nil
-  for k in pairs(st) do keys[#keys + 1] = k end
-  table.sort(keys)
-  for _, k in ipairs(keys) do out[#out + 1] = k .. "=" .. tostring(st[k]) end
-  local path = tmp("dump.json")
-  assert(ctx:save(path))
-  out[#out + 1] = h.read(path)
-  os.remove(path)
-  return table.concat(out, "\n")
-end
+local function tmp(name) return h.tmp(name, "strat") end
+local dump = h.store_dump
 
 local function ids_of(ctx)
   local ids = {}
