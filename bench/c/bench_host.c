@@ -7,8 +7,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "mg_lua.h"
-#include "mg_runtime.h"
+#include "lua/mg_lua.h"
+#include "host/mg_runtime.h"
 
 static double now_s(void) {
   struct timespec ts;

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "mg.h"
-#include "mg_runtime.h"
+#include "mg/mg.h"
+#include "host/mg_runtime.h"
 
 static double now_s(void) {
   struct timespec ts;

@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mg_runtime.h"
-#include "mg_sup.h"
+#include "host/mg_runtime.h"
+#include "sup/mg_sup.h"
 
 static const char *hog_path;
 

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mg.h"
+#include "mg/mg.h"
 
 static double now_s(void) {
   struct timespec ts;

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mg_lua.h"
+#include "lua/mg_lua.h"
 
 const char mg_lua_env_key = 0;
 static const char mg_lua_exit_key = 0; /* address = the mg.exit sentinel */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mg_lua.h"
+#include "lua/mg_lua.h"
 
 /* Push the verdict: ok, message ("" when ok), warning (nil when none). */
 static int push_validation(lua_State *L, const mg_validation *v) {

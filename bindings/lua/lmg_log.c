@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mg_lua.h"
+#include "lua/mg_lua.h"
 
 #define MAX_FIELDS 64
 

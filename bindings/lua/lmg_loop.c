@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mg_lua.h"
+#include "lua/mg_lua.h"
 
 #define TIMER_MT "mg.timer"
 #define SIGNAL_MT "mg.signal"

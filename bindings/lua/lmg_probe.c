@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mg_lua.h"
+#include "lua/mg_lua.h"
 
 static const mg_cgroup_info *cgroup_info(mg_lua_env *env) {
   if (!env->cg_cached) {

@@ -23,8 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mg_lua.h"
-#include "mg_sup.h"
+#include "lua/mg_lua.h"
+#include "sup/mg_sup.h"
 
 #define PROC_MT "mg.process"
 #define MAX_ARGS 4096

@@ -30,7 +30,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mg_lua.h"
+#include "lua/mg_lua.h"
 
 #define STORE_MT "mg.store"
 #define VIEW_MT "mg.store.view"

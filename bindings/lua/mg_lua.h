@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "mg.h"
+#include "mg/mg.h"
 
 /* A libuv handle owned by the bindings (timer, signal…). Lives on the
  * heap, not in the userdata, because libuv may touch it after Lua lets go:

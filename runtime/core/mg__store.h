@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "mg_store.h"
+#include "mg/mg_store.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -6,7 +6,7 @@
  * includes paths->fs_root, so later calls (create, stats, remove…) work on
  * the same tree that detection read, fixture or real.
  */
-#include "mg_cgroup.h"
+#include "mg/mg_cgroup.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "mg__fileio.h"
-#include "mg_error.h"
+#include "mg/mg_error.h"
 
 /* v1 reports "no limit" as PAGE_COUNTER_MAX pages (9223372036854771712 on
  * 4 KiB pages); anything this large is no limit in practice. */

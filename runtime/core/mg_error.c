@@ -1,5 +1,5 @@
 /* mg_error.c — error codes and messages (core layer). */
-#include "mg_error.h"
+#include "mg/mg_error.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -16,9 +16,9 @@
  *   - Warnings of a total: each item above 90 % (as mg_validate_limit) and
  *     the sum above 95 %, joined by "; ".
  */
-#include "mg_limits.h"
+#include "mg/mg_limits.h"
 
-#include "mg_size.h"
+#include "mg/mg_size.h"
 
 #include <math.h>
 #include <stdarg.h>

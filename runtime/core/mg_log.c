@@ -22,7 +22,7 @@
  *   - Each line is built in memory, then written with one fwrite and one
  *     fflush while the logger's mutex is held.
  */
-#include "mg_log.h"
+#include "mg/mg_log.h"
 
 #include <errno.h>
 #include <jansson.h>

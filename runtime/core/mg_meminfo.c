@@ -9,10 +9,10 @@
  * we cannot see: MemFree + Buffers + (Cached - Shmem) + SReclaimable
  * (shared memory sits in Cached but cannot be dropped), capped at MemTotal.
  */
-#include "mg_meminfo.h"
+#include "mg/mg_meminfo.h"
 
 #include "mg__fileio.h"
-#include "mg_error.h"
+#include "mg/mg_error.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * probe document that `mgrun --probe --json` prints and mg.probe() returns
  * (core layer; jansson).
  */
-#include "mg_probe.h"
+#include "mg/mg_probe.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/utsname.h>
 
-#include "mg.h"
+#include "mg/mg.h"
 #include "mg__fileio.h"
 
 /* ------------------------------------------------------ effective memory */

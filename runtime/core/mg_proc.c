@@ -5,10 +5,10 @@
  * and zombies have no Vm and Rss lines: the sizes stay 0 and
  * is_kernel_thread is set. Lines we do not use are skipped unread.
  */
-#include "mg_proc.h"
+#include "mg/mg_proc.h"
 
 #include "mg__fileio.h"
-#include "mg_error.h"
+#include "mg/mg_error.h"
 
 #include <errno.h>
 #include <stddef.h>

@@ -8,10 +8,10 @@
  * newer kernel cannot break the parser. Numbers are read without strtod
  * (no locale dependence).
  */
-#include "mg_psi.h"
+#include "mg/mg_psi.h"
 
 #include "mg__fileio.h"
-#include "mg_error.h"
+#include "mg/mg_error.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
  * makes those numbers huge, then checks that 8 MiB can be mapped and 64 MiB
  * more cannot. The verdict comes back through a pipe.
  */
-#include "mg_rlimit.h"
+#include "mg/mg_rlimit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 #include "mg__fileio.h"
-#include "mg_error.h"
-#include "mg_size.h"
+#include "mg/mg_error.h"
+#include "mg/mg_size.h"
 
 #define RL__MIB (UINT64_C(1) << 20)
 #define RL__HEADROOM_BYTES (32 * RL__MIB)

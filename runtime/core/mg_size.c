@@ -12,9 +12,9 @@
  *   - percentages are accepted from 0% to 100% inclusive; above 100% is
  *     MG_ERANGE_SIZE. Percent fractions use at most 16 decimals.
  */
-#include "mg_size.h"
+#include "mg/mg_size.h"
 
-#include "mg_error.h"
+#include "mg/mg_error.h"
 
 #include <math.h>
 #include <stdio.h>

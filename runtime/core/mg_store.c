@@ -25,7 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mg_error.h"
+#include "mg/mg_error.h"
 
 /* The overhead must cover: header, 4 NULs, allocator chunk overhead (24),
  * id index (<= 32 bytes per message) and group table (the same). */

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mg_error.h"
+#include "mg/mg_error.h"
 
 #define MG__SNAP_FORMAT "mgrun-store"
 #define MG__SNAP_VERSION 1

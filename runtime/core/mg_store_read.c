@@ -9,7 +9,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "mg_error.h"
+#include "mg/mg_error.h"
 
 void mg__largest_refresh(const mg_store *cs) {
   mg_store *s = (mg_store *)cs; /* cache, under the lock */

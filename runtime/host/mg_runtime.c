@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mg_lua.h"
-#include "mg_runtime.h"
-#include "mg_sup.h"
+#include "lua/mg_lua.h"
+#include "host/mg_runtime.h"
+#include "sup/mg_sup.h"
 
 struct mg_runtime {
   mg_lua_env env; /* first: the allocator's ud */

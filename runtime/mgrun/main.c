@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mg_runtime.h"
-#include "mg_sup.h"
+#include "host/mg_runtime.h"
+#include "sup/mg_sup.h"
 
 enum { EXIT_USAGE = 2, EXIT_RUNTIME = 1 };
 

@@ -12,8 +12,8 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "mg.h"
-#include "mg_sup.h"
+#include "mg/mg.h"
+#include "sup/mg_sup.h"
 
 struct mg_sup {
   uv_loop_t *loop;

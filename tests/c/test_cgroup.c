@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mg_cgroup.h"
-#include "mg_error.h"
+#include "mg/mg_cgroup.h"
+#include "mg/mg_error.h"
 #include "mg_test.h"
 
 static mg_cgroup_info info;

@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "mg_cgroup.h"
-#include "mg_error.h"
+#include "mg/mg_cgroup.h"
+#include "mg/mg_error.h"
 #include "mg_test.h"
 
 #define MIB (UINT64_C(1) << 20)

@@ -1,7 +1,7 @@
 /* test_error.c — error codes, names and messages. */
 #include <errno.h>
 
-#include "mg_error.h"
+#include "mg/mg_error.h"
 #include "mg_test.h"
 
 TEST(own_codes) {

@@ -1,6 +1,6 @@
 /* test_limits.c — mg_validate_limit / mg_validate_total: seed 1's cases and
  * its bugs shown fixed. */
-#include "mg_limits.h"
+#include "mg/mg_limits.h"
 #include "mg_test.h"
 
 #define GIB(x) ((double)(x)*1073741824.0)

@@ -1,6 +1,6 @@
 /* test_log.c — structured log lines: text and JSON formats, level
  * filtering, quoting, UTF-8 handling, one line per call under threads. */
-#include "mg_log.h"
+#include "mg/mg_log.h"
 #include "mg_test.h"
 
 #include <errno.h>

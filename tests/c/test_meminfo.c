@@ -1,15 +1,15 @@
 /* test_meminfo.c — /proc/meminfo parsing, from fixtures and from the real
  * file. Fixtures: tests/fixtures/meminfo/<case>/meminfo, each directory a
  * /proc root for mg_meminfo_read. */
-#include "mg_error.h"
-#include "mg_meminfo.h"
+#include "mg/mg_error.h"
+#include "mg/mg_meminfo.h"
 #include "mg_test.h"
 
 #include <errno.h>
 #include <unistd.h>
 
 /* The internal read-whole-file helper behind every reader here. */
-#include "../../runtime/core/mg__fileio.h"
+#include "core/mg__fileio.h"
 
 TEST(real_fixture) {
   /* Captured from the development machine (Linux 6.18). */

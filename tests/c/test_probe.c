@@ -10,7 +10,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "mg.h"
+#include "mg/mg.h"
 #include "mg_test.h"
 
 #define MIB (UINT64_C(1) << 20)

@@ -1,7 +1,7 @@
 /* test_proc.c — /proc/PID/status and smaps_rollup, from fixtures (a fake
  * /proc root under tests/fixtures/proc) and from this process. */
-#include "mg_error.h"
-#include "mg_proc.h"
+#include "mg/mg_error.h"
+#include "mg/mg_proc.h"
 #include "mg_test.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* test_psi.c — /proc/pressure/memory parsing. Fixtures are /proc roots
  * under tests/fixtures/psi/<case>/ holding pressure/memory (or not). */
-#include "mg_error.h"
-#include "mg_psi.h"
+#include "mg/mg_error.h"
+#include "mg/mg_psi.h"
 #include "mg_test.h"
 
 TEST(normal) {

@@ -12,9 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "mg_error.h"
-#include "mg_rlimit.h"
-#include "mg_size.h"
+#include "mg/mg_error.h"
+#include "mg/mg_rlimit.h"
+#include "mg/mg_size.h"
 #include "mg_test.h"
 
 #define MIB (UINT64_C(1) << 20)

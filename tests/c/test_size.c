@@ -1,6 +1,6 @@
 /* test_size.c — mg_size_parse / mg_size_from_double / mg_size_format. */
-#include "mg_error.h"
-#include "mg_size.h"
+#include "mg/mg_error.h"
+#include "mg/mg_size.h"
 #include "mg_test.h"
 
 #include <locale.h>

@@ -7,12 +7,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mg.h"
+#include "mg/mg.h"
 #include "mg_test.h"
 #include "test_store_util.h"
 
 /* White-box access for the one test that corrupts a store on purpose. */
-#include "../../runtime/core/mg__store.h"
+#include "core/mg__store.h"
 
 static char tmpdir[256];
 

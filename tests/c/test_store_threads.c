@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mg.h"
+#include "mg/mg.h"
 #include "mg_test.h"
 #include "test_store_util.h"
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mg.h"
+#include "mg/mg.h"
 
 /* ------------------------------------------------------------ allocator */
 

@@ -5,7 +5,7 @@
  * through mg_cgroup_stats_read). No real cgroup v2 machine is needed. */
 #include "test_sup_util.h"
 
-#include "../../runtime/supervisor/mg__sup.h"
+#include "supervisor/mg__sup.h"
 
 #define EXITED(code) ((code) << 8)
 #define SIGNALED(sig) (sig)

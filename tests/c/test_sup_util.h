@@ -19,8 +19,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "mg.h"
-#include "mg_sup.h"
+#include "mg/mg.h"
+#include "sup/mg_sup.h"
 #include "mg_test.h"
 
 #define MIB (UINT64_C(1) << 20)

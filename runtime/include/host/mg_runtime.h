@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "mg.h"
+#include "mg/mg.h"
 
 #ifdef __cplusplus
 extern "C" {

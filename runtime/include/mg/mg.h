@@ -8,17 +8,19 @@
 #define MG_VERSION_MINOR 1
 #define MG_VERSION_PATCH 0
 
-#include "mg_cgroup.h"
-#include "mg_error.h"
-#include "mg_limits.h"
-#include "mg_log.h"
-#include "mg_meminfo.h"
-#include "mg_paths.h"
-#include "mg_probe.h"
-#include "mg_proc.h"
-#include "mg_psi.h"
-#include "mg_rlimit.h"
-#include "mg_size.h"
-#include "mg_store.h"
+#include "mg/mg_cgroup.h"
+#include "mg/mg_error.h"
+#include "mg/mg_limits.h"
+#include "mg/mg_log.h"
+#include "mg/mg_meminfo.h"
+#include "mg/mg_name.h"
+#include "mg/mg_paths.h"
+#include "mg/mg_probe.h"
+#include "mg/mg_proc.h"
+#include "mg/mg_psi.h"
+#include "mg/mg_rlimit.h"
+#include "mg/mg_signal.h"
+#include "mg/mg_size.h"
+#include "mg/mg_store.h"
 
 #endif

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "mg_paths.h"
+#include "mg/mg_paths.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -27,9 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mg_cgroup.h"
-#include "mg_meminfo.h"
-#include "mg_paths.h"
+#include "mg/mg_cgroup.h"
+#include "mg/mg_meminfo.h"
+#include "mg/mg_paths.h"
 
 #ifdef __cplusplus
 extern "C" {

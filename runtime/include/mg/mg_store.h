@@ -67,7 +67,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mg_log.h"
+#include "mg/mg_log.h"
 
 #ifdef __cplusplus
 extern "C" {

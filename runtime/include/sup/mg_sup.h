@@ -75,7 +75,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "mg.h"
+#include "mg/mg.h"
 
 #ifdef __cplusplus
 extern "C" {
