@@ -4,7 +4,8 @@
 #   bash build.sh demo    install deps, build, run the demo: the seed's matrix
 #                         mode (policies/matrix.lua) for 8 seconds
 #   bash build.sh test    install deps, build, run the whole suite, then the
-#                         same suite built with ASan + UBSan
+#                         same suite built with ASan + UBSan, then the tests
+#                         with threads under TSan
 #   bash build.sh bench   install deps, build (release), print the benchmarks
 #   bash build.sh deps    only install the Debian packages
 #   bash build.sh build   only build (build/)
@@ -16,6 +17,8 @@ cd "$(dirname "$0")"
 
 DEPS=(gcc libc6-dev make cmake pkg-config liblua5.4-dev libuv1-dev lua-unit
       libjansson-dev jq procps util-linux)
+# The C tests that run threads: built once more under ThreadSanitizer.
+TSAN_TESTS=(test_host_multi test_store_threads)
 # The benchmark compares with npm packages (lru-cache, @langchain/core).
 BENCH_DEPS=(nodejs npm)
 
@@ -59,7 +62,9 @@ demo)
   deps
   build build
   shift
-  exec ./build/mgrun --log-level warn policies/matrix.lua "$@"
+  # The policy prints a line for every status, warning, death and restart
+  # itself: the supervisor's own lines would say each twice.
+  exec ./build/mgrun --log-level error policies/matrix.lua "$@"
   ;;
 test)
   deps
@@ -69,6 +74,13 @@ test)
   build build-asan -DMG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DMG_BUILD_BENCH=OFF
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_suite build-asan
+  echo "== the tests with threads under ThreadSanitizer"
+  cmake -S . -B build-tsan -DMG_TSAN=ON -DCMAKE_BUILD_TYPE=Debug \
+    -DMG_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-tsan -j"$(nproc)" --target "${TSAN_TESTS[@]}"
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest --output-on-failure --timeout 300 \
+    -R "^c\.($(IFS='|'; echo "${TSAN_TESTS[*]}"))\$")
   ;;
 bench)
   deps
@@ -80,7 +92,7 @@ bench)
   exec bash bench/run.sh build-release
   ;;
 *)
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
   ;;
 esac

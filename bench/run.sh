@@ -23,6 +23,15 @@ echo "| mgrun empty policy, start to exit (median of 200; p90 $mg_p90 ms) | $mg_
 echo "| prlimit --data=1G true (median of 200; p90 $pl_p90 ms) | $pl_med ms | — |"
 echo "| ratio mgrun / prlimit | ${ratio}× | ≤ 2× |"
 
+# --- start-up of one command under a limit against prlimit (issue 8):
+# medians of 200 runs, the two commands in turn
+read -r a_med a_p90 p_med p_p90 a_ratio < <("$B/bench/bench_startup" --pair 200 \
+  "$MGRUN" --limit 1G -- true --- prlimit --data=1073741824 true)
+read -r d_med d_p90 q_med q_p90 d_ratio < <("$B/bench/bench_startup" --pair 200 \
+  "$MGRUN" --limit 1G --enforce data -- true --- prlimit --data=1073741824 true)
+echo "| \`mgrun --limit 1G -- true\` (auto; median of 200, p90 $a_med/$a_p90 ms) against \`prlimit --data=1G true\` ($p_med ms) | ${a_ratio}× | ≤ 1.5× |"
+echo "| \`mgrun --limit 1G --enforce data -- true\` (median of 200, p90 $d_p90 ms: $d_med ms) against \`prlimit\` ($q_med ms) | ${d_ratio}× | ≤ 1.2× |"
+
 # --- idle: a policy with a 1 s timer, RSS and CPU over 10 s
 cat >"$T/idle.lua" <<'LUA'
 local n = 0

@@ -30,7 +30,9 @@
 -- comes back with MG_RESTARTS one higher, the seed's death counter), the
 -- observer slowly up to 60 % of its limit, the god up to 85 % (past the
 -- 80 % warning line). One status line per instance per second, an event
--- line for every warning, death and restart.
+-- line for every warning, death and restart: this policy owns its output,
+-- so `bash build.sh demo` runs it with --log-level error (the supervisor's
+-- own warn lines would tell each warning and death a second time).
 
 local usage = [=[
 usage: mgrun policies/matrix.lua [--total SIZE | --scale F] [--seconds N]

@@ -1,229 +1,174 @@
-/* lmg.c — the `mg` module: env, protected calls under a budget, mg.exit,
- * shared helpers (bindings layer; public Lua C API, libmg, libuv only). */
+/* lmg.c — the `mg` module: its environment (one per Lua state, owned by
+ * whoever called mg_lua_new), the module table, mg.exit, and the argument
+ * helpers every binding file shares (bindings layer; public Lua C API,
+ * libmg, libuv only). */
+#include <errno.h>
 #include <jansson.h>
-#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "lua/mg_lua.h"
+#include "lua/mg__lua.h"
 
-const char mg_lua_env_key = 0;
-static const char mg_lua_exit_key = 0; /* address = the mg.exit sentinel */
+/* ------------------------------------------------------------ env */
 
-/* Instructions between two runs of the budget hook. */
-#define MG_HOOK_EVERY 1000
-
-mg_lua_env *mg_lua_env_get(lua_State *L) {
-  return *(mg_lua_env **)lua_getextraspace(L);
+void mg_lua_config_init(mg_lua_config *c) {
+  memset(c, 0, sizeof *c);
 }
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+static char *dup_or_null(const char *s, int *ok) {
+  if (!s)
+    return NULL;
+  char *d = strdup(s);
+  if (!d)
+    *ok = 0;
+  return d;
 }
 
-/* Count hook, installed once on the main thread and inherited by every
- * coroutine: enforces the budget of the call in progress and turns an
- * interrupt request into an error. Once the budget is spent it fires on
- * every instruction, so a pcall inside the policy cannot swallow it. */
-static void budget_hook(lua_State *L, lua_Debug *ar) {
-  mg_lua_env *env = mg_lua_env_get(L);
-  (void)ar;
-  if (env->interrupted) { /* sticky (and every instruction): a pcall in
-                              the policy cannot swallow it; run_top clears */
-    if (lua_gethookcount(L) != 1)
-      lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-    luaL_error(L, "interrupted");
+static void free_list(char **v) {
+  for (size_t i = 0; v && v[i]; i++)
+    free(v[i]);
+  free(v);
+}
+
+static void env_free(mg_lua_env *env) {
+  free(env->sup_error);
+  free(env->proc_root);
+  free(env->fs_root);
+  free(env->cgroup_parent);
+  free_list(env->allow_spawn);
+  free_list(env->allow_dirs);
+  free(env);
+}
+
+/* Resolve each entry of `in` (realpath: symlinks and ".." gone) into a
+ * new NULL-terminated list. */
+static int resolve_list(const char *const *in, const char *what, char ***out,
+                        char *err, size_t err_len) {
+  size_t n = 0;
+  while (in && in[n])
+    n++;
+  char **v = calloc(n + 1, sizeof *v);
+  if (!v)
+    return mg_errf(err, err_len, -ENOMEM, "out of memory");
+  *out = v;
+  for (size_t i = 0; i < n; i++) {
+    v[i] = realpath(in[i], NULL);
+    if (!v[i])
+      return mg_errf(err, err_len, errno == ENOMEM ? -ENOMEM : -EINVAL,
+                     "%s: cannot use '%s': %s", what, in[i], strerror(errno));
   }
-  if (!env->call_active) {
-    if (lua_gethookcount(L) != MG_HOOK_EVERY)
-      lua_sethook(L, budget_hook, LUA_MASKCOUNT, MG_HOOK_EVERY);
+  return 0;
+}
+
+int mg_lua_new(const mg_lua_config *c, lua_State **L, mg_lua_env **env_out,
+               char *err, size_t err_len) {
+  *L = NULL;
+  *env_out = NULL;
+  if (!c || !c->loop)
+    return mg_errf(err, err_len, -EINVAL, "mg_lua_new: a loop is required");
+  mg_lua_env *env = calloc(1, sizeof *env);
+  if (!env)
+    return mg_errf(err, err_len, -ENOMEM, "out of memory");
+  int ok = 1;
+  env->loop = c->loop;
+  env->logger = c->logger;
+  env->sup = c->sup;
+  env->sup_error = dup_or_null(c->sup_error, &ok);
+  env->proc_root = dup_or_null(c->paths.proc_root, &ok);
+  env->fs_root = dup_or_null(c->paths.fs_root, &ok);
+  env->cgroup_parent = dup_or_null(c->cgroup_parent, &ok);
+  env->paths.proc_root = env->proc_root;
+  env->paths.fs_root = env->fs_root;
+  env->check_only = c->check_only;
+  env->budget = c->callback;
+  env->mem_max = c->mem_max_bytes;
+  env->on_exit = c->on_exit;
+  env->ud = c->ud;
+  env->sandbox = c->sandbox;
+  if (!ok) {
+    env_free(env);
+    return mg_errf(err, err_len, -ENOMEM, "out of memory");
+  }
+  int rc = 0;
+  if (c->sandbox) {
+    rc = resolve_list(c->allow_spawn, "allow_spawn", &env->allow_spawn, err,
+                      err_len);
+    if (rc == 0)
+      rc = resolve_list(c->allow_dirs, "allow_dirs", &env->allow_dirs, err,
+                        err_len);
+  }
+  if (rc < 0) {
+    env_free(env);
+    return rc;
+  }
+  lua_State *s = lua_newstate(mg__lua_alloc, env);
+  if (!s) {
+    env_free(env);
+    return mg_errf(err, err_len, -ENOMEM, "cannot create the Lua state");
+  }
+  env->L = s;
+  *(mg_lua_env **)lua_getextraspace(s) = env;
+  mg__lua_install_hook(s);
+  *L = s;
+  *env_out = env;
+  return 0;
+}
+
+void mg_lua_close(mg_lua_env *env) {
+  if (!env)
     return;
+  if (env->L)
+    lua_close(env->L); /* __gc of every object of the module runs here */
+  env_free(env);
+}
+
+mg_lua_env *mg_lua_env_of(lua_State *L) {
+  return mg_lua_env_get(L);
+}
+
+lua_State *mg_lua_state(const mg_lua_env *env) {
+  return env->L;
+}
+
+void mg_lua_set_budget(mg_lua_env *env, const mg_lua_budget *b) {
+  env->budget = *b;
+}
+
+void mg_lua_shutdown(mg_lua_env *env) {
+  mg_lua_close_handles(env);
+}
+
+void mg_lua_request_exit(mg_lua_env *env, int code) {
+  if (!env->exit_requested) {
+    env->exit_requested = 1;
+    env->exit_code = code;
   }
-  if (!env->call_over) {
-    env->call_insn_used += (uint64_t)lua_gethookcount(L);
-    if (env->cb_instructions && env->call_insn_used > env->cb_instructions) {
-      env->call_over = 1;
-      snprintf(env->call_over_why, sizeof env->call_over_why,
-               "callback exceeded its instruction budget of %llu "
-               "(--cb-instructions)",
-               (unsigned long long)env->cb_instructions);
-    } else if (env->call_deadline_ns && now_ns() > env->call_deadline_ns) {
-      env->call_over = 1;
-      snprintf(env->call_over_why, sizeof env->call_over_why,
-               "%s exceeded its time budget of %llu ms (%s)",
-               env->call_is_setup ? "the policy's top level" : "callback",
-               (unsigned long long)env->call_budget_ms,
-               env->call_is_setup ? "--setup-timeout" : "--cb-timeout");
-    }
-    if (!env->call_over)
-      return;
-  }
-  if (lua_gethookcount(L) != 1)
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-  luaL_error(L, "%s", env->call_over_why);
+  env->exit_notified = 1;
 }
 
-void mg_lua_install_hook(lua_State *L) {
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT, MG_HOOK_EVERY);
+int mg_lua_exit_requested(const mg_lua_env *env, int *code) {
+  if (code)
+    *code = env->exit_requested ? env->exit_code : 0;
+  return env->exit_requested;
 }
 
-/* Message handler: adds a traceback; passes the exit sentinel through.
- * Lifts the memory cap so the traceback itself can be built. */
-static int msgh(lua_State *L) {
-  mg_lua_env *env = mg_lua_env_get(L);
-  if (mg_lua_is_exit(L, 1))
-    return 1;
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) { /* policy code (__tostring): still under the cap */
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-      msg = lua_tostring(L, -1);
-    else
-      msg = lua_pushfstring(L, "(error object is a %s value)",
-                            luaL_typename(L, 1));
-  }
-  env->mem_capped = 0; /* room for the traceback itself */
-  luaL_traceback(L, L, msg, 1);
-  return 1;
+int mg_lua_signal_handlers(const mg_lua_env *env, int signum) {
+  return signum > 0 && signum <= 64 ? env->signal_handlers[signum] : 0;
 }
 
-/* Saved budget state, so a call made from inside a call keeps the outer
- * budget intact. */
-typedef struct call_save {
-  int active, over, capped;
-  uint64_t deadline, used, budget_ms;
-} call_save;
-
-static void budget_begin(mg_lua_env *env, call_save *s, int budget) {
-  s->active = env->call_active;
-  s->over = env->call_over;
-  s->capped = env->mem_capped;
-  s->deadline = env->call_deadline_ns;
-  s->used = env->call_insn_used;
-  s->budget_ms = env->call_budget_ms;
-  if (budget && !s->active) {
-    /* a spent budget left the hook firing on every instruction */
-    if (lua_gethookcount(env->L) != MG_HOOK_EVERY)
-      lua_sethook(env->L, budget_hook, LUA_MASKCOUNT, MG_HOOK_EVERY);
-    env->call_active = 1;
-    env->call_over = 0;
-    env->call_insn_used = 0;
-    env->call_budget_ms = env->cb_timeout_ms;
-    env->call_deadline_ns =
-        env->cb_timeout_ms ? now_ns() + env->cb_timeout_ms * 1000000u : 0;
-  }
-  env->mem_capped = 1;
+unsigned long mg_lua_callback_errors(const mg_lua_env *env) {
+  return env->callback_errors;
 }
 
-static void budget_end(mg_lua_env *env, const call_save *s) {
-  env->call_active = s->active;
-  env->call_over = s->over;
-  env->mem_capped = s->capped;
-  env->call_deadline_ns = s->deadline;
-  env->call_insn_used = s->used;
-  env->call_budget_ms = s->budget_ms;
+size_t mg_lua_mem(const mg_lua_env *env, size_t *peak) {
+  if (peak)
+    *peak = env->mem_peak;
+  return env->mem_used;
 }
 
-/* Run the function under nargs args with msgh; returns the lua status.
- * On error the message (with traceback) is left on the stack. */
-static int protected_call(lua_State *L, int nargs, int nresults, int budget) {
-  mg_lua_env *env = mg_lua_env_get(L);
-  int base = lua_gettop(L) - nargs;
-  call_save save;
-  /* Near the cap: collect first. The auxiliary library's buffers
-   * allocate through the allocator directly, without Lua's emergency
-   * collection, so garbage must not be left standing at the cap. */
-  if (env->mem_max && env->mem_used > env->mem_max / 4 * 3)
-    lua_gc(L, LUA_GCCOLLECT);
-  lua_pushcfunction(L, msgh);
-  lua_insert(L, base);
-  budget_begin(env, &save, budget);
-  int st = lua_pcall(L, nargs, nresults, base);
-  budget_end(env, &save);
-  lua_remove(L, base);
-  if (st == LUA_ERRMEM)
-    lua_gc(L, LUA_GCCOLLECT); /* what the failed call built is garbage now */
-  return st;
-}
-
-static void notify_exit(mg_lua_env *env) {
-  if (env->exit_requested && !env->exit_notified) {
-    env->exit_notified = 1;
-    if (env->on_exit)
-      env->on_exit(env, env->exit_code);
-  }
-}
-
-static const char *error_text(lua_State *L, int st, char *buf, size_t len) {
-  mg_lua_env *env = mg_lua_env_get(L);
-  if (st == LUA_ERRMEM) {
-    char cap[32];
-    snprintf(buf, len,
-             "not enough memory: the Lua state reached its memory cap of %s "
-             "(--lua-mem)",
-             mg_size_format(env->mem_max, cap, sizeof cap));
-    return buf;
-  }
-  const char *msg = lua_tostring(L, -1);
-  if (st == LUA_ERRERR)
-    snprintf(buf, len, "error in the error handler: %s", msg ? msg : "?");
-  else
-    snprintf(buf, len, "%s", msg ? msg : "(no message)");
-  return buf;
-}
-
-int mg_lua_call(lua_State *L, int nargs, int nresults, const char *what) {
-  mg_lua_env *env = mg_lua_env_get(L);
-  int st = protected_call(L, nargs, nresults, 1);
-  if (st == LUA_OK) {
-    if (env->exit_requested) {
-      notify_exit(env);
-      return MG_LUA_EXIT;
-    }
-    return MG_LUA_OK;
-  }
-  if (mg_lua_is_exit(L, -1) || (env->exit_requested && st != LUA_ERRMEM)) {
-    lua_pop(L, 1);
-    notify_exit(env);
-    return MG_LUA_EXIT;
-  }
-  char buf[8192];
-  error_text(L, st, buf, sizeof buf);
-  lua_pop(L, 1);
-  env->callback_errors++;
-  mg_log_field f[] = {MG_LF_STR("callback", what), MG_LF_STR("error", buf)};
-  mg_log(env->logger, MG_LOG_ERROR, "callback_failed", f, 2);
-  if (env->exit_requested)
-    notify_exit(env);
-  return MG_LUA_ERROR;
-}
-
-int mg_lua_pcall_top(lua_State *L, int nargs, int budget, char *err,
-                     size_t err_len) {
-  mg_lua_env *env = mg_lua_env_get(L);
-  int st = protected_call(L, nargs, 0, budget);
-  if (st == LUA_OK)
-    return env->exit_requested ? MG_LUA_EXIT : MG_LUA_OK;
-  if (mg_lua_is_exit(L, -1)) {
-    lua_pop(L, 1);
-    return MG_LUA_EXIT;
-  }
-  error_text(L, st, err, err_len);
-  lua_pop(L, 1);
-  return MG_LUA_ERROR;
-}
-
-int mg_lua_raise_exit(lua_State *L) {
-  lua_pushlightuserdata(L, (void *)&mg_lua_exit_key);
-  return lua_error(L);
-}
-
-int mg_lua_is_exit(lua_State *L, int idx) {
-  return lua_islightuserdata(L, idx) &&
-         lua_touserdata(L, idx) == (void *)&mg_lua_exit_key;
-}
+/* ------------------------------------------------------------ mg.exit */
 
 /* mg.exit([code]) — graceful shutdown, then exit with code (default 0;
  * true = 0, false = 1). Does not return. */
@@ -246,10 +191,105 @@ static int l_exit(lua_State *L) {
 
 /* ------------------------------------------------------------ helpers */
 
-int mg_lua_fail(lua_State *L, const char *msg) {
+/* The name of the value at idx for messages: its metatable's __name
+ * (mg.store, mg.timer…) or its type. */
+static const char *value_name(lua_State *L, int idx) {
+  if (luaL_getmetafield(L, idx, "__name") == LUA_TSTRING) {
+    const char *n = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the metatable keeps the string alive */
+    return n;
+  }
+  return luaL_typename(L, idx);
+}
+
+void *mg_lua_check_self(lua_State *L, const char *mt, const char *method) {
+  void *p = luaL_testudata(L, 1, mt);
+  if (p == NULL)
+    luaL_error(L, "bad argument #1 to '%s' (%s expected, got %s)", method, mt,
+               value_name(L, 1));
+  return p;
+}
+
+void mg_lua_check_options(lua_State *L, int idx, const char *fn,
+                          const char *const *accepted) {
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    int known = 0;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -1);
+      for (int i = 0; accepted[i] && !known; i++)
+        known = strcmp(accepted[i], k) == 0;
+    }
+    if (known)
+      continue;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 0; accepted[i]; i++) {
+      if (i)
+        luaL_addstring(&b, ", ");
+      luaL_addstring(&b, accepted[i]);
+    }
+    luaL_pushresult(&b);
+    if (lua_type(L, -2) == LUA_TSTRING)
+      luaL_error(L,
+                 "bad argument #%d to '%s' (unknown option '%s'; accepted: %s)",
+                 idx, fn, lua_tostring(L, -2), lua_tostring(L, -1));
+    luaL_error(L,
+               "bad argument #%d to '%s' (option names are strings, got a %s "
+               "key; accepted: %s)",
+               idx, fn, luaL_typename(L, -2), lua_tostring(L, -1));
+  }
+}
+
+const char *mg_lua_check_text(lua_State *L, int idx, const char *what,
+                              size_t *len) {
+  size_t n;
+  const char *s;
+  if (what == NULL) { /* an argument: the usual messages; a string, not a
+                        number that Lua would turn into one */
+    luaL_checktype(L, idx, LUA_TSTRING);
+    s = lua_tolstring(L, idx, &n);
+    if (memchr(s, '\0', n))
+      luaL_argerror(L, idx, "it holds a NUL byte, which text cannot hold here");
+  } else {
+    s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
+    if (s == NULL)
+      luaL_error(L, "bad field '%s' (string expected, got %s)", what,
+                 value_name(L, idx));
+    if (memchr(s, '\0', n))
+      luaL_error(L,
+                 "bad field '%s' (it holds a NUL byte, which text cannot "
+                 "hold here)",
+                 what);
+  }
+  if (len)
+    *len = n;
+  return s;
+}
+
+int mg_lua_fail(lua_State *L, int code, const char *msg) {
   lua_pushnil(L);
   lua_pushstring(L, msg);
-  return 2;
+  lua_pushstring(L, mg_err_name(code));
+  return 3;
+}
+
+int mg_lua_failf(lua_State *L, int code, const char *fmt, ...) {
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return mg_lua_fail(L, code, buf);
+}
+
+void mg_lua_pushu64(lua_State *L, uint64_t v) {
+  if (v > (uint64_t)INT64_MAX)
+    lua_pushnumber(L, (lua_Number)v);
+  else
+    lua_pushinteger(L, (lua_Integer)v);
 }
 
 void mg_lua_setint(lua_State *L, const char *k, lua_Integer v) {
@@ -258,10 +298,7 @@ void mg_lua_setint(lua_State *L, const char *k, lua_Integer v) {
 }
 
 void mg_lua_setu64(lua_State *L, const char *k, uint64_t v) {
-  if (v > (uint64_t)INT64_MAX)
-    lua_pushnumber(L, (lua_Number)v);
-  else
-    lua_pushinteger(L, (lua_Integer)v);
+  mg_lua_pushu64(L, v);
   lua_setfield(L, -2, k);
 }
 
@@ -364,25 +401,15 @@ int mg_lua_check_size(lua_State *L, int idx, const char *argname, uint64_t *out,
   return luaL_error(L,
                     "bad argument '%s' (size expected: a number of "
                     "bytes or a string like \"1.5G\", got %s)",
-                    argname, luaL_typename(L, idx));
+                    argname, value_name(L, idx));
 }
 
 /* ------------------------------------------------------------ module */
 
-static void push_version(lua_State *L) {
+void mg_lua_open(lua_State *L) {
+  lua_newtable(L);
   lua_pushliteral(L, MG_VERSION);
   lua_setfield(L, -2, "version");
-}
-
-void mg_lua_open(lua_State *L, mg_lua_env *env) {
-  *(mg_lua_env **)lua_getextraspace(L) = env;
-  env->L = L;
-  lua_pushlightuserdata(L, env);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &mg_lua_env_key);
-  mg_lua_install_hook(L);
-
-  lua_newtable(L);
-  push_version(L);
   lua_pushcfunction(L, l_exit);
   lua_setfield(L, -2, "exit");
   mg_lua_open_size(L);

@@ -1,12 +1,13 @@
 /* lmg_limits.c — mg.validate_limit, mg.validate_total, mg.rlimit_support,
  * mg.set_limit, mg.get_limit (bindings layer). */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "lua/mg_lua.h"
+#include "lua/mg__lua.h"
 
 /* Push the verdict: ok, message ("" when ok), warning (nil when none). */
 static int push_validation(lua_State *L, const mg_validation *v) {
@@ -31,8 +32,9 @@ static int limit_value(lua_State *L, int idx, const char *what, double *out,
   }
   if (t == LUA_TSTRING) {
     uint64_t b;
-    if (mg_lua_check_size(L, idx, what, &b, msg, len) < 0)
-      return -1;
+    int rc = mg_lua_check_size(L, idx, what, &b, msg, len);
+    if (rc < 0)
+      return rc;
     *out = (double)b;
     return 0;
   }
@@ -137,9 +139,12 @@ static void read_set_opts(lua_State *L, int idx, set_opts *o) {
   o->hard = 0;
   o->pid = 0;
   o->resource = "auto";
+  static const char *const accepted[] = {"strict", "validate", "hard",
+                                         "pid",    "resource", NULL};
   if (lua_isnoneornil(L, idx))
     return;
   luaL_checktype(L, idx, LUA_TTABLE);
+  mg_lua_check_options(L, idx, "set_limit", accepted);
   lua_getfield(L, idx, "strict");
   if (!lua_isnil(L, -1))
     o->strict = lua_toboolean(L, -1);
@@ -167,8 +172,9 @@ static void read_set_opts(lua_State *L, int idx, set_opts *o) {
   }
 }
 
-/* Failure: raise when strict, else return false, reason. */
-static int set_fail(lua_State *L, const set_opts *o, const char *msg) {
+/* Failure: raise when strict, else return false, reason, code. */
+static int set_fail(lua_State *L, const set_opts *o, int code,
+                    const char *msg) {
   mg_lua_env *env = mg_lua_env_get(L);
   mg_log_field f[] = {MG_LF_STR("error", msg)};
   mg_log(env->logger, MG_LOG_ERROR, "limit_failed", f, 1);
@@ -176,7 +182,8 @@ static int set_fail(lua_State *L, const set_opts *o, const char *msg) {
     return luaL_error(L, "%s", msg);
   lua_pushboolean(L, 0);
   lua_pushstring(L, msg);
-  return 2;
+  lua_pushstring(L, mg_err_name(code));
+  return 3;
 }
 
 /* mg.set_limit(size [, {strict=true, resource="auto"|"data"|"as", pid=N,
@@ -194,8 +201,11 @@ static int l_set_limit(lua_State *L) {
   luaL_checkany(L, 1);
   read_set_opts(L, 2, &o);
 
-  if (limit_value(L, 1, "size", &bytes_d, msg, sizeof msg) < 0)
-    return set_fail(L, &o, msg);
+  int rc = limit_value(L, 1, "size", &bytes_d, msg, sizeof msg);
+  if (rc < 0)
+    return set_fail(L, &o, rc, msg);
+  if (mg_lua_pid_allowed(env, (long)o.pid, msg, sizeof msg) < 0)
+    return set_fail(L, &o, -EPERM, msg);
   if (o.validate) {
     mg_validate_limit(bytes_d, mg_lua_effective_total(L), &v);
   } else { /* only what any rlimit needs: a positive finite number */
@@ -204,22 +214,24 @@ static int l_set_limit(lua_State *L) {
   }
   if (!v.ok) {
     snprintf(msg, sizeof msg, "Memory limit validation failed: %s", v.message);
-    return set_fail(L, &o, msg);
+    return set_fail(L, &o, MG_ELIMIT, msg);
   }
   if (strcmp(o.resource, "auto") == 0) {
     mg_rlimit_support s;
     mg_rlimit_probe(&s);
-    if (mg_rlimit_preferred(&s, &res, msg, sizeof msg) < 0)
-      return set_fail(L, &o, msg);
+    rc = mg_rlimit_preferred(&s, &res, msg, sizeof msg);
+    if (rc < 0)
+      return set_fail(L, &o, rc, msg);
   } else if (mg_rlimit_from_name(o.resource, &res, msg, sizeof msg) < 0) {
     return luaL_error(L, "bad option 'resource' to 'set_limit' (%s)", msg);
   }
 
   uint64_t applied = 0;
   uint64_t bytes = (uint64_t)bytes_d;
-  if (mg_rlimit_set((pid_t)o.pid, res, bytes, o.hard, &applied, warn,
-                    sizeof warn, msg, sizeof msg) < 0)
-    return set_fail(L, &o, msg);
+  rc = mg_rlimit_set((pid_t)o.pid, res, bytes, o.hard, &applied, warn,
+                     sizeof warn, msg, sizeof msg);
+  if (rc < 0)
+    return set_fail(L, &o, rc, msg);
 
   char a[32], h[32] = "unlimited";
   uint64_t hard = MG_RLIMIT_UNLIMITED;
@@ -268,10 +280,12 @@ static int l_get_limit(lua_State *L) {
     return luaL_argerror(L, 1, err);
   luaL_argcheck(L, pid >= 0 && pid <= 0x7fffffff, 2,
                 "pid must be a positive integer");
-  if (mg_rlimit_get((pid_t)pid, res, &soft, &hard, err, sizeof err) < 0) {
+  int rc = mg_rlimit_get((pid_t)pid, res, &soft, &hard, err, sizeof err);
+  if (rc < 0) {
     lua_pushboolean(L, 0);
     lua_pushstring(L, err);
-    return 2;
+    lua_pushstring(L, mg_err_name(rc));
+    return 3;
   }
   if (soft == MG_RLIMIT_UNLIMITED)
     lua_pushnil(L);

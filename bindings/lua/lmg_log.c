@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lua/mg_lua.h"
+#include "lua/mg__lua.h"
 
 #define MAX_FIELDS 64
 
@@ -19,8 +19,11 @@ static int cmp_key(const void *a, const void *b) {
 
 static int log_at(lua_State *L, mg_log_level level) {
   mg_lua_env *env = mg_lua_env_get(L);
-  const char *event = luaL_checkstring(L, 1);
+  size_t elen;
+  const char *event = luaL_checklstring(L, 1, &elen);
   luaL_argcheck(L, event[0] != '\0', 1, "event name must not be empty");
+  luaL_argcheck(L, strlen(event) == elen, 1,
+                "event name holds a NUL byte (log text cannot)");
   if (!lua_isnoneornil(L, 2))
     luaL_checktype(L, 2, LUA_TTABLE);
   if (env->logger == NULL || level < mg_logger_level(env->logger))
@@ -41,8 +44,12 @@ static int log_at(lua_State *L, mg_log_level level) {
                           "bad argument #2 (log field names must be "
                           "strings, got %s)",
                           luaL_typename(L, -2));
+      size_t kl;
+      keys[n].key = lua_tolstring(L, -2, &kl);
+      if (strlen(keys[n].key) != kl)
+        return luaL_error(L, "bad argument #2 (a log field name holds a NUL "
+                             "byte, which log text cannot)");
       /* keep key and value on the stack; push a copy of the key to go on */
-      keys[n].key = lua_tostring(L, -2);
       keys[n].idx = lua_gettop(L);
       n++;
       lua_pushvalue(L, -2);
@@ -67,10 +74,17 @@ static int log_at(lua_State *L, mg_log_level level) {
       fields[i].type = MG_LOG_T_BOOL;
       fields[i].v.b = lua_toboolean(L, idx);
       break;
-    default:
+    default: {
+      size_t vl;
       fields[i].type = MG_LOG_T_STR;
-      fields[i].v.s = luaL_tolstring(L, idx, NULL); /* anchored on stack */
+      fields[i].v.s = luaL_tolstring(L, idx, &vl); /* anchored on stack */
+      if (strlen(fields[i].v.s) != vl)
+        return luaL_error(L,
+                          "bad argument #2 (log field '%s' holds a NUL "
+                          "byte, which log text cannot)",
+                          keys[i].key);
       break;
+    }
     }
   }
   mg_log(env->logger, level, event, fields, n);

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lua/mg_lua.h"
+#include "lua/mg__lua.h"
 
 #define TIMER_MT "mg.timer"
 #define SIGNAL_MT "mg.signal"
@@ -51,7 +51,7 @@ static void handle_close(mg_lua_handle *h) {
     return;
   h->closing = 1;
   unlink_handle(env, h);
-  if (h->signum > 0 && h->signum < 64 && env->signal_handlers[h->signum] > 0)
+  if (h->signum > 0 && h->signum <= 64 && env->signal_handlers[h->signum] > 0)
     env->signal_handlers[h->signum]--;
   luaL_unref(L, LUA_REGISTRYINDEX, h->cb_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, h->self_ref);
@@ -94,10 +94,17 @@ static mg_lua_handle *handle_new(lua_State *L, const char *mt, const char *kind,
   return h;
 }
 
+/* The handle userdata of a method call: a timer or a signal handle, as
+ * the method's own type (`mt`); never trusted without the check. */
+static mg_lua_handle **check_ud(lua_State *L, const char *mt,
+                                const char *method) {
+  return mg_lua_check_self(L, mt, method);
+}
+
 /* __gc / __close: close if still open, then let go of the heap part. */
-static int handle_gc(lua_State *L) {
-  mg_lua_handle **ud = lua_touserdata(L, 1);
-  mg_lua_handle *h = ud ? *ud : NULL;
+static int handle_gc_of(lua_State *L, const char *mt, const char *method) {
+  mg_lua_handle **ud = check_ud(L, mt, method);
+  mg_lua_handle *h = *ud;
   if (h == NULL)
     return 0;
   *ud = NULL;
@@ -105,11 +112,6 @@ static int handle_gc(lua_State *L) {
     handle_close(h);
   release(h);
   return 0;
-}
-
-static mg_lua_handle *check_handle(lua_State *L, const char *mt) {
-  mg_lua_handle **ud = luaL_checkudata(L, 1, mt);
-  return *ud;
 }
 
 /* ------------------------------------------------------------ timers */
@@ -121,7 +123,8 @@ static void on_timer(uv_timer_t *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->self_ref);
   if (h->oneshot)
     handle_close(h); /* done after this call; the stack holds fn + self */
-  mg_lua_call(L, 1, 0, h->oneshot ? "after" : "every");
+  mg_lua_pcall(L, 1, 0, h->oneshot ? "timer (mg.after)" : "timer (mg.every)",
+               NULL);
 }
 
 static int start_timer(lua_State *L, int repeat) {
@@ -153,24 +156,41 @@ static int l_after(lua_State *L) {
 }
 
 /* timer:stop() / signal:stop() — idempotent, safe inside the callback. */
-static int l_handle_stop(lua_State *L) {
-  mg_lua_handle **ud = lua_touserdata(L, 1);
-  luaL_argexpected(L, ud != NULL, 1, "mg handle");
+static int handle_stop(lua_State *L, const char *mt, const char *method) {
+  mg_lua_handle **ud = check_ud(L, mt, method);
   if (*ud && !(*ud)->closing)
     handle_close(*ud);
   return 0;
 }
 
 /* handle:active() → whether it will still fire. */
-static int l_handle_active(lua_State *L) {
-  mg_lua_handle **ud = lua_touserdata(L, 1);
-  luaL_argexpected(L, ud != NULL, 1, "mg handle");
+static int handle_active(lua_State *L, const char *mt) {
+  mg_lua_handle **ud = check_ud(L, mt, "active");
   lua_pushboolean(L, *ud && !(*ud)->closing);
   return 1;
 }
 
+#define HANDLE_METHODS(prefix, MT)                                             \
+  static int prefix##_stop(lua_State *L) {                                     \
+    return handle_stop(L, MT, "stop");                                         \
+  }                                                                            \
+  static int prefix##_close(lua_State *L) {                                    \
+    return handle_stop(L, MT, "close");                                        \
+  }                                                                            \
+  static int prefix##_closemm(lua_State *L) {                                  \
+    return handle_stop(L, MT, "__close");                                      \
+  }                                                                            \
+  static int prefix##_active(lua_State *L) {                                   \
+    return handle_active(L, MT);                                               \
+  }                                                                            \
+  static int prefix##_gc(lua_State *L) {                                       \
+    return handle_gc_of(L, MT, "__gc");                                        \
+  }
+HANDLE_METHODS(timer, TIMER_MT)
+HANDLE_METHODS(signal, SIGNAL_MT)
+
 static int l_timer_tostring(lua_State *L) {
-  mg_lua_handle *h = check_handle(L, TIMER_MT);
+  mg_lua_handle *h = *check_ud(L, TIMER_MT, "__tostring");
   if (h == NULL || h->closing)
     lua_pushliteral(L, "mg.timer (stopped)");
   else if (h->oneshot)
@@ -182,17 +202,13 @@ static int l_timer_tostring(lua_State *L) {
 
 /* ------------------------------------------------------------ signals */
 
-static const struct {
-  const char *name;
-  int signum;
-} signals[] = {{"INT", SIGINT},   {"TERM", SIGTERM}, {"HUP", SIGHUP},
-               {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {NULL, 0}};
+/* The signals a policy may handle (names as mg_signal_name spells them). */
+static const int policy_signals[] = {SIGINT,  SIGTERM, SIGHUP,
+                                     SIGUSR1, SIGUSR2, 0};
 
 static const char *signal_name(int signum) {
-  for (int i = 0; signals[i].name; i++)
-    if (signals[i].signum == signum)
-      return signals[i].name;
-  return "?";
+  const char *n = mg_signal_name(signum);
+  return n ? n : "?";
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -203,7 +219,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->cb_ref);
   lua_pushstring(L, signal_name(signum));
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->self_ref);
-  mg_lua_call(L, 2, 0, what);
+  mg_lua_pcall(L, 2, 0, what, NULL);
 }
 
 /* mg.on_signal(name, fn) → handle; fn(name, handle) on each delivery.
@@ -211,14 +227,14 @@ static void on_signal(uv_signal_t *s, int signum) {
  * shutdown) for that signal until the handle is stopped. */
 static int l_on_signal(lua_State *L) {
   mg_lua_env *env = mg_lua_env_get(L);
-  const char *name = luaL_checkstring(L, 1);
+  const char *name = mg_lua_check_text(L, 1, NULL, NULL);
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  if (strncmp(name, "SIG", 3) == 0)
-    name += 3;
-  int signum = 0;
-  for (int i = 0; signals[i].name; i++)
-    if (strcmp(signals[i].name, name) == 0)
-      signum = signals[i].signum;
+  int signum = 0, parsed = 0;
+  if (mg_signal_parse(name, &parsed, NULL, 0) == 0 &&
+      !(name[0] >= '0' && name[0] <= '9'))
+    for (int i = 0; policy_signals[i]; i++)
+      if (policy_signals[i] == parsed)
+        signum = parsed;
   if (signum == 0)
     return luaL_argerror(L, 1,
                          lua_pushfstring(L,
@@ -233,7 +249,7 @@ static int l_on_signal(lua_State *L) {
 }
 
 static int l_signal_tostring(lua_State *L) {
-  mg_lua_handle *h = check_handle(L, SIGNAL_MT);
+  mg_lua_handle *h = *check_ud(L, SIGNAL_MT, "__tostring");
   if (h == NULL || h->closing)
     lua_pushliteral(L, "mg.signal (stopped)");
   else
@@ -247,21 +263,21 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
-static void new_handle_mt(lua_State *L, const char *mt,
+static void new_handle_mt(lua_State *L, const char *mt, const luaL_Reg *methods,
+                          lua_CFunction gc, lua_CFunction close,
                           lua_CFunction tostring) {
-  static const luaL_Reg methods[] = {{"stop", l_handle_stop},
-                                     {"close", l_handle_stop},
-                                     {"active", l_handle_active},
-                                     {NULL, NULL}};
   luaL_newmetatable(L, mt);
-  luaL_newlib(L, methods);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, handle_gc);
+  lua_pushcfunction(L, gc);
   lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_handle_stop);
+  lua_pushcfunction(L, close);
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, tostring);
   lua_setfield(L, -2, "__tostring");
+  lua_pushstring(L, mt); /* getmetatable(h) gives the name, not the table */
+  lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
 }
 
@@ -271,7 +287,17 @@ void mg_lua_open_loop(lua_State *L) {
                                  {"on_signal", l_on_signal},
                                  {"now", l_now},
                                  {NULL, NULL}};
-  new_handle_mt(L, TIMER_MT, l_timer_tostring);
-  new_handle_mt(L, SIGNAL_MT, l_signal_tostring);
+  static const luaL_Reg timer_methods[] = {{"stop", timer_stop},
+                                           {"close", timer_close},
+                                           {"active", timer_active},
+                                           {NULL, NULL}};
+  static const luaL_Reg signal_methods[] = {{"stop", signal_stop},
+                                            {"close", signal_close},
+                                            {"active", signal_active},
+                                            {NULL, NULL}};
+  new_handle_mt(L, TIMER_MT, timer_methods, timer_gc, timer_closemm,
+                l_timer_tostring);
+  new_handle_mt(L, SIGNAL_MT, signal_methods, signal_gc, signal_closemm,
+                l_signal_tostring);
   luaL_setfuncs(L, fns, 0);
 }

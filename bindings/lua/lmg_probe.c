@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lua/mg_lua.h"
+#include "lua/mg__lua.h"
 
 static const mg_cgroup_info *cgroup_info(mg_lua_env *env) {
   if (!env->cg_cached) {
@@ -36,11 +36,13 @@ static int l_memory(lua_State *L) {
   mg_meminfo mi;
   mg_effmem eff;
   char err[512];
-  if (mg_meminfo_read(env->paths.proc_root, &mi, err, sizeof err) < 0)
-    return mg_lua_fail(L, err);
+  int rc = mg_meminfo_read(env->paths.proc_root, &mi, err, sizeof err);
+  if (rc < 0)
+    return mg_lua_fail(L, rc, err);
   const mg_cgroup_info *cg = cgroup_info(env);
-  if (mg_effective_memory(&env->paths, &mi, cg, &eff, err, sizeof err) < 0)
-    return mg_lua_fail(L, err);
+  rc = mg_effective_memory(&env->paths, &mi, cg, &eff, err, sizeof err);
+  if (rc < 0)
+    return mg_lua_fail(L, rc, err);
   lua_createtable(L, 0, 12);
   mg_lua_setu64(L, "total", mi.total_bytes);
   mg_lua_setu64(L, "available", mi.available_bytes);
@@ -73,8 +75,9 @@ static int l_pressure(lua_State *L) {
   mg_lua_env *env = mg_lua_env_get(L);
   mg_psi psi;
   char err[512];
-  if (mg_psi_read(env->paths.proc_root, &psi, err, sizeof err) < 0)
-    return mg_lua_fail(L, err);
+  int rc = mg_psi_read(env->paths.proc_root, &psi, err, sizeof err);
+  if (rc < 0)
+    return mg_lua_fail(L, rc, err);
   lua_createtable(L, 0, 2);
   push_psi_line(L, "some", &psi.some);
   if (psi.has_full)
@@ -91,7 +94,9 @@ static int l_process(lua_State *L) {
                 "pid must be a positive integer");
   int want_pss = 0;
   if (!lua_isnoneornil(L, 2)) {
+    static const char *const accepted[] = {"pss", NULL};
     luaL_checktype(L, 2, LUA_TTABLE);
+    mg_lua_check_options(L, 2, "process", accepted);
     lua_getfield(L, 2, "pss");
     want_pss = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -100,9 +105,10 @@ static int l_process(lua_State *L) {
     pid = getpid();
   mg_proc_status st;
   char err[512];
-  if (mg_proc_status_read(env->paths.proc_root, (pid_t)pid, &st, err,
-                          sizeof err) < 0)
-    return mg_lua_fail(L, err);
+  int rc = mg_proc_status_read(env->paths.proc_root, (pid_t)pid, &st, err,
+                               sizeof err);
+  if (rc < 0)
+    return mg_lua_fail(L, rc, err);
   lua_createtable(L, 0, 12);
   mg_lua_setint(L, "pid", st.pid ? st.pid : pid);
   mg_lua_setstr(L, "name", st.name);
@@ -116,9 +122,10 @@ static int l_process(lua_State *L) {
   mg_lua_setu64(L, "swap", st.swap_bytes);
   if (want_pss) {
     uint64_t pss;
-    if (mg_proc_pss_read(env->paths.proc_root, (pid_t)pid, &pss, err,
-                         sizeof err) < 0)
-      return mg_lua_fail(L, err);
+    rc = mg_proc_pss_read(env->paths.proc_root, (pid_t)pid, &pss, err,
+                          sizeof err);
+    if (rc < 0)
+      return mg_lua_fail(L, rc, err);
     mg_lua_setu64(L, "pss", pss);
   }
   return 1;
@@ -132,8 +139,9 @@ static int l_probe(lua_State *L) {
   char err[512];
   opts.paths = env->paths;
   opts.cgroup_parent = env->cgroup_parent;
-  if (mg_probe_json(&opts, &doc, err, sizeof err) < 0)
-    return mg_lua_fail(L, err);
+  int rc = mg_probe_json(&opts, &doc, err, sizeof err);
+  if (rc < 0)
+    return mg_lua_fail(L, rc, err);
   mg_lua_push_json(L, doc);
   json_decref(doc);
   return 1;

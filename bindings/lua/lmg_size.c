@@ -1,5 +1,5 @@
 /* lmg_size.c — mg.size, mg.format_size (bindings layer). */
-#include "lua/mg_lua.h"
+#include "lua/mg__lua.h"
 
 /* mg.size(x) → bytes. Raises on bad input (the message quotes it and says
  * what is accepted). */

@@ -11,7 +11,7 @@
  * at the first mg.spawn and kept in the env; the runtime host shuts it down
  * and frees it.
  *
- * Every event reaches Lua through mg_lua_call (pcall + budget): a failing
+ * Every event reaches Lua through mg_lua_pcall (a budget of its own): a failing
  * handler is logged and never harms the child. */
 #include <errno.h>
 #include <libgen.h>
@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lua/mg_lua.h"
+#include "lua/mg__lua.h"
 #include "sup/mg_sup.h"
 
 #define PROC_MT "mg.process"
@@ -98,24 +98,6 @@ static void push_sample(lua_State *L, const mg_child_sample *s) {
   }
 }
 
-static const struct {
-  const char *name;
-  int signum;
-} signals[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT},
-               {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
-               {"TERM", SIGTERM}, {"STOP", SIGSTOP}, {"CONT", SIGCONT},
-               {"ABRT", SIGABRT}, {"SEGV", SIGSEGV}, {"PIPE", SIGPIPE},
-               {"ALRM", SIGALRM}, {"BUS", SIGBUS},   {"FPE", SIGFPE},
-               {"ILL", SIGILL},   {"TRAP", SIGTRAP}, {"XCPU", SIGXCPU},
-               {"XFSZ", SIGXFSZ}, {"SYS", SIGSYS},   {NULL, 0}};
-
-static const char *signal_name(int signum) {
-  for (int i = 0; signals[i].name; i++)
-    if (signals[i].signum == signum)
-      return signals[i].name;
-  return NULL;
-}
-
 /* Exit info: { pid, code (nil when signalled), signal (nil when it
  * exited), signame, status (code, or 128+signal as a shell reports it),
  * reason, detail, peak, runtime_ms, restarts, will_restart,
@@ -125,7 +107,7 @@ static void push_exit(lua_State *L, const mg_child_exit *e) {
   mg_lua_setint(L, "pid", e->pid);
   if (e->signal) {
     mg_lua_setint(L, "signal", e->signal);
-    const char *sn = signal_name(e->signal);
+    const char *sn = mg_signal_name(e->signal);
     if (sn)
       mg_lua_setstr(L, "signame", sn);
     mg_lua_setint(L, "status", 128 + e->signal);
@@ -168,7 +150,7 @@ static void dispatch(lproc *p, const char *event) {
       lua_rawgeti(L, value + 3, i);
       lua_pushvalue(L, value + 1);
       lua_pushvalue(L, value);
-      if (mg_lua_call(L, 2, 0, what) == MG_LUA_EXIT)
+      if (mg_lua_pcall(L, 2, 0, what, NULL) == MG_LUA_EXIT)
         break;
     }
   }
@@ -610,21 +592,13 @@ static int read_opts(lua_State *L, int t, int anchor, spawn_args *a,
 
 /* ------------------------------------------------------------ supervisor */
 
-/* The env's supervisor, created on first use. */
+/* The runtime's supervisor (the host owns it), or NULL with why. */
 static mg_sup *get_sup(mg_lua_env *env, char *err, size_t len) {
-  if (env->sup)
-    return env->sup;
-  mg_sup_opts so;
-  memset(&so, 0, sizeof so);
-  so.loop = env->loop;
-  so.logger = env->logger;
-  so.paths = env->paths;
-  so.cgroup_parent = env->cgroup_parent;
-  mg_sup *sup;
-  if (mg_sup_new(&so, &sup, err, len) < 0)
-    return NULL;
-  env->sup = sup;
-  return sup;
+  if (!env->sup)
+    snprintf(err, len, "%s",
+             env->sup_error ? env->sup_error
+                            : "this runtime has no process supervisor");
+  return env->sup;
 }
 
 static lproc *find_live(mg_lua_env *env, const char *name) {
@@ -658,30 +632,31 @@ static int l_spawn(lua_State *L) {
 
   err[0] = '\0';
   if (read_opts(L, 1, 2, &a, name, sizeof name, err, sizeof err) < 0)
-    return mg_lua_fail(L, err);
+    return mg_lua_fail(L, -EINVAL, err);
   snprintf(p->name, sizeof p->name, "%s", name);
   a.o.name = p->name;
 
   if (env->exit_requested)
-    return mg_lua_fail(L, "mgrun is shutting down: no new process");
+    return mg_lua_fail(L, -ECANCELED, "mgrun is shutting down: no new process");
   mg_sup *sup = get_sup(env, e2, sizeof e2);
   if (sup == NULL) {
     snprintf(err, sizeof err, "cannot start the supervisor: %s", e2);
-    return mg_lua_fail(L, err);
+    return mg_lua_fail(L, -ENOTSUP, err);
   }
   if (!env->check_only && find_live(env, p->name)) {
     snprintf(err, sizeof err,
              "name: a process named '%s' is already running (names are "
              "unique among live processes)",
              p->name);
-    return mg_lua_fail(L, err);
+    return mg_lua_fail(L, -EEXIST, err);
   }
 
   mg_child_events ev = {ev_sample, ev_warn, ev_exit, ev_restart, ev_close, p};
   p->limit_bytes = a.o.limit_bytes;
   if (env->check_only) {
-    if (mg_child_validate(sup, &a.o, err, sizeof err) < 0)
-      return mg_lua_fail(L, err);
+    int rc = mg_child_validate(sup, &a.o, err, sizeof err);
+    if (rc < 0)
+      return mg_lua_fail(L, rc, err);
     p->enforce =
         a.o.enforce == MG_ENFORCE_AUTO
             ? (a.has_limit ? mg_sup_auto_enforce(sup, NULL) : MG_ENFORCE_NONE)
@@ -694,11 +669,12 @@ static int l_spawn(lua_State *L) {
       luaL_ref(L, LUA_REGISTRYINDEX); /* before the spawn: can raise */
   p->closed = 0;
   mg_child *c;
-  if (mg_child_spawn(sup, &a.o, &ev, &c, err, sizeof err) < 0) {
+  int rc = mg_child_spawn(sup, &a.o, &ev, &c, err, sizeof err);
+  if (rc < 0) {
     p->closed = 1;
     luaL_unref(L, LUA_REGISTRYINDEX, p->self_ref);
     p->self_ref = LUA_NOREF;
-    return mg_lua_fail(L, err);
+    return mg_lua_fail(L, rc, err);
   }
   p->child = c;
   p->started = 1;
@@ -725,30 +701,28 @@ static int l_processes(lua_State *L) {
 
 /* ------------------------------------------------------------ methods */
 
-static lproc *check_proc(lua_State *L) {
-  return luaL_checkudata(L, 1, PROC_MT);
+static lproc *check_proc(lua_State *L, const char *method) {
+  return mg_lua_check_self(L, PROC_MT, method);
 }
 
-/* nil, err for a process that was never started or is released. */
+/* nil, err, code for a process that was never started or is released. */
 static int not_started(lua_State *L, const lproc *p) {
-  return mg_lua_fail(L, p->env->check_only ? "not started (--check)"
-                                           : "not started");
+  return mg_lua_fail(
+      L, -ESRCH, p->env->check_only ? "not started (--check)" : "not started");
 }
 
 static int errno_fail(lua_State *L, const lproc *p, int rc, const char *what) {
-  char msg[256];
   if (rc == -ESRCH)
-    snprintf(msg, sizeof msg, "%s: process '%s' is not running", what, p->name);
-  else
-    snprintf(msg, sizeof msg, "%s: %s", what, mg_strerror(rc));
-  return mg_lua_fail(L, msg);
+    return mg_lua_failf(L, rc, "%s: process '%s' is not running", what,
+                        p->name);
+  return mg_lua_failf(L, rc, "%s: %s", what, mg_strerror(rc));
 }
 
 /* p:memory() → { pid, name, rss, hwm, vsize, data, anon, file, shmem,
  * swap, used, limit, fraction [, cgroup_current, cgroup_peak] }
  * | nil, err (not running). */
 static int l_memory(lua_State *L) {
-  lproc *p = check_proc(L);
+  lproc *p = check_proc(L, "memory");
   if (p->child == NULL)
     return not_started(L, p);
   mg_child_sample s;
@@ -757,7 +731,7 @@ static int l_memory(lua_State *L) {
   if (rc == -ESRCH)
     return errno_fail(L, p, rc, "memory");
   if (rc < 0)
-    return mg_lua_fail(L, err);
+    return mg_lua_fail(L, rc, err);
   push_sample(L, &s);
   mg_proc_status st;
   if (mg_proc_status_read(p->env->paths.proc_root, s.pid, &st, NULL, 0) == 0) {
@@ -772,7 +746,7 @@ static int l_memory(lua_State *L) {
 /* p:on(event, fn) → p. Events: warn, sample, exit, restart; handlers of
  * one event run in the order they were added. */
 static int l_on(lua_State *L) {
-  check_proc(L);
+  check_proc(L, "on");
   const char *name = luaL_checkstring(L, 2);
   int ev = 0;
   while (events[ev] && strcmp(events[ev], name) != 0)
@@ -797,31 +771,31 @@ static int l_on(lua_State *L) {
   return 1;
 }
 
-/* A signal argument: "TERM", "SIGTERM" or a number. Raises otherwise. */
+/* A signal argument: "TERM", "SIGTERM" or a number 1..64. Raises
+ * otherwise. */
 static int check_signal(lua_State *L, int idx) {
+  int sig = 0;
+  char err[512];
   if (lua_type(L, idx) == LUA_TNUMBER) {
     lua_Integer n = luaL_checkinteger(L, idx);
     luaL_argcheck(L, n > 0 && n < 65, idx, "signal number must be 1..64");
     return (int)n;
   }
-  const char *s = luaL_checkstring(L, idx);
-  if (strncmp(s, "SIG", 3) == 0)
-    s += 3;
-  for (int i = 0; signals[i].name; i++)
-    if (strcmp(signals[i].name, s) == 0)
-      return signals[i].signum;
-  return luaL_argerror(
-      L, idx,
-      lua_pushfstring(L,
-                      "unknown signal '%s' (accepted: TERM, KILL, INT, HUP, "
-                      "QUIT, USR1, USR2, STOP, CONT, … or a number)",
-                      lua_tostring(L, idx)));
+  const char *s = mg_lua_check_text(L, idx, NULL, NULL);
+  if (s[0] >= '0' && s[0] <= '9') /* a number as text is not a name */
+    s = "";
+  if (mg_signal_parse(s, &sig, err, sizeof err) < 0)
+    return luaL_argerror(
+        L, idx,
+        lua_pushfstring(L, "unknown signal '%s' (accepted: %s)",
+                        lua_tostring(L, idx), MG_SIGNAL_ACCEPTED));
+  return sig;
 }
 
 /* p:signal(sig) → true | nil, err. To the child's process group; the
  * restart policy applies if it dies of it. */
 static int l_signal(lua_State *L) {
-  lproc *p = check_proc(L);
+  lproc *p = check_proc(L, "signal");
   int sig = check_signal(L, 2);
   if (p->child == NULL)
     return not_started(L, p);
@@ -834,7 +808,7 @@ static int l_signal(lua_State *L) {
 
 /* p:kill() → true | nil, err: p:signal("KILL"). */
 static int l_kill(lua_State *L) {
-  lproc *p = check_proc(L);
+  lproc *p = check_proc(L, "kill");
   if (p->child == NULL)
     return not_started(L, p);
   int rc = mg_child_signal(p->child, SIGKILL);
@@ -848,7 +822,7 @@ static int l_kill(lua_State *L) {
  * of the group (and cgroup) after grace_ms (default: the spawn's
  * grace_ms; 0: at once). Stopping a stopped process is a no-op. */
 static int l_stop(lua_State *L) {
-  lproc *p = check_proc(L);
+  lproc *p = check_proc(L, "stop");
   uint64_t grace = 0;
   if (!lua_isnoneornil(L, 2)) {
     lua_Integer g = luaL_checkinteger(L, 2);
@@ -869,18 +843,20 @@ static int l_stop(lua_State *L) {
 /* p:set_limit(size) → true | nil, err. Applies to the running child and
  * to later runs. */
 static int l_set_limit(lua_State *L) {
-  lproc *p = check_proc(L);
+  lproc *p = check_proc(L, "set_limit");
   uint64_t bytes;
   char err[512];
   luaL_checkany(L, 2);
-  if (mg_lua_check_size(L, 2, "size", &bytes, err, sizeof err) < 0)
-    return mg_lua_fail(L, err);
+  int src = mg_lua_check_size(L, 2, "size", &bytes, err, sizeof err);
+  if (src < 0)
+    return mg_lua_fail(L, src, err);
   if (bytes == 0)
-    return mg_lua_fail(L, "size: must be positive");
+    return mg_lua_fail(L, -EINVAL, "size: must be positive");
   if (p->child == NULL)
     return not_started(L, p);
-  if (mg_child_set_limit(p->child, bytes, err, sizeof err) < 0)
-    return mg_lua_fail(L, err);
+  int rc = mg_child_set_limit(p->child, bytes, err, sizeof err);
+  if (rc < 0)
+    return mg_lua_fail(L, rc, err);
   p->limit_bytes = bytes;
   lua_pushboolean(L, 1);
   return 1;
@@ -889,7 +865,7 @@ static int l_set_limit(lua_State *L) {
 /* Fields: name, pid (nil when not running), restarts, limit (nil when
  * none), enforce, started, running, closed, cgroup; then the methods. */
 static int l_index(lua_State *L) {
-  lproc *p = check_proc(L);
+  lproc *p = check_proc(L, "__index");
   const char *k = luaL_checkstring(L, 2);
   mg_child *c = p->child;
   if (strcmp(k, "name") == 0) {
@@ -930,13 +906,13 @@ static int l_index(lua_State *L) {
 }
 
 static int l_newindex(lua_State *L) {
-  check_proc(L);
+  check_proc(L, "__newindex");
   return luaL_error(L, "process fields are read-only (got '%s')",
                     luaL_tolstring(L, 2, NULL));
 }
 
 static int l_tostring(lua_State *L) {
-  lproc *p = check_proc(L);
+  lproc *p = check_proc(L, "__tostring");
   pid_t pid = p->child ? mg_child_pid(p->child) : 0;
   if (!p->started)
     lua_pushfstring(L, "mg.process %s (not started)", p->name);
@@ -953,7 +929,7 @@ static int l_tostring(lua_State *L) {
  * would have kept it alive otherwise) or the state is closing. Release
  * the child: no event reaches this lproc afterwards. */
 static int l_gc(lua_State *L) {
-  lproc *p = luaL_checkudata(L, 1, PROC_MT);
+  lproc *p = check_proc(L, "__gc");
   unlink_proc(p->env, p);
   if (p->self_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, p->self_ref);
@@ -997,6 +973,8 @@ void mg_lua_open_spawn(lua_State *L) {
   luaL_setfuncs(L, meta, 0);
   luaL_newlib(L, methods);
   lua_setfield(L, -2, "methods");
+  lua_pushliteral(L, PROC_MT); /* getmetatable(p) gives the name */
+  lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
   luaL_setfuncs(L, fns, 0);
   push_bindir(L);

@@ -163,7 +163,9 @@ static void fmt_time(char *buf, size_t len) {
            (int)(ts.tv_nsec / 1000000));
 }
 
-/* Shortest of %.15g / %.17g that reads back as d (C locale in force). */
+/* A double for people: the shortest form with at most 6 significant
+ * digits that reads back as d, else d at 6 significant digits
+ * ("0.871595", not "0.87159533073929962"). JSON lines keep every digit. */
 static void fmt_double(double d, char *buf, size_t len) {
   if (isnan(d)) {
     snprintf(buf, len, "nan");
@@ -173,9 +175,11 @@ static void fmt_double(double d, char *buf, size_t len) {
     snprintf(buf, len, "%sinf", d < 0 ? "-" : "");
     return;
   }
-  snprintf(buf, len, "%.15g", d);
-  if (strtod(buf, NULL) != d)
-    snprintf(buf, len, "%.17g", d);
+  for (int p = 1; p <= 6; p++) {
+    snprintf(buf, len, "%.*g", p, d);
+    if (strtod(buf, NULL) == d)
+      return;
+  }
 }
 
 /* ------------------------------------------------------------- text */

@@ -324,6 +324,10 @@ char *mg_size_format(uint64_t bytes, char *buf, size_t len) {
     cents = 0;
     u++;
   }
+  if (u == 6 && whole >= 8 && bytes <= MG_SIZE_MAX) { /* 8.00 EiB = 2^63 */
+    whole = 7; /* would not parse back: round down at the very top */
+    cents = 99;
+  }
   snprintf(buf, len, "%u.%02u %s", (unsigned)whole, (unsigned)cents, names[u]);
   return buf;
 }

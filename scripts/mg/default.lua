@@ -1,7 +1,7 @@
 -- mg/default.lua — the built-in policy of `mgrun --limit SIZE -- CMD`.
 --
 -- mgrun's main() runs require("mg.default")(limit, enforce, cmd...) with
--- the limit already parsed to bytes. The policy:
+-- the limit and the mode as typed. The policy:
 --   * validates the limit against effective memory (exit 2 if it does
 --     not fit, a warning above 90 %),
 --   * spawns CMD under the limit (enforce: auto|cgroup|data|as|none),
@@ -47,16 +47,16 @@ local function why(prog, e, limit, enforce)
   return ("%s exited with status %d (%s)"):format(prog, e.code, mem)
 end
 
--- A process name from the program: its basename, limited to what
--- mg.spawn accepts ([A-Za-z0-9._-], at most 64 characters).
-local function name_of(prog)
-  local base = prog:match("([^/]*)$"):gsub("[^%w%._%-]", "_"):sub(1, 64)
-  if base == "" or base == "." or base == ".." then return "cmd" end
-  return base
-end
+-- The exit status for a command that could not be started, from the
+-- error's code: the shell's 127 (not found) and 126 (found, cannot run);
+-- 2 for a limit or mode that is not accepted here; 1 otherwise.
+local start_status = {
+  ENOENT = 127, EACCES = 126, EISDIR = 126, ENOEXEC = 126, EPERM = 126,
+  EINVAL = 2, EPARSE = 2, ERANGE_SIZE = 2, ELIMIT = 2, ENOTENFORCED = 2,
+  ENOTSUP = 2, EEXIST = 2,
+}
 
 return function(limit, enforce, prog, ...)
-  limit = math.tointeger(tonumber(limit))
   if not prog then
     say("no command given (usage: mgrun --limit SIZE -- CMD [ARGS...])")
     mg.exit(2)
@@ -68,8 +68,9 @@ return function(limit, enforce, prog, ...)
   end
   if warning then mg.log.warn("limit_warning", { message = warning }) end
 
-  local p, err = mg.spawn {
-    name = name_of(prog),
+  -- the limit as the user typed it: mg.spawn parses it (once) and the
+  -- supervisor decides whether it is accepted; the name comes from prog
+  local p, err, code = mg.spawn {
     cmd = { prog, ... },
     limit = limit,
     enforce = enforce,
@@ -78,12 +79,12 @@ return function(limit, enforce, prog, ...)
     restart = "no",
   }
   if not p then
-    say("cannot run " .. prog .. ": " .. err)
-    -- a missing or unusable program is the shell's 127 / 126
-    if err:match("^cmd") then
-      mg.exit(err:match("not executable") and 126 or 127)
+    if code == "EPARSE" or code == "ERANGE_SIZE" then
+      say(("invalid --limit '%s': %s"):format(limit, err))
+    else
+      say("cannot run " .. prog .. ": " .. err)
     end
-    mg.exit(2)
+    mg.exit(start_status[code] or 1)
   end
   mg.log.debug("started", { name = p.name, pid = p.pid, limit = fmt(limit),
                             enforce = p.enforce })

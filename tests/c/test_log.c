@@ -138,6 +138,17 @@ TEST(text_quoting_and_types) {
                 "u=18446744073709551615 d=0.1 d2=92.3 big=1e+300 nan=nan "
                 "ninf=-inf t=true f=false bad_key__x=v\n");
   sink_close(&s);
+  /* people read text lines: at most 6 significant digits */
+  sink_open(&s, MG_LOG_TEXT, MG_LOG_DEBUG);
+  mg_log_field g[] = {MG_LF_DBL("fraction", 0.87159533073929962),
+                      MG_LF_DBL("utilization", 0.800203125),
+                      MG_LF_DBL("third", 1.0 / 3.0), MG_LF_DBL("two", 2.0),
+                      MG_LF_DBL("tiny", 1.5e-9)};
+  mg_log(s.lg, MG_LOG_INFO, "short", g, 5);
+  ASSERT_STR_EQ(after_time(sink_text(&s)),
+                "info  short fraction=0.871595 utilization=0.800203 "
+                "third=0.333333 two=2 tiny=1.5e-09\n");
+  sink_close(&s);
 }
 
 TEST(text_event_quoted_when_needed) {

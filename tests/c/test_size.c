@@ -220,7 +220,8 @@ TEST(format_table) {
       {UINT64_C(1) << 40, "1.00 TiB"},
       {UINT64_C(1) << 50, "1.00 PiB"},
       {UINT64_C(1) << 60, "1.00 EiB"},
-      {MG_SIZE_MAX, "8.00 EiB"},
+      {MG_SIZE_MAX, "7.99 EiB"}, /* 8.00 EiB would not parse back */
+      {(UINT64_C(1) << 63) - (UINT64_C(1) << 52), "7.99 EiB"},
       {UINT64_MAX, "16.00 EiB"},
       {UINT64_C(25276026880), "23.54 GiB"},
       {1029, "1.00 KiB"}, /* 1.0049 */
@@ -257,6 +258,48 @@ TEST(format_parses_back) {
   }
 }
 
+/* parse(format(x)) succeeds for every x up to MG_SIZE_MAX and lands
+ * within a hundredth of the unit printed: a random sweep plus every
+ * power-of-two edge. */
+static void check_round_trip(uint64_t x) {
+  char buf[32], err[512];
+  uint64_t back;
+  mg_size_format(x, buf, sizeof buf);
+  if (mg_size_parse(buf, 0, &back, err, sizeof err) != 0)
+    MG__FAIL("%" PRIu64 " formats as \"%s\", which does not parse: %s", x, buf,
+             err);
+  uint64_t unit = 1;
+  while (unit <= x / 1024 && unit < (UINT64_C(1) << 60))
+    unit *= 1024;
+  double diff = fabs((double)back - (double)x);
+  if (x >= 1024 && diff > (double)unit / 100 + 1)
+    MG__FAIL("%" PRIu64 " formats as \"%s\", which reads back as %" PRIu64, x,
+             buf, back);
+  if (x < 1024 && back != x)
+    MG__FAIL("%" PRIu64 " formats as \"%s\"", x, buf);
+}
+
+TEST(format_round_trips_everywhere) {
+  uint64_t s = UINT64_C(0x9E3779B97F4A7C15);
+  for (int i = 0; i < 200000; i++) {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    int bits = (int)(s % 64);
+    check_round_trip((s >> 1) >> (63 - bits) & MG_SIZE_MAX);
+  }
+  for (int k = 0; k < 63; k++) {
+    uint64_t p = UINT64_C(1) << k;
+    check_round_trip(p - 1);
+    check_round_trip(p);
+    check_round_trip(p + 1);
+    check_round_trip(p + p / 200); /* near a rounding step */
+  }
+  for (uint64_t d = 0; d < 5000; d++)
+    check_round_trip(MG_SIZE_MAX - d * (UINT64_C(1) << 40));
+  check_round_trip(MG_SIZE_MAX);
+}
+
 int main(void) {
   RUN(plain_bytes);
   RUN(units_are_powers_of_1024);
@@ -270,5 +313,6 @@ int main(void) {
   RUN(from_double);
   RUN(format_table);
   RUN(format_parses_back);
+  RUN(format_round_trips_everywhere);
   return mg_test_report();
 }

@@ -16,6 +16,14 @@ check "bad size: exit 2" test $? -eq 2
 check "bad size quoted" grep -q '"12Gx"' "$T_TMP/o"
 "$MGRUN" --probe extra >/dev/null 2>&1
 check "--probe takes no policy" test $? -eq 2
+"$MGRUN" --limit >"$T_TMP/o" 2>&1
+check "--limit without its value: exit 2" test $? -eq 2
+check "--limit without its value: names the option" grep -q "option '--limit' needs a value" "$T_TMP/o"
+"$MGRUN" --cb-timeout >"$T_TMP/o" 2>&1
+check "--cb-timeout without its value: names the option" grep -q "option '--cb-timeout' needs a value" "$T_TMP/o"
+check "--help prints no doubled %" bash -c '! grep -q "%%" <<<"$1"' _ "$out"
+check "--help says what each mode bounds" bash -c 'for m in auto cgroup data as none; do grep -qE "^ +$m +" <<<"$1" || exit 1; done' _ "$out"
+check "--help lists the sandbox's allow options" bash -c 'grep -q -- "--allow-spawn PATH" <<<"$1" && grep -q -- "--allow-dir DIR" <<<"$1"' _ "$out"
 
 # --probe --json parses and matches /proc/meminfo
 "$MGRUN" --probe --json >"$T_TMP/probe.json"

@@ -23,6 +23,8 @@
 
 #include "mg/mg.h"
 
+struct mg_sup;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -40,10 +42,15 @@ typedef struct mg_runtime_opts {
   uint64_t cb_timeout_ms;    /* wall-clock budget per callback; 0 = none */
   uint64_t cb_instructions;  /* instruction budget per callback; 0 = none */
   uint64_t setup_timeout_ms; /* budget of the policy's top level; 0 = none */
-  int sandbox;        /* no io, os.execute…, debug, bytecode, C modules */
-  int handle_signals; /* SIGINT/SIGTERM → graceful shutdown (mgrun: 1) */
-  int check_only;     /* mgrun --check: validate, start nothing */
-  const char *scripts_dir;   /* shipped Lua library; NULL = built-in default */
+  int sandbox; /* no io, os.execute…, debug, bytecode, C modules;
+                  programs and paths only as allowed below */
+  const char *const *allow_spawn; /* sandbox: programs mg.spawn may run
+                                     (paths, NULL-terminated; NULL: none) */
+  const char *const *allow_dirs;  /* sandbox: directories the API may read
+                                     and write in (NULL-terminated) */
+  int handle_signals;      /* SIGINT/SIGTERM → graceful shutdown (mgrun: 1) */
+  int check_only;          /* mgrun --check: validate, start nothing */
+  const char *scripts_dir; /* shipped Lua library; NULL = built-in default */
   const char *cgroup_parent; /* where child cgroups go; NULL = own cgroup */
   mg_paths paths;            /* probe roots; zero = the real system */
   /* Called once when the policy asks to exit (mg.exit) or a signal asks
@@ -56,9 +63,15 @@ typedef struct mg_runtime_opts {
  * per callback, no setup budget, no sandbox, no signal handling). */
 void mg_runtime_opts_init(mg_runtime_opts *o);
 
-/* Create a runtime: a Lua state with the standard libraries (or the
- * sandboxed subset) and the `mg` module. *out is owned by the caller and
- * released with mg_runtime_free. */
+/* Create a runtime: the supervisor of its children (cgroup detection,
+ * the cgroup_parent checked, stale groups of dead earlier runs removed), a
+ * Lua state with the standard libraries (or the sandboxed subset) and the
+ * `mg` module. *out is owned by the caller and released with
+ * mg_runtime_free. Errors: a bad cgroup_parent or allowed path (-ENOENT,
+ * -ENOTDIR, -EINVAL: a usage error for a command line), -ENOMEM, a loop
+ * that cannot be created. Several runtimes may live in one process, each
+ * used by one thread at a time; only one of them should handle_signals
+ * (signal dispositions belong to the process). */
 int mg_runtime_new(const mg_runtime_opts *o, mg_runtime **out, char *err,
                    size_t err_len);
 
@@ -102,6 +115,8 @@ size_t mg_runtime_lua_mem(const mg_runtime *rt, size_t *peak_bytes);
 
 lua_State *mg_runtime_lua(mg_runtime *rt);
 uv_loop_t *mg_runtime_loop(mg_runtime *rt);
+/* The supervisor of the runtime's children (owned by the runtime). */
+struct mg_sup *mg_runtime_sup(mg_runtime *rt);
 
 /* Close the Lua state and, if the runtime owns it, the loop. NULL is a
  * no-op. Children still running are stopped first, and this waits for

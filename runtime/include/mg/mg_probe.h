@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "mg/mg_cgroup.h"
 #include "mg/mg_meminfo.h"
@@ -66,6 +67,14 @@ typedef struct mg_probe_opts {
  * releases it with json_decref. */
 int mg_probe_json(const mg_probe_opts *opts, void **out, char *err,
                   size_t err_len);
+
+/* Print the document from mg_probe_json to `f`: for people (one section
+ * per line: memory, effective, cgroup, rlimit, pressure) or as indented
+ * JSON. 0, or -EIO / -ENOMEM. */
+int mg_probe_print(const void *doc, int as_json, FILE *f);
+
+/* Release the document (json_decref). NULL is a no-op. */
+void mg_probe_free(void *doc);
 
 #ifdef __cplusplus
 }

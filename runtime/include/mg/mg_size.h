@@ -40,9 +40,11 @@ int mg_size_from_double(double value, uint64_t *out_bytes, char *err,
                         size_t err_len);
 
 /* Format `bytes` for people: "512 B", "1.00 KiB", "1.50 GiB" (two decimals,
- * 1024-based, largest unit up to EiB). Writes at most `len` bytes into the
- * caller's `buf` (always NUL-terminated) and returns `buf`. 32 bytes are
- * always enough. */
+ * rounded half up, 1024-based, largest unit up to EiB). Every value up to
+ * MG_SIZE_MAX formats to a string that mg_size_parse reads back, within a
+ * hundredth of its unit (near 2^63 it rounds down: "7.99 EiB"). Writes at
+ * most `len` bytes into the caller's `buf` (always NUL-terminated) and
+ * returns `buf`. 32 bytes are always enough. */
 char *mg_size_format(uint64_t bytes, char *buf, size_t len);
 
 #ifdef __cplusplus

@@ -1,0 +1,295 @@
+/* lmg_call.c — the protected call: the one way C calls into Lua, with the
+ * capped allocator and the budget hook it relies on (bindings layer).
+ *
+ * Budgets. Each protected call keeps its budget in an mg_lua_call on its
+ * own C stack frame, linked to the call it is nested in (env->call is the
+ * innermost). The count hook charges instructions to the innermost call
+ * only; when a nested call ends, the wall-clock time it took is added to
+ * its caller's deadline, so nothing a nested call uses is charged to its
+ * caller. A spent budget makes the hook raise on every instruction of that
+ * call, so a pcall inside the policy cannot swallow it; when the call
+ * ends, its caller goes on under its own budget.
+ *
+ * Memory. The cap applies while Lua code runs (env->mem_capped); the
+ * message handler lifts it so the traceback can be built, and the C glue
+ * between calls runs without it, so only a protected call ever sees an
+ * allocation fail.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lua/mg__lua.h"
+
+/* Instructions between two runs of the budget hook. */
+#define MG__HOOK_EVERY 1000
+
+static const char mg__exit_key = 0; /* its address is the mg.exit sentinel */
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ allocator */
+
+void *mg__lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  mg_lua_env *env = ud;
+  size_t old = ptr ? osize : 0;
+  if (nsize == 0) {
+    free(ptr);
+    env->mem_used -= old;
+    return NULL;
+  }
+  if (nsize > old && env->mem_capped && env->mem_max &&
+      env->mem_used + (nsize - old) > env->mem_max)
+    return NULL;
+  void *p = realloc(ptr, nsize);
+  if (p == NULL)
+    return NULL;
+  env->mem_used = env->mem_used - old + nsize;
+  if (env->mem_used > env->mem_peak)
+    env->mem_peak = env->mem_used;
+  return p;
+}
+
+/* ------------------------------------------------------------ hook */
+
+static void hook_every(lua_State *L, int n);
+
+/* Count hook, installed on the main thread and inherited by every
+ * coroutine created after it. */
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  mg_lua_call *c = env->call;
+  (void)ar;
+  if (env->poll && !env->interrupted) {
+    uint64_t t = now_ns();
+    if (t >= env->poll_next_ns) {
+      env->poll_next_ns = t + env->poll_every_ns;
+      if (env->poll(env->poll_ud))
+        env->interrupted = 1;
+    }
+  }
+  if (env->interrupted) { /* sticky until the top level ends */
+    hook_every(L, 1);
+    luaL_error(L, "interrupted");
+  }
+  if (c == NULL) { /* Lua outside a protected call: not ours to limit */
+    hook_every(L, MG__HOOK_EVERY);
+    return;
+  }
+  if (!c->over) {
+    c->insn_used += (uint64_t)lua_gethookcount(L);
+    if (c->insn_budget && c->insn_used > c->insn_budget) {
+      c->over = 1;
+      snprintf(c->why, sizeof c->why,
+               "%s exceeded its instruction budget of %llu (--cb-instructions)",
+               c->what, (unsigned long long)c->insn_budget);
+    } else if (c->deadline_ns && now_ns() > c->deadline_ns) {
+      c->over = 1;
+      snprintf(c->why, sizeof c->why,
+               "%s exceeded its time budget of %llu ms (%s)", c->what,
+               (unsigned long long)c->budget_ms,
+               c->top ? "--setup-timeout" : "--cb-timeout");
+    }
+    if (!c->over)
+      return;
+  }
+  hook_every(L, 1);
+  luaL_error(L, "%s", c->why);
+}
+
+static void hook_every(lua_State *L, int n) {
+  if (lua_gethook(L) != budget_hook || lua_gethookcount(L) != n)
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, n);
+}
+
+void mg__lua_install_hook(lua_State *L) {
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, MG__HOOK_EVERY);
+}
+
+/* ------------------------------------------------------------ calls */
+
+/* Message handler: the message with a traceback; passes mg.exit's
+ * sentinel through. Lifts the memory cap so the traceback can be built. */
+static int msgh(lua_State *L) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  if (mg_lua_is_exit(L, 1))
+    return 1;
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) { /* policy code (__tostring): still under the cap */
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)",
+                            luaL_typename(L, 1));
+  }
+  env->mem_capped = 0;
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+static void call_begin(mg_lua_env *env, lua_State *L, mg_lua_call *c,
+                       const char *what, int top, uint64_t timeout_ms,
+                       uint64_t insns) {
+  memset(c, 0, sizeof *c);
+  c->outer = env->call;
+  c->what = what;
+  c->top = top;
+  c->start_ns = now_ns();
+  c->budget_ms = timeout_ms;
+  c->deadline_ns = timeout_ms ? c->start_ns + timeout_ms * 1000000u : 0;
+  c->insn_budget = insns;
+  c->capped = env->mem_capped;
+  env->call = c;
+  env->mem_capped = 1;
+  hook_every(L, MG__HOOK_EVERY); /* a fresh count; not "spent" any more */
+}
+
+static void call_end(mg_lua_env *env, lua_State *L, mg_lua_call *c) {
+  mg_lua_call *o = c->outer;
+  env->call = o;
+  env->mem_capped = c->capped;
+  if (o && o->deadline_ns) /* the nested call's time is not the caller's */
+    o->deadline_ns += now_ns() - c->start_ns;
+  hook_every(L, o && o->over ? 1 : MG__HOOK_EVERY);
+}
+
+/* The error at the top of the stack as text (st: the lua_pcall status). */
+static const char *error_text(mg_lua_env *env, lua_State *L, int st, char *buf,
+                              size_t len) {
+  if (st == LUA_ERRMEM) {
+    char cap[32];
+    snprintf(buf, len,
+             "not enough memory: the Lua state reached its memory cap of %s "
+             "(--lua-mem)",
+             mg_size_format(env->mem_max, cap, sizeof cap));
+    return buf;
+  }
+  const char *msg = lua_tostring(L, -1);
+  if (st == LUA_ERRERR)
+    snprintf(buf, len, "error in the error handler: %s", msg ? msg : "?");
+  else
+    snprintf(buf, len, "%s", msg ? msg : "(no message)");
+  return buf;
+}
+
+/* lua_pcall under a fresh mg_lua_call; the error (with traceback) is left
+ * on the stack. */
+static int protected_call(mg_lua_env *env, lua_State *L, int nargs,
+                          int nresults, const char *what, int top,
+                          uint64_t timeout_ms, uint64_t insns, int *over) {
+  int base = lua_gettop(L) - nargs;
+  mg_lua_call c;
+  /* Near the cap: collect first. The auxiliary library's buffers allocate
+   * through the allocator directly, without Lua's emergency collection, so
+   * garbage must not be left standing at the cap. */
+  if (env->mem_max && env->mem_used > env->mem_max / 4 * 3)
+    lua_gc(L, LUA_GCCOLLECT);
+  lua_pushcfunction(L, msgh);
+  lua_insert(L, base);
+  call_begin(env, L, &c, what, top, timeout_ms, insns);
+  int st = lua_pcall(L, nargs, nresults, base);
+  *over = c.over || env->interrupted;
+  call_end(env, L, &c);
+  lua_remove(L, base);
+  if (st == LUA_ERRMEM)
+    lua_gc(L, LUA_GCCOLLECT); /* what the failed call built is garbage now */
+  return st;
+}
+
+static void notify_exit(mg_lua_env *env) {
+  if (env->exit_requested && !env->exit_notified) {
+    env->exit_notified = 1;
+    if (env->on_exit)
+      env->on_exit(env->ud, env->exit_code);
+  }
+}
+
+int mg_lua_pcall(lua_State *L, int nargs, int nresults, const char *what,
+                 mg_lua_failure *fail) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  int over = 0;
+  if (fail) {
+    fail->budget = 0;
+    fail->message[0] = '\0';
+  }
+  if (!lua_checkstack(L, 4)) {
+    lua_pop(L, nargs + 1);
+    if (fail)
+      snprintf(fail->message, sizeof fail->message,
+               "%s could not be called: the Lua stack is full", what);
+    return MG_LUA_ERROR;
+  }
+  int st =
+      protected_call(env, L, nargs, nresults, what, 0, env->budget.timeout_ms,
+                     env->budget.instructions, &over);
+  if (st == LUA_OK) {
+    if (env->exit_requested && env->call == NULL) {
+      notify_exit(env);
+      return MG_LUA_EXIT;
+    }
+    return env->exit_requested ? MG_LUA_EXIT : MG_LUA_OK;
+  }
+  if (mg_lua_is_exit(L, -1) || (env->exit_requested && st != LUA_ERRMEM)) {
+    lua_pop(L, 1);
+    if (fail)
+      snprintf(fail->message, sizeof fail->message, "mg.exit() was called");
+    if (env->call == NULL)
+      notify_exit(env);
+    return MG_LUA_EXIT;
+  }
+  char buf[8192];
+  error_text(env, L, st, buf, sizeof buf);
+  lua_pop(L, 1);
+  env->callback_errors++;
+  mg_log_field f[] = {MG_LF_STR("callback", what), MG_LF_STR("error", buf)};
+  mg_log(env->logger, MG_LOG_ERROR, "callback_failed", f, 2);
+  if (fail) {
+    const char *tb = strstr(buf, "\nstack traceback:");
+    int n = tb ? (int)(tb - buf) : (int)strlen(buf);
+    snprintf(fail->message, sizeof fail->message, "%.*s", n, buf);
+    fail->budget = over || st == LUA_ERRMEM;
+  }
+  if (env->exit_requested && env->call == NULL)
+    notify_exit(env);
+  return MG_LUA_ERROR;
+}
+
+int mg_lua_run_top(mg_lua_env *env, int nargs, uint64_t timeout_ms,
+                   int (*poll)(void *ud), void *poll_ud, uint64_t poll_ms,
+                   char *err, size_t err_len) {
+  lua_State *L = env->L;
+  int over = 0;
+  env->interrupted = 0;
+  env->poll = poll;
+  env->poll_ud = poll_ud;
+  env->poll_every_ns = (poll_ms ? poll_ms : 1) * 1000000u;
+  env->poll_next_ns = now_ns() + env->poll_every_ns;
+  int st = protected_call(env, L, nargs, 0, "the policy's top level", 1,
+                          timeout_ms, 0, &over);
+  env->poll = NULL;
+  env->interrupted = 0; /* not for a later callback */
+  if (st == LUA_OK)
+    return env->exit_requested ? MG_LUA_EXIT : MG_LUA_OK;
+  if (mg_lua_is_exit(L, -1)) {
+    lua_pop(L, 1);
+    return MG_LUA_EXIT;
+  }
+  error_text(env, L, st, err, err_len);
+  lua_pop(L, 1);
+  return MG_LUA_ERROR;
+}
+
+int mg_lua_raise_exit(lua_State *L) {
+  lua_pushlightuserdata(L, (void *)&mg__exit_key);
+  return lua_error(L);
+}
+
+int mg_lua_is_exit(lua_State *L, int idx) {
+  return lua_islightuserdata(L, idx) &&
+         lua_touserdata(L, idx) == (void *)&mg__exit_key;
+}

@@ -1,0 +1,216 @@
+/* mg__lua.h — what the files of the `mg` Lua module share (bindings
+ * layer; not for the host, which sees only mg_lua.h).
+ *
+ *   lmg.c          the environment, the module table, mg.exit, helpers
+ *   lmg_call.c     the protected call: one implementation for every
+ *                  C → Lua call (budgets, memory cap, traceback, logging)
+ *   lmg_sandbox.c  the sandbox boundary: allowed programs and directories
+ *   lmg_size.c, lmg_probe.c, lmg_limits.c, lmg_log.c, lmg_loop.c,
+ *   lmg_spawn.c, lmg_store*.c   one file per part of the Lua API
+ *
+ * Rules every binding file follows: every method checks its receiver
+ * (mg_lua_check_self) and its arguments; misuse raises an error naming the
+ * argument; an expected failure returns nil, message, code
+ * (mg_lua_fail); C reaches Lua only through mg_lua_pcall.
+ */
+#ifndef MG__LUA_H
+#define MG__LUA_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lua/mg_lua.h"
+#include "mg/mg.h"
+
+/* A libuv handle owned by the bindings (timer, signal…). Lives on the
+ * heap, not in the userdata, because libuv may touch it after Lua lets go:
+ * it is freed once both the userdata (__gc) and libuv (close callback)
+ * are done with it. */
+typedef struct mg_lua_handle mg_lua_handle;
+struct mg_lua_handle {
+  union {
+    uv_handle_t handle;
+    uv_timer_t timer;
+    uv_signal_t signal;
+  } u;
+  struct mg_lua_env *env;
+  mg_lua_handle *prev, *next; /* env->handles: open handles of this state */
+  const char *kind;           /* "timer", "signal" */
+  int cb_ref;                 /* registry ref of the Lua callback */
+  int self_ref;               /* registry ref of the userdata while active */
+  int refs;                   /* 2 while userdata and uv both hold it */
+  int closing;                /* uv_close called */
+  int oneshot;                /* mg.after: close after the first call */
+  int signum;                 /* signal handles */
+  uint64_t repeat_ms;
+};
+
+/* The budget state of one protected call. It lives on the C stack of
+ * mg_lua_pcall; env->call points at the innermost one. */
+typedef struct mg_lua_call mg_lua_call;
+struct mg_lua_call {
+  mg_lua_call *outer;
+  const char *what;     /* "timer", "store 'ctx' strategy" */
+  int top;              /* the policy's top level (--setup-timeout) */
+  uint64_t start_ns;    /* when it began (monotonic) */
+  uint64_t deadline_ns; /* 0: no wall-clock budget */
+  uint64_t budget_ms;   /* for the message */
+  uint64_t insn_budget; /* 0: none */
+  uint64_t insn_used;   /* charged by the count hook */
+  int over;             /* spent: the hook raises on every instruction */
+  int capped;           /* the memory cap was in force before it */
+  char why[224];        /* why it was stopped */
+};
+
+struct mg_lua_env {
+  lua_State *L;
+  uv_loop_t *loop;
+  mg_logger *logger;
+  struct mg_sup *sup;
+  char *sup_error;
+  mg_paths paths;
+  char *proc_root, *fs_root, *cgroup_parent; /* owned copies */
+  int check_only;
+  mg_lua_budget budget;
+
+  /* Memory cap (the allocator reads these): in force while Lua code runs
+   * (mem_capped), lifted while the C glue around calls runs. */
+  size_t mem_used, mem_max, mem_peak;
+  int mem_capped;
+
+  /* Protected calls in progress, innermost first. */
+  mg_lua_call *call;
+  /* Top-level interrupt polling (mg_lua_run_top). */
+  int (*poll)(void *ud);
+  void *poll_ud;
+  uint64_t poll_every_ns, poll_next_ns;
+  int interrupted; /* raise "interrupted" on every instruction */
+
+  /* mg.exit and shutdown. */
+  int exit_requested, exit_code, exit_notified;
+  void (*on_exit)(void *ud, int code);
+  void *ud;
+
+  /* Policy handlers per signal number (mg.on_signal). */
+  int signal_handlers[65];
+  mg_lua_handle *handles; /* every open handle, for shutdown */
+  unsigned long callback_errors;
+  struct mg_lua_proc *procs; /* processes not yet closed, spawn order */
+
+  /* Cached cgroup detection for mg.memory(). */
+  int cg_cached;
+  mg_cgroup_info cg;
+
+  /* The sandbox: realpath'd allowed programs and directories. */
+  int sandbox;
+  char **allow_spawn;
+  char **allow_dirs;
+};
+
+/* The environment of L (never NULL in a state made by mg_lua_new). */
+static inline mg_lua_env *mg_lua_env_get(lua_State *L) {
+  return *(mg_lua_env **)lua_getextraspace(L);
+}
+
+/* ------------------------------------------------------------ calls */
+
+/* How a protected call failed, for the operation that made it (a store
+ * add fails with this message). */
+typedef struct mg_lua_failure {
+  int budget;        /* stopped by its budget or the memory cap */
+  char message[512]; /* the error's first part, without the traceback */
+} mg_lua_failure;
+
+/* Call the function below `nargs` arguments under lua_pcall with a
+ * traceback handler and a fresh callback budget; `what` names the
+ * callback in messages and in the log. On error the message and
+ * traceback are logged (`callback_failed`), counted, copied into *fail
+ * (may be NULL) without the traceback, and the stack is left as if the
+ * call returned no results (nresults must then be ignored). A call that
+ * asked for mg.exit returns MG_LUA_EXIT after telling the host. Never
+ * raises; safe with a store's lock held. */
+int mg_lua_pcall(lua_State *L, int nargs, int nresults, const char *what,
+                 mg_lua_failure *fail);
+
+/* Raise the mg.exit sentinel (does not return) / is the value at idx it? */
+int mg_lua_raise_exit(lua_State *L);
+int mg_lua_is_exit(lua_State *L, int idx);
+
+/* The capped allocator of states made by mg_lua_new (ud = the env). */
+void *mg__lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/* Install the budget hook on L (mg_lua_new does). */
+void mg__lua_install_hook(lua_State *L);
+
+/* ------------------------------------------------------------ helpers */
+
+/* The receiver of method `method`: a userdata with metatable `mt`, or an
+ * error "bad argument #1 to 'METHOD' (MT expected, got OTHER)". */
+void *mg_lua_check_self(lua_State *L, const char *mt, const char *method);
+
+/* Every key of the options table at `idx` is one of `accepted`
+ * (NULL-terminated); otherwise raise "bad argument #ARG to 'FN' (unknown
+ * option 'K'; accepted: …)". */
+void mg_lua_check_options(lua_State *L, int idx, const char *fn,
+                          const char *const *accepted);
+
+/* A string without NUL bytes (they would be cut in C): argument `idx`
+ * when `what` is NULL (the usual "bad argument #N to 'f'" messages), else
+ * the value at idx of a field named `what`. Raises otherwise. */
+const char *mg_lua_check_text(lua_State *L, int idx, const char *what,
+                              size_t *len);
+
+/* A size argument: integer bytes or a size string; raises on a wrong type;
+ * returns 0 or a negative code with err (for the caller's nil, err). */
+int mg_lua_check_size(lua_State *L, int idx, const char *argname, uint64_t *out,
+                      char *err, size_t err_len);
+/* Effective total memory (bytes) for "%" sizes; 0 if unknown. */
+uint64_t mg_lua_effective_total(lua_State *L);
+
+/* Push nil, msg, mg_err_name(code) and return 3. */
+int mg_lua_fail(lua_State *L, int code, const char *msg);
+/* Same with a formatted message. */
+int mg_lua_failf(lua_State *L, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Set t[k] = v on the table at -1. */
+void mg_lua_setint(lua_State *L, const char *k, lua_Integer v);
+void mg_lua_setu64(lua_State *L, const char *k, uint64_t v);
+void mg_lua_setstr(lua_State *L, const char *k, const char *v);
+void mg_lua_setnum(lua_State *L, const char *k, double v);
+void mg_lua_setbool(lua_State *L, const char *k, int v);
+void mg_lua_pushu64(lua_State *L, uint64_t v);
+/* Convert a jansson json_t* (as void*) to a Lua value on the stack. */
+void mg_lua_push_json(lua_State *L, const void *json);
+
+/* ------------------------------------------------------------ sandbox */
+
+/* In a sandbox: may `path` be read (write = 0) or written (write = 1)?
+ * 0, or -EACCES with err naming `what`, the path and the allowed
+ * directories. Outside a sandbox: always 0. */
+int mg_lua_path_allowed(mg_lua_env *env, const char *what, const char *path,
+                        int write, char *err, size_t err_len);
+/* In a sandbox: may the program at the absolute `path` be spawned? */
+int mg_lua_program_allowed(mg_lua_env *env, const char *path, char *err,
+                           size_t err_len);
+/* In a sandbox: may a signal or a limit be sent to `pid`? (Only this
+ * process and its supervised children.) */
+int mg_lua_pid_allowed(mg_lua_env *env, long pid, char *err, size_t err_len);
+
+/* ------------------------------------------------------------ parts */
+
+/* Close every handle of the env (shutdown); safe to call twice. */
+void mg_lua_close_handles(mg_lua_env *env);
+
+/* Registration of each binding file into the module table at -1. */
+void mg_lua_open_size(lua_State *L);
+void mg_lua_open_probe(lua_State *L);
+void mg_lua_open_limits(lua_State *L);
+void mg_lua_open_loop(lua_State *L);
+void mg_lua_open_log(lua_State *L);
+void mg_lua_open_store(lua_State *L);
+void mg_lua_open_spawn(lua_State *L);
+
+#endif
