@@ -264,7 +264,8 @@ int mg__add_fail(mg_store *s, mg_store_error *e, int code,
 
 /* Append a message with a given id and time, bypassing limits (for
  * mg_store_load; tokens as in->has_tokens says). The store must not be
- * shared yet. */
+ * shared yet. 0, or with err: MG_ECORRUPT (an invalid message), -ENOMEM,
+ * or the estimator's code. */
 int mg__store_insert_raw(mg_store *s, const mg_store_input *in, uint64_t id,
                          double time, char *err, size_t err_len);
 /* After a load: mark dimensions already over their limits as lowered. */
@@ -285,8 +286,21 @@ typedef struct mg__prep {
 /* Validate `in` and compute its lengths: 0, or -EINVAL with err. */
 int mg__prepare(const mg_store_input *in, mg__prep *p, char *err,
                 size_t err_len);
-/* The tokens of `in`: given, or from the store's estimator. */
-uint64_t mg__estimate(const mg_store *s, const mg_store_input *in);
+/* Call the store's estimator for `in`: 0 with *tokens, or its code (see
+ * mg_store_estimate_fn) with "estimator failed: <why>" in err. */
+int mg__estimate_call(const mg_store *s, const mg_store_input *in,
+                      uint64_t *tokens, char *err, size_t err_len);
+/* The tokens of `in`: given, ceil(content_len / 4), or the estimator's. */
+static inline int mg__estimate(const mg_store *s, const mg_store_input *in,
+                               uint64_t *tokens, char *err, size_t err_len) {
+  if (in->has_tokens)
+    *tokens = in->tokens;
+  else if (!s->estimate)
+    *tokens = (uint64_t)in->content_len / 4 + (in->content_len % 4 != 0);
+  else
+    return mg__estimate_call(s, in, tokens, err, err_len);
+  return 0;
+}
 /* Allocate and fill a block (id not yet assigned); NULL when out of
  * memory. */
 mg__msg *mg__build(const mg_store *s, const mg_store_input *in,

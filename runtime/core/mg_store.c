@@ -487,27 +487,26 @@ int mg__add_fail(mg_store *s, mg_store_error *e, int code,
 
 int mg_store_add(mg_store *s, const mg_store_input *in, uint64_t *out_id,
                  mg_store_error *e) {
+  if (mg__frames && mg__held_here(s)) /* busy: do not even estimate */
+    return mg__wlock_e(s, e);
   mg__prep p;
-  char why[256];
+  char why[400];
   int rc = in ? mg__prepare(in, &p, why, sizeof why)
               : mg_errf(why, sizeof why, -EINVAL, "no message given (NULL)");
   mg__op op;
   mg__op_init(&op);
-  if (rc) {
-    if ((rc = mg__wlock_e(s, e)) != 0)
-      return rc;
-    rc = mg__add_fail(s, e, -EINVAL, MG_STORE_LIMIT_NONE, 0, 0, why, NULL);
-    mg__wunlock(s, &op);
-    return rc;
-  }
   mg__msg *m = NULL;
   uint64_t tokens = 0;
-  for (;;) {
+  while (rc == 0) {
     /* Build the block (estimator and clock included) before taking the
      * lock, unless it is too big anyway; the limit is read again locked. */
     if (!m && p.size <= __atomic_load_n(&s->lim.max_message_size_bytes,
                                         __ATOMIC_RELAXED)) {
-      tokens = mg__estimate(s, in);
+      char est[320];
+      if ((rc = mg__estimate(s, in, &tokens, est, sizeof est)) != 0) {
+        snprintf(why, sizeof why, "store '%s': %s", s->name, est);
+        break;
+      }
       m = mg__build(s, in, &p, tokens, mg__now(s));
       if (!m) {
         if (mg__wlock(s) == 0) {
@@ -537,8 +536,16 @@ int mg_store_add(mg_store *s, const mg_store_input *in, uint64_t *out_id,
       return rc;
     }
     if (m)
-      break;
+      break;             /* locked, with the block */
     mg__wunlock(s, &op); /* the limit was raised meanwhile: build, retry */
+  }
+  if (rc) { /* refused before the lock: a malformed input, the estimator */
+    int busy = mg__wlock_e(s, e);
+    if (busy)
+      return busy;
+    rc = mg__add_fail(s, e, rc, MG_STORE_LIMIT_NONE, 0, 0, why, NULL);
+    mg__wunlock(s, &op);
+    return rc;
   }
   /* Totals and ids stay within 2^63-1 (Lua integers, JSON). */
   if (tokens > MG_STORE_LIMIT_MAX - s->total_tokens ||
@@ -688,7 +695,7 @@ int mg__store_insert_raw(mg_store *s, const mg_store_input *in, uint64_t id,
   mg__prep p;
   int rc = mg__prepare(in, &p, err, err_len);
   if (rc)
-    return rc;
+    return MG_ECORRUPT; /* a malformed message in the file */
   if (mg__find(s, id))
     return mg_errf(err, err_len, MG_ECORRUPT, "id %" PRIu64 " appears twice",
                    id);
@@ -696,7 +703,9 @@ int mg__store_insert_raw(mg_store *s, const mg_store_input *in, uint64_t id,
       p.group_len && !mg__group_leader(s, in->group, p.group_len, p.ghash);
   if (mg__ensure(s, 1, ng))
     return mg_errf(err, err_len, -ENOMEM, "out of memory");
-  uint64_t tk = mg__estimate(s, in);
+  uint64_t tk;
+  if ((rc = mg__estimate(s, in, &tk, err, err_len)) != 0)
+    return rc;
   if (tk > MG_STORE_LIMIT_MAX - s->total_tokens)
     return mg_errf(err, err_len, MG_ECORRUPT,
                    "the token total would pass %" PRIu64, MG_STORE_LIMIT_MAX);

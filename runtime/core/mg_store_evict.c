@@ -29,7 +29,7 @@ struct mg_store_plan {
   mg_store *s;
   mg__ev *ev;
   int err;
-  char msg[256];
+  char msg[400];
   const mg_store_need *need;
 };
 
@@ -196,8 +196,9 @@ int mg_store_plan_replace(mg_store_plan *p, const mg_store_input *in) {
                          "strategy '%s' gave more than one replacement",
                          s->strategy_name);
   mg__prep pr;
-  char why[200];
-  int rc = mg__prepare(in, &pr, why, sizeof why);
+  char why[320];
+  int rc = in ? mg__prepare(in, &pr, why, sizeof why)
+              : mg_errf(why, sizeof why, -EINVAL, "no message given (NULL)");
   if (rc)
     return mg__plan_fail(p, rc, "strategy '%s' gave an invalid replacement: %s",
                          s->strategy_name, why);
@@ -207,7 +208,13 @@ int mg_store_plan_replace(mg_store_plan *p, const mg_store_input *in) {
                          " exceeds the limit of %" PRIu64,
                          s->strategy_name, pr.size,
                          s->lim.max_message_size_bytes);
-  mg__msg *m = mg__build(s, in, &pr, mg__estimate(s, in), mg__now(s));
+  uint64_t tokens; /* the estimator runs here, locked (mg_store.h) */
+  if ((rc = mg__estimate(s, in, &tokens, why, sizeof why)) != 0)
+    return mg__plan_fail(p, rc,
+                         "strategy '%s' gave a replacement whose tokens could "
+                         "not be estimated: %s",
+                         s->strategy_name, why);
+  mg__msg *m = mg__build(s, in, &pr, tokens, mg__now(s));
   if (!m)
     return mg__plan_fail(p, -ENOMEM, "out of memory building the replacement");
   p->ev->repl = m;

@@ -367,7 +367,7 @@ static int mg__get_text(json_t *o, const char *k, const char **out) {
 
 static int mg__load_msg(mg_store *s, json_t *jm, size_t i, uint64_t next_id,
                         const char *path, char *err, size_t err_len) {
-  char why[300];
+  char why[400];
   if (!json_is_object(jm))
     return MG__LERR(MG_ECORRUPT,
                     "store snapshot '%s': messages[%zu] is not an object", path,
@@ -478,7 +478,7 @@ static int mg__load_msg(mg_store *s, json_t *jm, size_t i, uint64_t next_id,
   int rc = mg__store_insert_raw(s, &in, id, time, why, sizeof why);
   mg__store_free_mem(s, buf, buf_size);
   if (rc)
-    return MG__LERR(rc == -ENOMEM ? rc : MG_ECORRUPT,
+    return MG__LERR(rc,
                     "store snapshot '%s': messages[%zu] (id %" PRIu64 "): %s",
                     path, i, id, why);
   return 0;

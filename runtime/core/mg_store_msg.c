@@ -126,14 +126,26 @@ int mg__prepare(const mg_store_input *in, mg__prep *p, char *err,
   return 0;
 }
 
-uint64_t mg__estimate(const mg_store *s, const mg_store_input *in) {
-  if (in->has_tokens)
-    return in->tokens;
-  if (s->estimate) {
-    uint64_t t = s->estimate(s->estimate_ud, in);
-    return t > MG_STORE_LIMIT_MAX ? MG_STORE_LIMIT_MAX : t;
-  }
-  return (uint64_t)in->content_len / 4 + (in->content_len % 4 != 0);
+int mg__estimate_call(const mg_store *s, const mg_store_input *in,
+                      uint64_t *tokens, char *err, size_t err_len) {
+  char why[256] = "";
+  uint64_t t = 0;
+  int rc = s->estimate(s->estimate_ud, in, &t, why, sizeof why);
+  if (rc > 0)
+    return mg_errf(err, err_len, -EINVAL,
+                   "estimator failed: it returned %d, not 0 or a negative "
+                   "error code%s%s",
+                   rc, why[0] ? ": " : "", why);
+  if (rc < 0)
+    return mg_errf(err, err_len, rc, "estimator failed: %s",
+                   why[0] ? why : mg_strerror(rc));
+  if (t > MG_STORE_LIMIT_MAX)
+    return mg_errf(err, err_len, -ERANGE,
+                   "estimator failed: it gave %" PRIu64
+                   " tokens, above the maximum %" PRIu64,
+                   t, MG_STORE_LIMIT_MAX);
+  *tokens = t;
+  return 0;
 }
 
 /* Allocate and fill a block (id not yet assigned). */
