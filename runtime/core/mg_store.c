@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "mg/mg_error.h"
+#include "mg/mg_name.h"
 
 /* The overhead must cover: header, 4 NULs, allocator chunk overhead (24),
  * id index (<= 32 bytes per message) and group table (the same). */
@@ -321,11 +322,8 @@ int mg_store_new(const mg_store_options *opts, mg_store **out, char *err,
     return rc;
   const char *name = opts->name ? opts->name : "store";
   size_t nlen = strlen(name);
-  if (nlen == 0 || nlen > MG_STORE_NAME_MAX || !mg__utf8_valid(name, nlen))
-    return mg_errf(err, err_len, -EINVAL,
-                   "store name \"%.80s\" is invalid: it must be 1 to %u bytes "
-                   "of UTF-8",
-                   name, MG_STORE_NAME_MAX);
+  if ((rc = mg_name_check("store name", name, nlen, err, err_len)) != 0)
+    return rc;
   if (opts->on_full != MG_STORE_ON_FULL_ERROR &&
       opts->on_full != MG_STORE_ON_FULL_PRUNE)
     return mg_errf(err, err_len, -EINVAL,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "mg/mg_error.h"
+#include "mg/mg_name.h"
 
 #define MG__SNAP_FORMAT "mgrun-store"
 #define MG__SNAP_VERSION 1
@@ -560,8 +561,22 @@ int mg_store_load(const char *path, const mg_store_options *opts,
                   path, (uint64_t)MG_STORE_ID_MAX);
     goto done;
   }
+  /* the file's name follows the rule even when opts gives another; a NUL
+   * inside it (\u0000) must not cut it short */
   json_t *jn = json_object_get(root, "name");
-  if (!o.name && json_is_string(jn))
+  if (!json_is_string(jn)) {
+    rc = MG__LERR(MG_ECORRUPT,
+                  "store snapshot '%s': \"name\" is %s; it must be a store "
+                  "name: " MG_NAME_ACCEPTED,
+                  path, jn ? "not a string" : "missing");
+    goto done;
+  }
+  if (mg_name_check("store name", json_string_value(jn), json_string_length(jn),
+                    why, sizeof why) != 0) {
+    rc = MG__LERR(MG_ECORRUPT, "store snapshot '%s': %s", path, why);
+    goto done;
+  }
+  if (!o.name)
     o.name = json_string_value(jn);
   json_t *jms = json_object_get(root, "messages");
   if (!json_is_array(jms)) {
@@ -569,9 +584,9 @@ int mg_store_load(const char *path, const mg_store_options *opts,
                   "store snapshot '%s': \"messages\" must be an array", path);
     goto done;
   }
+  /* the file's part was checked above: what fails here is an option */
   if ((rc = mg_store_new(&o, &s, why, sizeof why)) != 0) {
-    rc = MG__LERR(rc == -ENOMEM ? rc : MG_ECORRUPT, "store snapshot '%s': %s",
-                  path, why);
+    rc = MG__LERR(rc, "cannot load store snapshot '%s': %s", path, why);
     goto done;
   }
   size_t i;

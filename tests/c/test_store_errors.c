@@ -1,7 +1,8 @@
 /* test_store_errors.c — the store's error paths through its C API: a token
  * estimator that fails (for an add, a strategy's replacement, a load) and
- * exactly when it runs, locked or not. Every failure must leave the store
- * as it was: same dump, same snapshot bytes; only rejected_count moves. */
+ * exactly when it runs, locked or not; store names (the one core rule, in
+ * mg_store_new and in snapshots). Every failed add must leave the store as
+ * it was: same dump, same snapshot bytes; only rejected_count moves. */
 #include <errno.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -385,6 +386,141 @@ TEST(estimator_failure_fails_a_load) {
   mg_store_free(s);
 }
 
+/* ============================================================ names */
+
+static int new_named(const char *name, char *err, size_t err_len) {
+  mg_store_options o;
+  mg_store_options_init(&o);
+  o.name = name;
+  mg_store *s = NULL;
+  int rc = mg_store_new(&o, &s, err, err_len);
+  if (rc == 0) {
+    if (strcmp(mg_store_name(s), name ? name : "store") != 0)
+      rc = -1000;
+    mg_store_free(s);
+  } else if (s != NULL) {
+    rc = -1001;
+  }
+  return rc;
+}
+
+TEST(store_names_follow_the_core_rule) {
+  ASSERT_EQ(MG_STORE_NAME_MAX, MG_NAME_MAX);
+  ASSERT_EQ(MG_STORE_NAME_MAX, 64);
+  char n64[65], n65[66];
+  memset(n64, 'n', 64);
+  n64[64] = 0;
+  memset(n65, 'n', 65);
+  n65[65] = 0;
+  const char *ok[] = {"a", "ctx-1", "a.b_c", "...", n64, NULL};
+  for (int i = 0; ok[i]; i++)
+    ASSERT_EQ(new_named(ok[i], NULL, 0), 0);
+  ASSERT_EQ(new_named(NULL, NULL, 0), 0); /* the default, "store" */
+  static const struct {
+    const char *name, *why;
+  } bad[] = {{"", "store name: required: "},
+             {".", "store name: invalid name '.' (\".\" and \"..\" are not "
+                   "names)"},
+             {"..", "(\".\" and \"..\" are not names)"},
+             {"a/b", "store name: invalid name 'a/b' (it holds a '/')"},
+             {"a b", "invalid name 'a b' (it holds a character outside the "
+                     "alphabet)"},
+             {"caf\xc3\xa9", "outside the alphabet"}, /* UTF-8 was allowed */
+             {NULL, NULL}};
+  char err[512];
+  for (int i = 0; bad[i].name; i++) {
+    err[0] = 0;
+    ASSERT_EQ(new_named(bad[i].name, err, sizeof err), -EINVAL);
+    ASSERT(strstr(err, "store name: ") == err);
+    ASSERT_CONTAINS(err, bad[i].why);
+    ASSERT_CONTAINS(err, MG_NAME_ACCEPTED); /* says what is accepted */
+  }
+  ASSERT_EQ(new_named(n65, err, sizeof err), -EINVAL);
+  ASSERT_CONTAINS(err, "(it is longer than 64 bytes): 1 to 64 characters");
+}
+
+/* Write a snapshot with this JSON for its "name" (NULL: none) and
+ * return its path. */
+static const char *snapshot_named(const char *file, const char *name_json) {
+  const char *path = tmp_path(file);
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return NULL;
+  fprintf(f,
+          "{\"format\":\"mgrun-store\",\"version\":1,%s%s%s\"limits\":{"
+          "\"max_messages\":10,\"max_message_size_bytes\":1048576,"
+          "\"max_total_size_bytes\":104857600,\"max_tokens\":0,"
+          "\"warn_at\":0.8},\"next_id\":2,\"messages\":[{\"id\":1,"
+          "\"content\":\"hi\"}]}\n",
+          name_json ? "\"name\":" : "", name_json ? name_json : "",
+          name_json ? "," : "");
+  fclose(f);
+  return path;
+}
+
+static void load_refused(const char *path, const mg_store_options *o, int want,
+                         const char *want_msg) {
+  mg_store *s = (mg_store *)1;
+  char err[512] = "";
+  int rc = mg_store_load(path, o, &s, err, sizeof err);
+  if (rc != want || !strstr(err, want_msg))
+    fprintf(stderr, "%s: %d %s\n", path, rc, err);
+  ASSERT_EQ(rc, want);
+  ASSERT(s == NULL);
+  ASSERT_CONTAINS(err, path); /* names the file */
+  ASSERT_CONTAINS(err, want_msg);
+}
+
+TEST(snapshot_names_follow_the_rule) {
+  /* a NUL inside the name is refused, not cut short to "a" */
+  const char *p = snapshot_named("nul.json", "\"a\\u0000b\"");
+  ASSERT(p);
+  load_refused(p, NULL, MG_ECORRUPT,
+               "': store name: invalid name 'a?b' (it holds a NUL "
+               "byte): " MG_NAME_ACCEPTED);
+  p = snapshot_named("slash.json", "\"../etc\"");
+  load_refused(p, NULL, MG_ECORRUPT,
+               "store name: invalid name '../etc' (it holds a '/')");
+  p = snapshot_named(
+      "long.json",
+      "\"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn\"");
+  load_refused(p, NULL, MG_ECORRUPT, "(it is longer than 64 bytes)");
+  p = snapshot_named("empty.json", "\"\"");
+  load_refused(p, NULL, MG_ECORRUPT, "store name: required: ");
+  p = snapshot_named("number.json", "5");
+  load_refused(p, NULL, MG_ECORRUPT,
+               "': \"name\" is not a string; it must be a store "
+               "name: " MG_NAME_ACCEPTED);
+  p = snapshot_named("none.json", NULL);
+  load_refused(p, NULL, MG_ECORRUPT, "': \"name\" is missing; it must be");
+  /* the file's name must be valid even when the options give another */
+  mg_store_options o;
+  mg_store_options_init(&o);
+  o.name = "other";
+  p = snapshot_named("nul.json", "\"a\\u0000b\"");
+  load_refused(p, &o, MG_ECORRUPT, "it holds a NUL byte");
+  /* a bad name in the options is the caller's error, not a corrupt file */
+  p = snapshot_named("good.json", "\"good\"");
+  o.name = "a b";
+  load_refused(p, &o, -EINVAL, "cannot load store snapshot '");
+  load_refused(p, &o, -EINVAL, "good.json': store name: invalid name 'a b'");
+  /* and a good one loads, under the options' name or the file's */
+  mg_store *s = NULL;
+  char err[512];
+  o.name = "other";
+  ASSERT_EQ(mg_store_load(p, &o, &s, err, sizeof err), 0);
+  ASSERT_STR_EQ(mg_store_name(s), "other");
+  mg_store_free(s);
+  ASSERT_EQ(mg_store_load(p, NULL, &s, err, sizeof err), 0);
+  ASSERT_STR_EQ(mg_store_name(s), "good");
+  ASSERT_U64_EQ(mg_store_len(s), 1);
+  mg_store_free(s);
+  const char *files[] = {"nul.json",    "slash.json", "long.json", "empty.json",
+                         "number.json", "none.json",  "good.json", NULL};
+  for (int i = 0; files[i]; i++)
+    unlink(tmp_path(files[i]));
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/mg_test_store_errors.%ld",
            (long)getpid());
@@ -393,6 +529,8 @@ int main(void) {
   RUN(estimator_runs_once_per_message_and_only_when_needed);
   RUN(estimator_runs_locked_for_a_replacement);
   RUN(estimator_failure_fails_a_load);
+  RUN(store_names_follow_the_core_rule);
+  RUN(snapshot_names_follow_the_rule);
   unlink(tmp_path("before.json"));
   unlink(tmp_path("after.json"));
   unlink(tmp_path("when.json"));

@@ -70,6 +70,7 @@
 #include <stdint.h>
 
 #include "mg/mg_log.h"
+#include "mg/mg_name.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -85,8 +86,9 @@ extern "C" {
 #define MG_STORE_HEAP_CONST 8192u
 /* At most this many meta entries per message. */
 #define MG_STORE_META_MAX 32u
-/* Longest store name, in bytes (longer names are an error). */
-#define MG_STORE_NAME_MAX 63u
+/* Longest store name, in bytes. Store names follow the one core name rule
+ * (mg_name.h): MG_NAME_ACCEPTED. */
+#define MG_STORE_NAME_MAX MG_NAME_MAX
 
 #define MG_STORE_DEFAULT_MAX_MESSAGES 1000u
 #define MG_STORE_MIN_MAX_MESSAGES 1u
@@ -348,7 +350,8 @@ typedef int (*mg_store_read_fn)(void *ud, const mg_store *view);
  * mg_store_options_init(), then change fields. Strings and the logger are
  * borrowed for the call (the store copies the name and archive path). */
 typedef struct mg_store_options {
-  const char *name;       /* NULL = "store" (load: the file's name) */
+  const char *name;       /* NULL = "store" (load: the file's name); the
+                           * rule of mg_name_check */
   mg_store_limits limits; /* ignored by mg_store_load (the file's win) */
   mg_store_on_full on_full;
   mg_store_strategy_fn strategy; /* NULL = built-in "oldest" (C fast path) */
@@ -382,7 +385,8 @@ int mg_store_limits_validate(const mg_store_limits *limits, char *err,
 
 /* Create a store. On success *out is a new store owned by the caller
  * (free with mg_store_free). Errors: -EINVAL (bad option, message names
- * it), -ENOMEM. */
+ * it; a name outside the rule of mg_name_check is "store name: invalid
+ * name '…' (why): 1 to 64 characters from …"), -ENOMEM. */
 int mg_store_new(const mg_store_options *opts, mg_store **out, char *err,
                  size_t err_len);
 
@@ -523,12 +527,15 @@ int mg_store_save(const mg_store *s, const char *path, char *err,
                   size_t err_len);
 
 /* Load a snapshot into a new store (*out, caller-owned). The file gives
- * the name (unless opts->name is set), limits, next id and messages; opts
- * (NULL = defaults) gives everything else (callbacks, allocator, archive,
- * on_full). Errors name the file: -errno (open), MG_ECORRUPT (truncated,
- * not JSON — with jansson's line/column/position —, not an mgrun store,
- * invalid field), MG_EVERSION (a version other than 1), the estimator's
- * code for a message without tokens (mg_store_estimate_fn). */
+ * the name (unless opts->name is set; the file's must follow the name rule
+ * all the same), limits, next id and messages; opts (NULL = defaults)
+ * gives everything else (callbacks, allocator, archive, on_full). Errors
+ * name the file: -errno (open), MG_ECORRUPT (truncated, not JSON — with
+ * jansson's line/column/position —, not an mgrun store, invalid field or
+ * name),
+ * MG_EVERSION (a version other than 1), -EINVAL (a bad option in opts),
+ * the estimator's code for a message without tokens
+ * (mg_store_estimate_fn). */
 int mg_store_load(const char *path, const mg_store_options *opts,
                   mg_store **out, char *err, size_t err_len);
 
