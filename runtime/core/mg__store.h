@@ -144,6 +144,12 @@ struct mg_store_batch {
 
 /* ---- helpers shared by every file of the store */
 
+/* Plural ending for a count in a message: "%" PRIu64 " message%s", n,
+ * mg__s(n) gives "1 message", "2 messages". */
+static inline const char *mg__s(uint64_t n) {
+  return n == 1 ? "" : "s";
+}
+
 #define MG__TAB_MIN 16u /* smallest table, in buckets */
 
 static inline uint32_t mg__hash_str(const char *p, size_t n) {
@@ -255,6 +261,11 @@ void mg__after_change(mg_store *s, mg__op *op);
 void mg__lerr(mg_store_error *e, int code, mg_store_limit_type t, uint64_t cur,
               uint64_t lim, const char *details, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
+/* "the token total would overflow: …": `held` tokens in the store plus
+ * `more` (`what`: "in the message") pass MG_STORE_LIMIT_MAX. Returns
+ * -EOVERFLOW. */
+int mg__token_overflow(char *err, size_t err_len, uint64_t held, uint64_t more,
+                       const char *what);
 /* Record and log a failed add (locked): counts it in rejected_count. */
 int mg__add_fail(mg_store *s, mg_store_error *e, int code,
                  mg_store_limit_type t, uint64_t cur, uint64_t lim,

@@ -460,6 +460,15 @@ static const char *mg__limit_event(mg_store_limit_type t) {
   }
 }
 
+int mg__token_overflow(char *err, size_t err_len, uint64_t held, uint64_t more,
+                       const char *what) {
+  return mg_errf(err, err_len, -EOVERFLOW,
+                 "the token total would overflow: %" PRIu64
+                 " token%s held + %" PRIu64 " %s is more than %" PRIu64
+                 " (2^63 - 1), the most a store counts",
+                 held, mg__s(held), more, what, MG_STORE_LIMIT_MAX);
+}
+
 /* Record and log a failed add (locked). */
 int mg__add_fail(mg_store *s, mg_store_error *e, int code,
                  mg_store_limit_type t, uint64_t cur, uint64_t lim,
@@ -545,17 +554,27 @@ int mg_store_add(mg_store *s, const mg_store_input *in, uint64_t *out_id,
     mg__wunlock(s, &op);
     return rc;
   }
-  /* Totals and ids stay within 2^63-1 (Lua integers, JSON). */
-  if (tokens > MG_STORE_LIMIT_MAX - s->total_tokens ||
-      s->next_id > MG_STORE_ID_MAX - 2) {
-    int ids = s->next_id > MG_STORE_ID_MAX - 2;
-    rc = mg__add_fail(s, e, -EOVERFLOW,
-                      ids ? MG_STORE_LIMIT_NONE : MG_STORE_LIMIT_TOKENS,
-                      ids ? s->next_id : s->total_tokens,
-                      ids ? MG_STORE_ID_MAX : MG_STORE_LIMIT_MAX,
-                      ids ? "message ids are exhausted"
-                          : "the store's token total would pass 2^63-1",
-                      NULL);
+  /* Totals and ids stay within 2^63-1 (Lua integers, JSON). Neither is a
+   * limit of the store: with max_tokens set, that limit refuses (or makes
+   * room for) too many tokens long before the total could overflow. An
+   * add may use two ids (its own, a strategy's replacement). */
+  int ids = s->next_id > MG_STORE_ID_MAX - 2;
+  if (ids ||
+      (!s->lim.max_tokens && tokens > MG_STORE_LIMIT_MAX - s->total_tokens)) {
+    char ovf[300];
+    if (ids)
+      snprintf(ovf, sizeof ovf,
+               "message ids are exhausted: the next id would be %" PRIu64
+               ", and a store gives out ids up to %" PRIu64,
+               s->next_id, MG_STORE_ID_MAX - 2);
+    else
+      mg__token_overflow(ovf, sizeof ovf, s->total_tokens, tokens,
+                         "in the message");
+    snprintf(why, sizeof why, "store '%s': %s", s->name, ovf);
+    rc =
+        mg__add_fail(s, e, -EOVERFLOW, MG_STORE_LIMIT_NONE,
+                     ids ? s->next_id : s->total_tokens + tokens,
+                     ids ? MG_STORE_ID_MAX - 2 : MG_STORE_LIMIT_MAX, why, NULL);
     mg__wunlock(s, &op);
     s->alloc.free_fn(s->alloc.ud, m, p.block);
     return rc;
@@ -704,9 +723,10 @@ int mg__store_insert_raw(mg_store *s, const mg_store_input *in, uint64_t id,
   uint64_t tk;
   if ((rc = mg__estimate(s, in, &tk, err, err_len)) != 0)
     return rc;
-  if (tk > MG_STORE_LIMIT_MAX - s->total_tokens)
-    return mg_errf(err, err_len, MG_ECORRUPT,
-                   "the token total would pass %" PRIu64, MG_STORE_LIMIT_MAX);
+  if (tk > MG_STORE_LIMIT_MAX - s->total_tokens) {
+    mg__token_overflow(err, err_len, s->total_tokens, tk, "in this message");
+    return MG_ECORRUPT;
+  }
   mg__msg *m = mg__build(s, in, &p, tk, time);
   if (!m)
     return mg_errf(err, err_len, -ENOMEM, "out of memory");

@@ -131,11 +131,14 @@ static int mg__oldest(mg_store *s, const mg_store_need *need, mg__ev *ev,
   if (mg__ev_enough(ev, need))
     return 0;
   mg_errf(why, why_len, MG_ESTRATEGY,
-          "strategy 'oldest' could free only %zu messages / %" PRIu64
-          " bytes / %" PRIu64 " tokens of the %" PRIu64 " / %" PRIu64
-          " / %" PRIu64 " needed: the rest is pinned, grouped with a pinned "
-          "message, or in the group of the message being added",
-          ev->n, ev->bytes, ev->tokens, need->count, need->bytes, need->tokens);
+          "strategy 'oldest' could free only %zu message%s, %" PRIu64
+          " byte%s and %" PRIu64 " token%s of the %" PRIu64
+          " message%s, %" PRIu64 " byte%s and %" PRIu64
+          " token%s needed: the rest is pinned, grouped "
+          "with a pinned message, or in the group of the message being added",
+          ev->n, mg__s(ev->n), ev->bytes, mg__s(ev->bytes), ev->tokens,
+          mg__s(ev->tokens), need->count, mg__s(need->count), need->bytes,
+          mg__s(need->bytes), need->tokens, mg__s(need->tokens));
   mg__ev_cancel(s, ev);
   return MG_ESTRATEGY;
 }
@@ -193,7 +196,8 @@ int mg_store_plan_replace(mg_store_plan *p, const mg_store_input *in) {
   mg_store *s = p->s;
   if (p->ev->repl)
     return mg__plan_fail(p, -EINVAL,
-                         "strategy '%s' gave more than one replacement",
+                         "strategy '%s' gave more than one replacement (a "
+                         "plan takes at most one)",
                          s->strategy_name);
   mg__prep pr;
   char why[320];
@@ -205,7 +209,7 @@ int mg_store_plan_replace(mg_store_plan *p, const mg_store_input *in) {
   if (pr.size > s->lim.max_message_size_bytes)
     return mg__plan_fail(p, MG_ELIMIT,
                          "strategy '%s' gave a replacement whose size %" PRIu64
-                         " exceeds the limit of %" PRIu64,
+                         " exceeds max_message_size %" PRIu64,
                          s->strategy_name, pr.size,
                          s->lim.max_message_size_bytes);
   uint64_t tokens; /* the estimator runs here, locked (mg_store.h) */
@@ -248,6 +252,21 @@ static int mg__run_strategy(mg_store *s, const mg_store_need *need, mg__ev *ev,
   uint64_t rsize = ev->repl ? mg__msg_size(ev->repl) : 0;
   uint64_t rtok = ev->repl ? ev->repl->tokens : 0;
   uint64_t rcnt = ev->repl ? 1 : 0;
+  /* The token total stays within 2^63 - 1 with the replacement (and the
+   * new message) in: without a token limit nothing else would stop it. */
+  uint64_t kept = s->total_tokens - ev->tokens;
+  uint64_t more = rtok + (need->adding ? need->incoming_tokens : 0);
+  if (ev->repl && more > MG_STORE_LIMIT_MAX - kept) {
+    char ovf[300];
+    mg__token_overflow(ovf, sizeof ovf, kept, more,
+                       need->adding ? "in the replacement and the message"
+                                    : "in the replacement");
+    mg_errf(why, why_len, -EOVERFLOW,
+            "strategy '%s' gave a replacement of %" PRIu64 " token%s: %s",
+            s->strategy_name, rtok, mg__s(rtok), ovf);
+    mg__ev_cancel(s, ev);
+    return -EOVERFLOW;
+  }
   const char *dim = NULL;
   uint64_t got = 0, want = 0;
   if (need->adding) {
@@ -262,23 +281,23 @@ static int mg__run_strategy(mg_store *s, const mg_store_need *need, mg__ev *ev,
     wb = wb > l->max_total_size_bytes ? wb - l->max_total_size_bytes : 0;
     wt = l->max_tokens && wt > l->max_tokens ? wt - l->max_tokens : 0;
     if (ev->n < wc)
-      dim = "messages", got = ev->n, want = wc;
+      dim = "message", got = ev->n, want = wc;
     else if (ev->bytes < wb)
-      dim = "bytes", got = ev->bytes, want = wb;
+      dim = "byte", got = ev->bytes, want = wb;
     else if (ev->tokens < wt)
-      dim = "tokens", got = ev->tokens, want = wt;
+      dim = "token", got = ev->tokens, want = wt;
   } else if (ev->n < need->count + rcnt) {
-    dim = "messages", got = ev->n, want = need->count + rcnt;
+    dim = "message", got = ev->n, want = need->count + rcnt;
   } else if (ev->bytes < need->bytes + rsize) {
-    dim = "bytes", got = ev->bytes, want = need->bytes + rsize;
+    dim = "byte", got = ev->bytes, want = need->bytes + rsize;
   } else if (s->lim.max_tokens && ev->tokens < need->tokens + rtok) {
-    dim = "tokens", got = ev->tokens, want = need->tokens + rtok;
+    dim = "token", got = ev->tokens, want = need->tokens + rtok;
   }
   if (dim) {
     mg_errf(why, why_len, MG_ESTRATEGY,
-            "strategy '%s' freed too little: %" PRIu64 " %s of the %" PRIu64
+            "strategy '%s' freed too little: %" PRIu64 " %s%s of the %" PRIu64
             " needed%s",
-            s->strategy_name, got, dim, want,
+            s->strategy_name, got, dim, mg__s(got), want,
             ev->repl ? " (its replacement included)" : "");
     mg__ev_cancel(s, ev);
     return MG_ESTRATEGY;
@@ -304,7 +323,8 @@ static int mg__apply(mg_store *s, mg__ev *ev, mg_store_evict_reason reason,
   if (left) { /* cannot happen: a marked message is always listed */
     mg__ev_cancel(s, ev);
     return mg_errf(why, why_len, MG_ECORRUPT,
-                   "internal error: %zu victims not found in the store", left);
+                   "internal error: %zu victim%s not found in the store", left,
+                   mg__s(left));
   }
   int64_t off = -1;
   int rc;
@@ -416,10 +436,12 @@ int mg__room(mg_store *s, uint64_t size, uint64_t tokens, const char *group,
   char det[256];
 #define MG__DETAILS()                                                          \
   snprintf(det, sizeof det,                                                    \
-           "store '%s': %" PRIu64 " messages, %" PRIu64 " bytes, %" PRIu64     \
-           " tokens; adding a message of %" PRIu64 " bytes, %" PRIu64          \
-           " tokens",                                                          \
-           s->name, s->count, s->total_bytes, s->total_tokens, size, tokens)
+           "store '%s': %" PRIu64 " message%s, %" PRIu64 " byte%s, %" PRIu64   \
+           " token%s; adding a message of %" PRIu64 " bytes, %" PRIu64         \
+           " token%s",                                                         \
+           s->name, s->count, mg__s(s->count), s->total_bytes,                 \
+           mg__s(s->total_bytes), s->total_tokens, mg__s(s->total_tokens),     \
+           size, tokens, mg__s(tokens))
   if (s->on_full == MG_STORE_ON_FULL_ERROR) {
     MG__DETAILS();
     return mg__add_fail(s, e, MG_ELIMIT, t, cur, lim, NULL, det);
@@ -440,22 +462,26 @@ int mg__room(mg_store *s, uint64_t size, uint64_t tokens, const char *group,
     if (size > s->lim.max_total_size_bytes)
       snprintf(why, sizeof why,
                "the message alone (%" PRIu64 " bytes) is larger than "
-               "max_total_size",
-               size);
+               "max_total_size %" PRIu64,
+               size, s->lim.max_total_size_bytes);
     else
       snprintf(why, sizeof why,
                "pinned messages alone hold %" PRIu64
-               " bytes, the message needs %" PRIu64,
-               s->pinned_bytes, size);
+               " bytes of max_total_size %" PRIu64
+               ", and the message needs %" PRIu64 " bytes",
+               s->pinned_bytes, s->lim.max_total_size_bytes, size);
     mg__need_cur(s, MG_STORE_LIMIT_TOTAL_SIZE, size, tokens, &cur, &lim);
     return mg__add_fail(s, e, MG_ELIMIT, MG_STORE_LIMIT_TOTAL_SIZE, cur, lim,
                         why, det);
   }
   if (s->lim.max_tokens && tokens > s->lim.max_tokens) {
     MG__DETAILS();
+    snprintf(why, sizeof why,
+             "the message alone has %" PRIu64 " tokens, more than max_tokens "
+             "%" PRIu64,
+             tokens, s->lim.max_tokens);
     mg__need_cur(s, MG_STORE_LIMIT_TOKENS, size, tokens, &cur, &lim);
-    return mg__add_fail(s, e, MG_ELIMIT, MG_STORE_LIMIT_TOKENS, cur, lim,
-                        "the message alone has more tokens than max_tokens",
+    return mg__add_fail(s, e, MG_ELIMIT, MG_STORE_LIMIT_TOKENS, cur, lim, why,
                         det);
   }
   if (mg__ensure(s, 2, extra_groups + 1))

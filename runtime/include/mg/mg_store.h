@@ -261,12 +261,15 @@ typedef struct mg_store_need {
 
 /* A structured error from mg_store_add / mg_store_make_room. `message`
  * follows the seed ("Message count 3 exceeds limit of 3"); when the store
- * tried to make room and failed, the reason follows after ": ". */
+ * tried to make room and failed, the reason follows after ": ". A token
+ * total or an id that would pass 2^63 - 1 is not a limit: -EOVERFLOW,
+ * limit_type NONE, "store 'ctx': the token total would overflow: …". */
 typedef struct mg_store_error {
   int code;                       /* = the return value */
   mg_store_limit_type limit_type; /* NONE when no limit was involved */
-  uint64_t current;
-  uint64_t limit;
+  uint64_t current; /* a limit's use; for -EOVERFLOW the value that would
+                     * be reached; else 0 */
+  uint64_t limit;   /* a limit's value; for -EOVERFLOW the most allowed */
   char message[512];
   char details[512];
 } mg_store_error;
@@ -522,7 +525,8 @@ int mg_store_batch_at(const mg_store_batch *b, size_t i, mg_store_msg *out);
 
 /* Write a snapshot crash-safely: `<path>.tmp.<pid>`, fflush, fsync,
  * rename over `path`, fsync the directory. On failure `path` is untouched
- * and the temp file removed. Negative errno with the path in err. */
+ * and the temp file removed. Negative errno with the path in err (-EINVAL
+ * an empty path, -ENAMETOOLONG one of PATH_MAX bytes or more). */
 int mg_store_save(const mg_store *s, const char *path, char *err,
                   size_t err_len);
 
@@ -530,9 +534,9 @@ int mg_store_save(const mg_store *s, const char *path, char *err,
  * the name (unless opts->name is set; the file's must follow the name rule
  * all the same), limits, next id and messages; opts (NULL = defaults)
  * gives everything else (callbacks, allocator, archive, on_full). Errors
- * name the file: -errno (open), MG_ECORRUPT (truncated, not JSON — with
- * jansson's line/column/position —, not an mgrun store, invalid field or
- * name),
+ * name the file: -errno (cannot open or read it; -EISDIR a directory),
+ * MG_ECORRUPT (empty, truncated, not JSON — with jansson's
+ * line/column/position —, not an mgrun store, invalid field or name),
  * MG_EVERSION (a version other than 1), -EINVAL (a bad option in opts),
  * the estimator's code for a message without tokens
  * (mg_store_estimate_fn). */
