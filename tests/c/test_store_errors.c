@@ -925,9 +925,14 @@ int main(void) {
   RUN(replacement_errors_say_what_is_accepted);
   RUN(load_errors_say_what_is_wrong);
   RUN(save_path_errors_say_which);
-  unlink(tmp_path("before.json"));
-  unlink(tmp_path("after.json"));
-  unlink(tmp_path("when.json"));
+  /* every file a test may leave behind, even one that failed midway */
+  static const char *const files[] = {
+      "before.json", "after.json", "when.json",   "nul.json",
+      "slash.json",  "long.json",  "empty.json",  "number.json",
+      "none.json",   "good.json",  "ids.json",    "empty-file.json",
+      "noid.json",   "strid.json", "zeroid.json", "tokens.json"};
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+    unlink(tmp_path(files[i]));
   rmdir(tmpdir);
   return mg_test_report();
 }
