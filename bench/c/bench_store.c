@@ -88,10 +88,14 @@ static void bench_add(long n, double *wall, double *cpu, uint64_t *evicted) {
 /* ---------------------------------------------------------- 2. trim */
 
 static uint64_t est_calls;
-static uint64_t estimator(void *ud, const mg_store_input *in) {
+static int estimator(void *ud, const mg_store_input *in, uint64_t *tokens,
+                     char *err, size_t err_len) {
   (void)ud;
+  (void)err;
+  (void)err_len;
   est_calls++;
-  return (in->content_len + 3) / 4;
+  *tokens = (in->content_len + 3) / 4;
+  return 0;
 }
 
 static double bench_trim(uint64_t *calls_during, uint64_t *removed_out) {

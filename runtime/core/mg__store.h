@@ -1,5 +1,8 @@
 /* mg__store.h — internals of the bounded context store (core layer, not
- * public). Shared by mg_store.c (structure, accounting, eviction) and
+ * public), shared by its files: mg_store.c (lifecycle, limits, locking,
+ * add / remove / clear / set_*), mg_store_msg.c (a message's block),
+ * mg_store_tab.c (id index, group table, link/unlink), mg_store_evict.c
+ * (strategies, prune, make_room), mg_store_read.c (reads, check) and
  * mg_store_io.c (archive, snapshots, JSON, base64).
  */
 #ifndef MG__STORE_H
@@ -8,6 +11,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -138,7 +142,13 @@ struct mg_store_batch {
   size_t cur_i;
 };
 
-/* ---- helpers shared by mg_store.c and mg_store_read.c */
+/* ---- helpers shared by every file of the store */
+
+/* Plural ending for a count in a message: "%" PRIu64 " message%s", n,
+ * mg__s(n) gives "1 message", "2 messages". */
+static inline const char *mg__s(uint64_t n) {
+  return n == 1 ? "" : "s";
+}
 
 #define MG__TAB_MIN 16u /* smallest table, in buckets */
 
@@ -186,21 +196,162 @@ void mg__largest_refresh(const mg_store *s);
 /* Stats of a locked store. */
 void mg__stats_locked(const mg_store *s, mg_store_stats *o);
 
+/* ---- mg_store.c: clock, logging, the write lock */
+
+/* The default clock (CLOCK_REALTIME_COARSE, unix seconds). */
+double mg__clock_default(void *ud);
+static inline double mg__now(const mg_store *s) {
+  return s->clock == mg__clock_default ? mg__clock_default(NULL)
+                                       : s->clock(s->clock_ud);
+}
+
+static inline void mg__log(const mg_store *s, mg_log_level lvl,
+                           const char *event, const mg_log_field *f, size_t n) {
+  if (s->logger && mg_logger_level(s->logger) <= lvl)
+    mg_log(s->logger, lvl, event, f, n);
+}
+
+void *mg__store_malloc(const mg_store *s, size_t n);
+void mg__store_free_mem(const mg_store *s, void *p, size_t n);
+
+/* Work left for after the unlock of a mutation. */
+typedef struct mg__op {
+  mg__msg *grave; /* blocks to free (chained by vnext) */
+  unsigned fire;  /* MG__D_* warnings to fire */
+  mg_store_stats stats;
+} mg__op;
+
+/* Only grave and fire need a value: stats is filled when fire is set. */
+static inline void mg__op_init(mg__op *op) {
+  op->grave = NULL;
+  op->fire = 0;
+}
+
+/* Take the lock for a mutation: 0, or MG_EBUSY from inside one of the
+ * store's own callbacks. */
+int mg__wlock(mg_store *s);
+/* The same, saying so in err / e (either may be NULL). */
+int mg__wlock_err(mg_store *s, char *err, size_t err_len);
+int mg__wlock_e(mg_store *s, mg_store_error *e);
+
+static inline void mg__free_block(const mg_store *s, mg__msg *m) {
+  if (s->libc_alloc)
+    free(m);
+  else
+    s->alloc.free_fn(s->alloc.ud, m, mg__msg_block(m));
+}
+
+/* Release the lock, then free the graveyard and fire the warnings. */
+void mg__wunlock_slow(mg_store *s, mg__op *op);
+static inline void mg__wunlock(mg_store *s, mg__op *op) {
+  if (!op->fire && (!op->grave || !op->grave->vnext)) { /* the usual case */
+    mg__msg *g = op->grave;
+    pthread_mutex_unlock(&s->mu);
+    if (g)
+      mg__free_block(s, g); /* allocator fields never change */
+    return;
+  }
+  mg__wunlock_slow(s, op);
+}
+
+/* Re-evaluate warnings and lowered limits after a change (locked). */
+void mg__after_change(mg_store *s, mg__op *op);
+
+/* Fill a structured error (e may be NULL). */
+void mg__lerr(mg_store_error *e, int code, mg_store_limit_type t, uint64_t cur,
+              uint64_t lim, const char *details, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+/* "the token total would overflow: …": `held` tokens in the store plus
+ * `more` (`what`: "in the message") pass MG_STORE_LIMIT_MAX. Returns
+ * -EOVERFLOW. */
+int mg__token_overflow(char *err, size_t err_len, uint64_t held, uint64_t more,
+                       const char *what);
+/* Record and log a failed add (locked): counts it in rejected_count. */
+int mg__add_fail(mg_store *s, mg_store_error *e, int code,
+                 mg_store_limit_type t, uint64_t cur, uint64_t lim,
+                 const char *reason, const char *details);
+
 /* ---- mg_store.c, used by mg_store_io.c */
 
-/* Fill a view of `m`. */
-void mg__store_view(const mg__msg *m, mg_store_msg *v);
 /* Append a message with a given id and time, bypassing limits (for
  * mg_store_load; tokens as in->has_tokens says). The store must not be
- * shared yet. */
+ * shared yet. 0, or with err: MG_ECORRUPT (an invalid message), -ENOMEM,
+ * or the estimator's code. */
 int mg__store_insert_raw(mg_store *s, const mg_store_input *in, uint64_t id,
                          double time, char *err, size_t err_len);
 /* After a load: mark dimensions already over their limits as lowered. */
 void mg__store_after_load(mg_store *s);
 /* Evaluate the warnings of a freshly loaded store (they fire at once). */
 void mg__store_load_warn(mg_store *s);
-void *mg__store_malloc(const mg_store *s, size_t n);
-void mg__store_free_mem(const mg_store *s, void *p, size_t n);
+
+/* ---- mg_store_msg.c: a message's block */
+
+/* A validated input: lengths and derived values. */
+typedef struct mg__prep {
+  size_t role_len, source_len, group_len, meta_len;
+  uint64_t payload, size;
+  uint32_t ghash;
+  size_t block;
+} mg__prep;
+
+/* Validate `in` and compute its lengths: 0, or -EINVAL with err. */
+int mg__prepare(const mg_store_input *in, mg__prep *p, char *err,
+                size_t err_len);
+/* Call the store's estimator for `in`: 0 with *tokens, or its code (see
+ * mg_store_estimate_fn) with "estimator failed: <why>" in err. */
+int mg__estimate_call(const mg_store *s, const mg_store_input *in,
+                      uint64_t *tokens, char *err, size_t err_len);
+/* The tokens of `in`: given, ceil(content_len / 4), or the estimator's. */
+static inline int mg__estimate(const mg_store *s, const mg_store_input *in,
+                               uint64_t *tokens, char *err, size_t err_len) {
+  if (in->has_tokens)
+    *tokens = in->tokens;
+  else if (!s->estimate)
+    *tokens = (uint64_t)in->content_len / 4 + (in->content_len % 4 != 0);
+  else
+    return mg__estimate_call(s, in, tokens, err, err_len);
+  return 0;
+}
+/* Allocate and fill a block (id not yet assigned); NULL when out of
+ * memory. */
+mg__msg *mg__build(const mg_store *s, const mg_store_input *in,
+                   const mg__prep *p, uint64_t tokens, double now);
+/* Fill a view of `m`. */
+void mg__store_view(const mg__msg *m, mg_store_msg *v);
+
+/* ---- mg_store_tab.c: tables, link/unlink (locked) */
+
+/* Grow the tables for extra messages / groups: 0, or -ENOMEM. */
+int mg__ensure_slow(mg_store *s, uint64_t extra_msgs, uint64_t extra_groups);
+static inline int mg__ensure(mg_store *s, uint64_t extra_msgs,
+                             uint64_t extra_groups) {
+  if ((uint64_t)s->idx_nb >= s->count + extra_msgs &&
+      (uint64_t)s->gtab_nb >= s->ngroups + extra_groups)
+    return 0;
+  return mg__ensure_slow(s, extra_msgs, extra_groups);
+}
+/* Give table memory back after removals (best effort). */
+void mg__shrink_slow(mg_store *s);
+static inline void mg__shrink(mg_store *s) {
+  if ((s->idx_nb > MG__TAB_MIN && s->count * 4 < s->idx_nb) ||
+      (s->gtab_nb > MG__TAB_MIN && s->ngroups * 4 < s->gtab_nb))
+    mg__shrink_slow(s);
+}
+/* Link `m` before `before` (NULL: at the tail) into the list, the id
+ * index and its group, and account for it. The tables must have room
+ * (mg__ensure). */
+void mg__link(mg_store *s, mg__msg *m, mg__msg *before);
+/* Unlink `m` from everything and take it out of the totals. */
+void mg__unlink(mg_store *s, mg__msg *m);
+
+/* ---- mg_store_evict.c */
+
+/* Make room for a message of `size` / `tokens` in `group` (extra_groups:
+ * 1 when its group is new) before an add, as on_full says; 0 when it fits
+ * now (the tables then have room for it). Locked. */
+int mg__room(mg_store *s, uint64_t size, uint64_t tokens, const char *group,
+             size_t group_len, uint64_t extra_groups, mg__op *op,
+             mg_store_error *e);
 
 /* ---- mg_store_io.c */
 

@@ -1,15 +1,13 @@
-/* mg_store.c — the bounded context store: structure, accounting, limits,
- * eviction (core layer). Archive and snapshots live in mg_store_io.c.
+/* mg_store.c — the bounded context store (core layer): lifecycle,
+ * options and limits, the lock and the work done after it is released
+ * (freeing blocks, firing warnings), add / remove / clear / set_*, and the
+ * hooks mg_store_load uses to rebuild a store.
  *
- * Layout: messages form a doubly linked list in insertion order; an id
- * index (chained hash, power-of-two buckets, identity hash: ids are
- * sequential) finds them in O(1); messages sharing a group form a circular
- * ring, and one member per group (the leader) sits in a group table keyed
- * by the group string. Both tables keep at most one entry per bucket
- * (doubling past load 1) and shrink in place below load 1/4 (back to load
- * >= 1/2), so each costs at most 4 buckets = 32 bytes per message, inside
- * MG_STORE_MSG_OVERHEAD; chains stay short, so the oldest message's entry
- * is found without walking over newer ones.
+ * The rest of the store: mg_store_msg.c (a message's block: validating an
+ * input, estimating its tokens, building, viewing), mg_store_tab.c (the id
+ * index and the group table, link/unlink), mg_store_evict.c (choosing and
+ * applying evictions: strategies, prune, make_room), mg_store_read.c (the
+ * read side and mg_store_check), mg_store_io.c (archive and snapshots).
  *
  * Every mutation is prepared first (victims marked, tables grown, archive
  * written, on_evict told) and committed only when nothing can fail any
@@ -26,6 +24,7 @@
 #include <time.h>
 
 #include "mg/mg_error.h"
+#include "mg/mg_name.h"
 
 /* The overhead must cover: header, 4 NULs, allocator chunk overhead (24),
  * id index (<= 32 bytes per message) and group table (the same). */
@@ -63,22 +62,11 @@ void mg__store_free_mem(const mg_store *s, void *p, size_t n) {
     s->alloc.free_fn(s->alloc.ud, p, n);
 }
 
-static double mg__clock_default(void *ud) {
+double mg__clock_default(void *ud) {
   (void)ud;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME_COARSE, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static inline double mg__now(const mg_store *s) {
-  return s->clock == mg__clock_default ? mg__clock_default(NULL)
-                                       : s->clock(s->clock_ud);
-}
-
-static void mg__log(const mg_store *s, mg_log_level lvl, const char *event,
-                    const mg_log_field *f, size_t n) {
-  if (s->logger && mg_logger_level(s->logger) <= lvl)
-    mg_log(s->logger, lvl, event, f, n);
 }
 
 /* ------------------------------------------------------------ locking */
@@ -115,46 +103,28 @@ void mg__runlock(const mg_store *s, int taken) {
     pthread_mutex_unlock(&((mg_store *)s)->mu);
 }
 
-/* Work left for after the unlock of a mutation. */
-typedef struct mg__op {
-  mg__msg *grave; /* blocks to free (chained by vnext) */
-  unsigned fire;  /* MG__D_* warnings to fire */
-  mg_store_stats stats;
-} mg__op;
-
-/* Only grave and fire need a value: stats is filled when fire is set. */
-static inline void mg__op_init(mg__op *op) {
-  op->grave = NULL;
-  op->fire = 0;
-}
-
-static int mg__wlock(mg_store *s) {
+int mg__wlock(mg_store *s) {
   if (mg__frames && mg__held_here(s))
     return MG_EBUSY;
   pthread_mutex_lock(&s->mu);
   return 0;
 }
 
-static void mg__free_block(const mg_store *s, mg__msg *m) {
-  if (s->libc_alloc)
-    free(m);
-  else
-    s->alloc.free_fn(s->alloc.ud, m, mg__msg_block(m));
+#define MG__BUSY "store '%s' is busy: no change from inside its own callback"
+
+int mg__wlock_err(mg_store *s, char *err, size_t err_len) {
+  int rc = mg__wlock(s);
+  return rc ? mg_errf(err, err_len, rc, MG__BUSY, s->name) : 0;
 }
 
-static void mg__wunlock_slow(mg_store *s, mg__op *op);
-static inline void mg__wunlock(mg_store *s, mg__op *op) {
-  if (!op->fire && (!op->grave || !op->grave->vnext)) { /* the usual case */
-    mg__msg *g = op->grave;
-    pthread_mutex_unlock(&s->mu);
-    if (g)
-      mg__free_block(s, g); /* allocator fields never change */
-    return;
-  }
-  mg__wunlock_slow(s, op);
+int mg__wlock_e(mg_store *s, mg_store_error *e) {
+  int rc = mg__wlock(s);
+  if (rc)
+    mg__lerr(e, rc, MG_STORE_LIMIT_NONE, 0, 0, NULL, MG__BUSY, s->name);
+  return rc;
 }
 
-static void mg__wunlock_slow(mg_store *s, mg__op *op) {
+void mg__wunlock_slow(mg_store *s, mg__op *op) {
   mg_store_warn_fn warn = s->on_warn;
   void *wud = s->on_warn_ud;
   mg_logger *lg = s->logger;
@@ -238,41 +208,6 @@ const char *mg_store_evict_reason_name(mg_store_evict_reason r) {
   return r == MG_STORE_EVICT_PRUNE ? "prune" : "strategy";
 }
 
-/* ------------------------------------------------------------ UTF-8 */
-
-int mg__utf8_valid(const char *str, size_t n) {
-  const unsigned char *p = (const unsigned char *)str, *e = p + n;
-  while (p < e) {
-    unsigned c = *p;
-    if (c < 0x80) {
-      p++;
-      continue;
-    }
-    size_t len;
-    unsigned cp;
-    if (c >= 0xC2 && c <= 0xDF)
-      len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-      len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-      len = 4, cp = c & 0x07;
-    else
-      return 0;
-    if ((size_t)(e - p) < len)
-      return 0;
-    for (size_t i = 1; i < len; i++) {
-      if ((p[i] & 0xC0) != 0x80)
-        return 0;
-      cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return 0;
-    p += len;
-  }
-  return 1;
-}
-
 /* ------------------------------------------------------------ limits */
 
 void mg_store_options_init(mg_store_options *o) {
@@ -343,230 +278,10 @@ static void mg__apply_limits(mg_store *s, const mg_store_limits *l) {
   s->thr_tokens = mg__threshold(l->max_tokens, l->warn_at);
 }
 
-/* ------------------------------------------------------------ tables */
-
-/* Grow `*tab` (nb buckets in use, cap allocated) until load <= 1 for
- * `want` entries. Entries keyed by key(m) & (nb - 1). */
-static uint64_t mg__key_id(const mg__msg *m) {
-  return m->id;
-}
-static uint64_t mg__key_group(const mg__msg *m) {
-  return m->ghash;
-}
-
-static int mg__tab_grow(mg_store *s, mg__msg ***tab, size_t *nb, size_t *cap,
-                        uint64_t want, uint64_t (*key)(const mg__msg *),
-                        size_t chain_off) {
-  while ((uint64_t)*nb < want) {
-    size_t old = *nb, nn = old * 2;
-    if (nn > *cap) {
-      mg__msg **t = s->alloc.realloc_fn(s->alloc.ud, *tab, *cap * sizeof *t,
-                                        nn * sizeof *t);
-      if (!t)
-        return -ENOMEM;
-      *tab = t;
-      *cap = nn;
-    }
-    mg__msg **t = *tab;
-    for (size_t i = old; i < nn; i++)
-      t[i] = NULL;
-    for (size_t i = 0; i < old; i++) { /* split chain i into i and i+old */
-      mg__msg *m = t[i], **lo = &t[i], **hi = &t[i + old];
-      while (m) {
-        mg__msg *nx = *(mg__msg **)((char *)m + chain_off);
-        if (key(m) & old) {
-          *hi = m;
-          hi = (mg__msg **)((char *)m + chain_off);
-        } else {
-          *lo = m;
-          lo = (mg__msg **)((char *)m + chain_off);
-        }
-        m = nx;
-      }
-      *lo = NULL;
-      *hi = NULL;
-    }
-    *nb = nn;
-  }
-  return 0;
-}
-
-/* Below load 1/4, halve in place until load >= 1/2, then give the memory
- * back (best effort). */
-static void mg__tab_shrink(mg_store *s, mg__msg ***tab, size_t *nb, size_t *cap,
-                           uint64_t have, size_t chain_off) {
-  if (*nb <= MG__TAB_MIN || have * 4 >= *nb)
-    return;
-  while (*nb > MG__TAB_MIN && have * 2 < *nb) {
-    size_t half = *nb / 2;
-    mg__msg **t = *tab;
-    for (size_t i = 0; i < half; i++) { /* append chain i+half to chain i */
-      mg__msg **pp = &t[i];
-      while (*pp)
-        pp = (mg__msg **)((char *)*pp + chain_off);
-      *pp = t[i + half];
-    }
-    *nb = half;
-  }
-  mg__msg **t =
-      s->alloc.realloc_fn(s->alloc.ud, *tab, *cap * sizeof *t, *nb * sizeof *t);
-  if (t) {
-    *tab = t;
-    *cap = *nb;
-  }
-}
-
-static int mg__ensure_slow(mg_store *s, uint64_t extra_msgs,
-                           uint64_t extra_groups) {
-  int rc =
-      mg__tab_grow(s, &s->idx, &s->idx_nb, &s->idx_cap, s->count + extra_msgs,
-                   mg__key_id, offsetof(mg__msg, hnext));
-  if (rc == 0)
-    rc = mg__tab_grow(s, &s->gtab, &s->gtab_nb, &s->gtab_cap,
-                      s->ngroups + extra_groups, mg__key_group,
-                      offsetof(mg__msg, ghnext));
-  return rc;
-}
-
-static inline int mg__ensure(mg_store *s, uint64_t extra_msgs,
-                             uint64_t extra_groups) {
-  if ((uint64_t)s->idx_nb >= s->count + extra_msgs &&
-      (uint64_t)s->gtab_nb >= s->ngroups + extra_groups)
-    return 0;
-  return mg__ensure_slow(s, extra_msgs, extra_groups);
-}
-
-static void mg__shrink_slow(mg_store *s) {
-  mg__tab_shrink(s, &s->idx, &s->idx_nb, &s->idx_cap, s->count,
-                 offsetof(mg__msg, hnext));
-  mg__tab_shrink(s, &s->gtab, &s->gtab_nb, &s->gtab_cap, s->ngroups,
-                 offsetof(mg__msg, ghnext));
-}
-
-static inline void mg__shrink(mg_store *s) {
-  if ((s->idx_nb > MG__TAB_MIN && s->count * 4 < s->idx_nb) ||
-      (s->gtab_nb > MG__TAB_MIN && s->ngroups * 4 < s->gtab_nb))
-    mg__shrink_slow(s);
-}
-
-/* ------------------------------------------------------------ link/unlink */
-
-static void mg__link(mg_store *s, mg__msg *m, mg__msg *before) {
-  /* order: before `before`, or at the tail */
-  if (before) {
-    m->next = before;
-    m->prev = before->prev;
-    if (before->prev)
-      before->prev->next = m;
-    else
-      s->head = m;
-    before->prev = m;
-  } else {
-    m->next = NULL;
-    m->prev = s->tail;
-    if (s->tail)
-      s->tail->next = m;
-    else
-      s->head = m;
-    s->tail = m;
-  }
-  /* id index */
-  mg__msg **b = &s->idx[m->id & (s->idx_nb - 1)];
-  m->hnext = *b;
-  *b = m;
-  /* group */
-  m->flags &= (uint8_t)~MG__F_LEADER;
-  if (m->group_len) {
-    mg__msg *l = mg__group_leader(s, mg__msg_group(m), m->group_len, m->ghash);
-    if (l) {
-      m->gnext = l->gnext;
-      l->gnext = m;
-    } else {
-      m->gnext = m;
-      m->flags |= MG__F_LEADER;
-      mg__msg **gb = &s->gtab[m->ghash & (s->gtab_nb - 1)];
-      m->ghnext = *gb;
-      *gb = m;
-      s->ngroups++;
-    }
-  } else {
-    m->gnext = m;
-  }
-  /* accounting */
-  uint64_t sz = mg__msg_size(m);
-  s->count++;
-  s->total_bytes += sz;
-  s->payload_bytes += sz - MG_STORE_MSG_OVERHEAD;
-  s->total_tokens += m->tokens;
-  if (m->pinned) {
-    s->pinned_count++;
-    s->pinned_bytes += sz;
-  }
-  if (sz > s->largest) {
-    s->largest = sz;
-    s->largest_n = 1;
-    s->largest_dirty = 0;
-  } else if (sz == s->largest) {
-    s->largest_n++;
-    s->largest_dirty = 0;
-  }
-  s->mutations++;
-}
-
-static void mg__unlink(mg_store *s, mg__msg *m) {
-  if (m->prev)
-    m->prev->next = m->next;
-  else
-    s->head = m->next;
-  if (m->next)
-    m->next->prev = m->prev;
-  else
-    s->tail = m->prev;
-  mg__msg **pp = &s->idx[m->id & (s->idx_nb - 1)];
-  while (*pp != m)
-    pp = &(*pp)->hnext;
-  *pp = m->hnext;
-  if (m->group_len) {
-    mg__msg **gb = &s->gtab[m->ghash & (s->gtab_nb - 1)];
-    if (m->gnext == m) { /* last member: the group goes */
-      while (*gb != m)
-        gb = &(*gb)->ghnext;
-      *gb = m->ghnext;
-      s->ngroups--;
-    } else {
-      mg__msg *p = m->gnext;
-      while (p->gnext != m)
-        p = p->gnext;
-      p->gnext = m->gnext;
-      if (m->flags & MG__F_LEADER) { /* hand the table slot to a member */
-        mg__msg *nl = m->gnext;
-        while (*gb != m)
-          gb = &(*gb)->ghnext;
-        nl->ghnext = m->ghnext;
-        nl->flags |= MG__F_LEADER;
-        *gb = nl;
-      }
-    }
-    m->flags &= (uint8_t)~MG__F_LEADER;
-  }
-  uint64_t sz = mg__msg_size(m);
-  s->count--;
-  s->total_bytes -= sz;
-  s->payload_bytes -= sz - MG_STORE_MSG_OVERHEAD;
-  s->total_tokens -= m->tokens;
-  if (m->pinned) {
-    s->pinned_count--;
-    s->pinned_bytes -= sz;
-  }
-  if (sz == s->largest && !s->largest_dirty && --s->largest_n == 0)
-    s->largest_dirty = 1;
-  s->mutations++;
-}
-
 /* ------------------------------------------------------------ warnings */
 
 /* Re-evaluate warnings and lowered limits after a change (locked). */
-static void mg__after_change(mg_store *s, mg__op *op) {
+void mg__after_change(mg_store *s, mg__op *op) {
   unsigned near = 0;
   if (s->count >= s->thr_count)
     near |= MG__D_COUNT;
@@ -607,11 +322,8 @@ int mg_store_new(const mg_store_options *opts, mg_store **out, char *err,
     return rc;
   const char *name = opts->name ? opts->name : "store";
   size_t nlen = strlen(name);
-  if (nlen == 0 || nlen > MG_STORE_NAME_MAX || !mg__utf8_valid(name, nlen))
-    return mg_errf(err, err_len, -EINVAL,
-                   "store name \"%.80s\" is invalid: it must be 1 to %u bytes "
-                   "of UTF-8",
-                   name, MG_STORE_NAME_MAX);
+  if ((rc = mg_name_check("store name", name, nlen, err, err_len)) != 0)
+    return rc;
   if (opts->on_full != MG_STORE_ON_FULL_ERROR &&
       opts->on_full != MG_STORE_ON_FULL_PRUNE)
     return mg_errf(err, err_len, -EINVAL,
@@ -707,524 +419,10 @@ const char *mg_store_name(const mg_store *s) {
   return s->name;
 }
 
-/* ------------------------------------------------------------ messages */
-
-/* A validated input: lengths and derived values. */
-typedef struct mg__prep {
-  size_t role_len, source_len, group_len, meta_len;
-  uint64_t payload, size;
-  uint32_t ghash;
-  size_t block;
-} mg__prep;
-
-static int mg__text_slow(const char *what, const char *p, size_t n, char *err,
-                         size_t err_len) {
-  if (n > UINT32_MAX)
-    return mg_errf(err, err_len, -EINVAL, "%s is too long (%zu bytes)", what,
-                   n);
-  if (!mg__utf8_valid(p, n))
-    return mg_errf(err, err_len, -EINVAL,
-                   "%s is not valid UTF-8 (text fields must be UTF-8; only "
-                   "content may hold any bytes)",
-                   what);
-  return 0;
-}
-
-static inline int mg__text(const char *what, const char *p, size_t *len,
-                           char *err, size_t err_len) {
-  size_t n = 0;
-  unsigned char hi = 0;
-  if (p) /* short fields: one pass for the length and "is it ASCII" */
-    for (; p[n]; n++)
-      hi |= (unsigned char)p[n];
-  *len = n;
-  if (__builtin_expect((hi & 0x80) || n > UINT32_MAX, 0))
-    return mg__text_slow(what, p, n, err, err_len);
-  return 0;
-}
-
-static int mg__prepare(const mg_store_input *in, mg__prep *p, char *err,
-                       size_t err_len) {
-  int rc;
-  if ((rc = mg__text("role", in->role, &p->role_len, err, err_len)) ||
-      (rc = mg__text("source", in->source, &p->source_len, err, err_len)) ||
-      (rc = mg__text("group", in->group, &p->group_len, err, err_len)))
-    return rc;
-  if (!in->content && in->content_len)
-    return mg_errf(err, err_len, -EINVAL,
-                   "content is NULL but content_len is %zu", in->content_len);
-  if (in->content_len > (SIZE_MAX >> 2) || in->content_len > MG_STORE_LIMIT_MAX)
-    return mg_errf(err, err_len, -EINVAL, "content is too long (%zu bytes)",
-                   in->content_len);
-  p->meta_len = 0;
-  if (in->meta_count) {
-    if (in->meta_count > MG_STORE_META_MAX)
-      return mg_errf(err, err_len, -EINVAL,
-                     "meta has %zu entries; at most %u are accepted",
-                     in->meta_count, MG_STORE_META_MAX);
-    if (!in->meta)
-      return mg_errf(err, err_len, -EINVAL,
-                     "meta is NULL but meta_count is %zu", in->meta_count);
-    for (size_t i = 0; i < in->meta_count; i++) {
-      size_t kl, vl;
-      if (!in->meta[i].key)
-        return mg_errf(err, err_len, -EINVAL, "meta entry %zu has no key", i);
-      if ((rc = mg__text("meta key", in->meta[i].key, &kl, err, err_len)) ||
-          (rc = mg__text("meta value", in->meta[i].value, &vl, err, err_len)))
-        return rc;
-      for (size_t j = 0; j < i; j++)
-        if (strcmp(in->meta[j].key, in->meta[i].key) == 0)
-          return mg_errf(err, err_len, -EINVAL,
-                         "meta key \"%.64s\" appears twice", in->meta[i].key);
-      p->meta_len += kl + 1 + vl + 1;
-    }
-    if (p->meta_len > UINT32_MAX)
-      return mg_errf(err, err_len, -EINVAL, "meta is too long (%zu bytes)",
-                     p->meta_len);
-  }
-  if (in->has_tokens && in->tokens > MG_STORE_LIMIT_MAX)
-    return mg_errf(err, err_len, -EINVAL,
-                   "tokens %" PRIu64 " is above the maximum %" PRIu64,
-                   in->tokens, MG_STORE_LIMIT_MAX);
-  p->payload = (uint64_t)in->content_len + p->role_len + p->source_len +
-               p->group_len + p->meta_len;
-  p->size = p->payload + MG_STORE_MSG_OVERHEAD;
-  p->block = sizeof(mg__msg) + (size_t)p->payload + 4;
-  p->ghash = p->group_len ? mg__hash_str(in->group, p->group_len) : 0;
-  return 0;
-}
-
-static uint64_t mg__estimate(const mg_store *s, const mg_store_input *in) {
-  if (in->has_tokens)
-    return in->tokens;
-  if (s->estimate) {
-    uint64_t t = s->estimate(s->estimate_ud, in);
-    return t > MG_STORE_LIMIT_MAX ? MG_STORE_LIMIT_MAX : t;
-  }
-  return (uint64_t)in->content_len / 4 + (in->content_len % 4 != 0);
-}
-
-/* Allocate and fill a block (id not yet assigned). */
-static mg__msg *mg__build(const mg_store *s, const mg_store_input *in,
-                          const mg__prep *p, uint64_t tokens, double now) {
-  mg__msg *m = s->libc_alloc ? malloc(p->block)
-                             : s->alloc.malloc_fn(s->alloc.ud, p->block);
-  if (!m)
-    return NULL;
-  /* list, index and ring pointers are set by mg__link */
-  m->vnext = NULL;
-  m->id = 0;
-  m->epoch = 0;
-  m->flags = 0;
-  m->pad_ = 0;
-  m->content_len = in->content_len;
-  m->tokens = tokens;
-  m->priority = in->priority;
-  m->time = now;
-  m->role_len = (uint32_t)p->role_len;
-  m->source_len = (uint32_t)p->source_len;
-  m->group_len = (uint32_t)p->group_len;
-  m->meta_len = (uint32_t)p->meta_len;
-  m->ghash = p->ghash;
-  m->meta_count = (uint8_t)in->meta_count;
-  m->pinned = in->pinned ? 1 : 0;
-  char *d = m->data;
-  if (p->role_len)
-    memcpy(d, in->role, p->role_len);
-  d += p->role_len;
-  *d++ = 0;
-  if (p->source_len)
-    memcpy(d, in->source, p->source_len);
-  d += p->source_len;
-  *d++ = 0;
-  if (p->group_len)
-    memcpy(d, in->group, p->group_len);
-  d += p->group_len;
-  *d++ = 0;
-  for (size_t i = 0; i < in->meta_count; i++) {
-    size_t kl = strlen(in->meta[i].key) + 1;
-    memcpy(d, in->meta[i].key, kl);
-    d += kl;
-    const char *v = in->meta[i].value ? in->meta[i].value : "";
-    size_t vl = strlen(v) + 1;
-    memcpy(d, v, vl);
-    d += vl;
-  }
-  if (in->content_len)
-    memcpy(d, in->content, in->content_len);
-  d[in->content_len] = 0;
-  return m;
-}
-
-void mg__store_view(const mg__msg *m, mg_store_msg *v) {
-  const char *d = m->data;
-  v->id = m->id;
-  v->role = d;
-  v->role_len = m->role_len;
-  d += m->role_len + 1;
-  v->source = d;
-  v->source_len = m->source_len;
-  d += m->source_len + 1;
-  v->group = d;
-  v->group_len = m->group_len;
-  d += m->group_len + 1;
-  v->meta_packed = d;
-  v->meta_packed_len = m->meta_len;
-  v->meta_count = m->meta_count;
-  d += m->meta_len;
-  v->content = (const unsigned char *)d;
-  v->content_len = (size_t)m->content_len;
-  v->pinned = m->pinned;
-  v->priority = m->priority;
-  v->tokens = m->tokens;
-  v->time = m->time;
-  v->size_bytes = mg__msg_size(m);
-}
-
-/* ------------------------------------------------------------ eviction */
-
-/* Victims being chosen by one operation. */
-typedef struct mg__ev {
-  mg__msg *victims; /* unordered chain (vnext), then ordered */
-  mg__msg *first;   /* earliest victim in list order, when known */
-  size_t n;
-  uint64_t bytes, tokens;
-  mg__msg *repl; /* replacement block (not linked) */
-  size_t repl_block;
-} mg__ev;
-
-struct mg_store_plan {
-  mg_store *s;
-  mg__ev *ev;
-  int err;
-  char msg[256];
-  const mg_store_need *need;
-};
-
-/* Is `m` in the group of the message being added (never evicted for it)? */
-static int mg__incoming_group(const mg__msg *m, const mg_store_need *need) {
-  return need && need->group_len && m->group_len == need->group_len &&
-         memcmp(mg__msg_group(m), need->group, need->group_len) == 0;
-}
-
-static void mg__victim(mg__ev *ev, mg__msg *m) {
-  m->flags |= MG__F_VICTIM;
-  m->vnext = ev->victims;
-  ev->victims = m;
-  ev->n++;
-  ev->bytes += mg__msg_size(m);
-  ev->tokens += m->tokens;
-}
-
-/* Mark m's whole group (or m alone). */
-static void mg__victim_group(mg__ev *ev, mg__msg *m) {
-  mg__msg *r = m;
-  do {
-    mg__victim(ev, r);
-    r = r->gnext;
-  } while (r != m);
-}
-
-static int mg__group_has_pinned(const mg__msg *m, const mg__msg **which) {
-  const mg__msg *r = m;
-  do {
-    if (r->pinned) {
-      if (which)
-        *which = r;
-      return 1;
-    }
-    r = r->gnext;
-  } while (r != m);
-  return 0;
-}
-
-/* Undo the marks (and drop the replacement) of a failed operation. */
-static void mg__ev_cancel(mg_store *s, mg__ev *ev) {
-  for (mg__msg *m = ev->victims; m; m = m->vnext)
-    m->flags &= (uint8_t)~MG__F_VICTIM;
-  ev->victims = NULL;
-  ev->n = 0;
-  if (ev->repl) {
-    s->alloc.free_fn(s->alloc.ud, ev->repl, ev->repl_block);
-    ev->repl = NULL;
-  }
-}
-
-static uint32_t mg__next_epoch(mg_store *s) {
-  if (++s->epoch == 0) { /* wrapped: clear every old mark */
-    for (mg__msg *m = s->head; m; m = m->next)
-      m->epoch = 0;
-    s->epoch = 1;
-  }
-  return s->epoch;
-}
-
-static int mg__ev_enough(const mg__ev *ev, const mg_store_need *need) {
-  return ev->n >= need->count && ev->bytes >= need->bytes &&
-         ev->tokens >= need->tokens;
-}
-
-/* Built-in "oldest": oldest first, skipping pinned messages and groups with
- * a pinned member, whole groups at a time, until `need` is met. */
-static int mg__oldest(mg_store *s, const mg_store_need *need, mg__ev *ev,
-                      char *why, size_t why_len) {
-  uint32_t e = 0;
-  for (mg__msg *m = s->head; m && !mg__ev_enough(ev, need); m = m->next) {
-    if (m->flags & MG__F_VICTIM)
-      continue;
-    if (!m->group_len) {
-      if (m->pinned)
-        continue;
-      if (!ev->first)
-        ev->first = m;
-      mg__victim(ev, m);
-      continue;
-    }
-    if (!e)
-      e = mg__next_epoch(s);
-    if (m->epoch == e)
-      continue; /* group already found to hold a pinned member */
-    if (mg__group_has_pinned(m, NULL) || mg__incoming_group(m, need)) {
-      mg__msg *r = m;
-      do {
-        r->epoch = e;
-        r = r->gnext;
-      } while (r != m);
-      continue;
-    }
-    if (!ev->first)
-      ev->first = m;
-    mg__victim_group(ev, m);
-  }
-  if (mg__ev_enough(ev, need))
-    return 0;
-  mg_errf(why, why_len, MG_ESTRATEGY,
-          "strategy 'oldest' could free only %zu messages / %" PRIu64
-          " bytes / %" PRIu64 " tokens of the %" PRIu64 " / %" PRIu64
-          " / %" PRIu64 " needed: the rest is pinned, grouped with a pinned "
-          "message, or in the group of the message being added",
-          ev->n, ev->bytes, ev->tokens, need->count, need->bytes, need->tokens);
-  mg__ev_cancel(s, ev);
-  return MG_ESTRATEGY;
-}
-
-static int mg__plan_fail(mg_store_plan *p, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int mg__plan_fail(mg_store_plan *p, int code, const char *fmt, ...) {
-  if (!p->err) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p->msg, sizeof p->msg, fmt, ap);
-    va_end(ap);
-    p->err = code;
-  }
-  return code;
-}
-
-int mg_store_plan_evict(mg_store_plan *p, uint64_t id) {
-  if (p->err)
-    return p->err;
-  mg_store *s = p->s;
-  mg__msg *m = mg__find(s, id);
-  if (!m)
-    return mg__plan_fail(p, -ENOENT,
-                         "strategy '%s' chose message %" PRIu64
-                         ", which is not in the store",
-                         s->strategy_name, id);
-  if (m->flags & MG__F_VICTIM)
-    return 0;
-  if (mg__incoming_group(m, p->need))
-    return mg__plan_fail(p, MG_EPINNED,
-                         "strategy '%s' chose message %" PRIu64
-                         ", whose group '%s' is the group of the message "
-                         "being added",
-                         s->strategy_name, id, mg__msg_group(m));
-  const mg__msg *pin = NULL;
-  if (mg__group_has_pinned(m, &pin)) {
-    if (pin == m)
-      return mg__plan_fail(p, MG_EPINNED,
-                           "strategy '%s' chose message %" PRIu64
-                           ", which is pinned",
-                           s->strategy_name, id);
-    return mg__plan_fail(p, MG_EPINNED,
-                         "strategy '%s' chose message %" PRIu64
-                         ", whose group '%s' holds pinned message %" PRIu64,
-                         s->strategy_name, id, mg__msg_group(m), pin->id);
-  }
-  mg__victim_group(p->ev, m);
-  return 0;
-}
-
-int mg_store_plan_replace(mg_store_plan *p, const mg_store_input *in) {
-  if (p->err)
-    return p->err;
-  mg_store *s = p->s;
-  if (p->ev->repl)
-    return mg__plan_fail(p, -EINVAL,
-                         "strategy '%s' gave more than one replacement",
-                         s->strategy_name);
-  mg__prep pr;
-  char why[200];
-  int rc = mg__prepare(in, &pr, why, sizeof why);
-  if (rc)
-    return mg__plan_fail(p, rc, "strategy '%s' gave an invalid replacement: %s",
-                         s->strategy_name, why);
-  if (pr.size > s->lim.max_message_size_bytes)
-    return mg__plan_fail(p, MG_ELIMIT,
-                         "strategy '%s' gave a replacement whose size %" PRIu64
-                         " exceeds the limit of %" PRIu64,
-                         s->strategy_name, pr.size,
-                         s->lim.max_message_size_bytes);
-  mg__msg *m = mg__build(s, in, &pr, mg__estimate(s, in), mg__now(s));
-  if (!m)
-    return mg__plan_fail(p, -ENOMEM, "out of memory building the replacement");
-  p->ev->repl = m;
-  p->ev->repl_block = pr.block;
-  return 0;
-}
-
-/* Run the store's strategy. On failure the marks are undone, `why` says
- * what went wrong. */
-static int mg__run_strategy(mg_store *s, const mg_store_need *need, mg__ev *ev,
-                            char *why, size_t why_len) {
-  if (!s->strategy)
-    return mg__oldest(s, need, ev, why, why_len);
-  mg_store_plan plan = {s, ev, 0, {0}, need};
-  char cb_err[256] = "";
-  mg__frame fr;
-  mg__frame_push(&fr, s);
-  int rc = s->strategy(s->strategy_ud, s, need, &plan, cb_err, sizeof cb_err);
-  mg__frame_pop(&fr);
-  if (rc) {
-    mg_errf(why, why_len, MG_ESTRATEGY, "strategy '%s' failed: %s",
-            s->strategy_name, cb_err[0] ? cb_err : mg_strerror(rc));
-    mg__ev_cancel(s, ev);
-    return rc == -ENOMEM ? rc : MG_ESTRATEGY;
-  }
-  if (plan.err) {
-    mg_errf(why, why_len, plan.err, "%s", plan.msg);
-    mg__ev_cancel(s, ev);
-    return plan.err == -ENOENT ? MG_ESTRATEGY : plan.err;
-  }
-  uint64_t rsize = ev->repl ? mg__msg_size(ev->repl) : 0;
-  uint64_t rtok = ev->repl ? ev->repl->tokens : 0;
-  uint64_t rcnt = ev->repl ? 1 : 0;
-  const char *dim = NULL;
-  uint64_t got = 0, want = 0;
-  if (need->adding) {
-    /* What must be freed so that the store, less the victims, plus the
-     * replacement and the new message, is within every limit that is
-     * set: slack left under a limit counts (a summary may use it). */
-    const mg_store_limits *l = &s->lim;
-    uint64_t wc = s->count + 1 + rcnt,
-             wb = s->total_bytes + need->incoming_bytes + rsize;
-    uint64_t wt = s->total_tokens + need->incoming_tokens + rtok;
-    wc = wc > l->max_messages ? wc - l->max_messages : 0;
-    wb = wb > l->max_total_size_bytes ? wb - l->max_total_size_bytes : 0;
-    wt = l->max_tokens && wt > l->max_tokens ? wt - l->max_tokens : 0;
-    if (ev->n < wc)
-      dim = "messages", got = ev->n, want = wc;
-    else if (ev->bytes < wb)
-      dim = "bytes", got = ev->bytes, want = wb;
-    else if (ev->tokens < wt)
-      dim = "tokens", got = ev->tokens, want = wt;
-  } else if (ev->n < need->count + rcnt) {
-    dim = "messages", got = ev->n, want = need->count + rcnt;
-  } else if (ev->bytes < need->bytes + rsize) {
-    dim = "bytes", got = ev->bytes, want = need->bytes + rsize;
-  } else if (s->lim.max_tokens && ev->tokens < need->tokens + rtok) {
-    dim = "tokens", got = ev->tokens, want = need->tokens + rtok;
-  }
-  if (dim) {
-    mg_errf(why, why_len, MG_ESTRATEGY,
-            "strategy '%s' freed too little: %" PRIu64 " %s of the %" PRIu64
-            " needed%s",
-            s->strategy_name, got, dim, want,
-            ev->repl ? " (its replacement included)" : "");
-    mg__ev_cancel(s, ev);
-    return MG_ESTRATEGY;
-  }
-  return 0;
-}
-
-/* Order the victims as in the store (oldest first), then archive them,
- * tell on_evict, and commit. All or nothing. */
-static int mg__apply(mg_store *s, mg__ev *ev, mg_store_evict_reason reason,
-                     mg__op *op, char *why, size_t why_len) {
-  /* order */
-  mg__msg *first = NULL, **tail = &first;
-  size_t left = ev->n;
-  for (mg__msg *m = ev->first ? ev->first : s->head; m && left; m = m->next)
-    if (m->flags & MG__F_VICTIM) {
-      *tail = m;
-      tail = &m->vnext;
-      left--;
-    }
-  *tail = NULL;
-  ev->victims = first;
-  if (left) { /* cannot happen: a marked message is always listed */
-    mg__ev_cancel(s, ev);
-    return mg_errf(why, why_len, MG_ECORRUPT,
-                   "internal error: %zu victims not found in the store", left);
-  }
-  int64_t off = -1;
-  int rc;
-  if (s->archive_path) {
-    rc = mg__store_archive_write(s, first, ev->n, reason, mg__now(s), &off, why,
-                                 why_len);
-    if (rc) {
-      mg__ev_cancel(s, ev);
-      return rc;
-    }
-  }
-  if (s->on_evict) {
-    mg_store_batch b = {s, first, ev->n, first, 0};
-    char cb_err[256] = "";
-    mg__frame fr;
-    mg__frame_push(&fr, s);
-    rc = s->on_evict(s->on_evict_ud, s, &b, reason, cb_err, sizeof cb_err);
-    mg__frame_pop(&fr);
-    if (rc) {
-      if (off >= 0)
-        mg__store_archive_rollback(s, off);
-      mg_errf(why, why_len, rc, "on_evict refused the eviction: %s",
-              cb_err[0] ? cb_err : mg_strerror(rc));
-      mg__ev_cancel(s, ev);
-      return rc > 0 ? MG_ESTRATEGY : rc;
-    }
-  }
-  /* commit: nothing below can fail */
-  if (s->archive_path)
-    s->archived_count += ev->n;
-  if (ev->repl) {
-    ev->repl->id = s->next_id++;
-    mg__link(s, ev->repl, first);
-    ev->repl = NULL;
-    s->replaced_count++;
-  }
-  for (mg__msg *m = first, *nx; m; m = nx) {
-    nx = m->vnext;
-    mg__unlink(s, m);
-    m->vnext = op->grave;
-    op->grave = m;
-  }
-  s->evicted_count += ev->n;
-  s->evicted_bytes += ev->bytes;
-  ev->victims = NULL;
-  if (s->head)
-    __builtin_prefetch(s->head);
-  return 0;
-}
-
 /* ------------------------------------------------------------ add */
 
-static void mg__lerr(mg_store_error *e, int code, mg_store_limit_type t,
-                     uint64_t cur, uint64_t lim, const char *details,
-                     const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
-static void mg__lerr(mg_store_error *e, int code, mg_store_limit_type t,
-                     uint64_t cur, uint64_t lim, const char *details,
-                     const char *fmt, ...) {
+void mg__lerr(mg_store_error *e, int code, mg_store_limit_type t, uint64_t cur,
+              uint64_t lim, const char *details, const char *fmt, ...) {
   if (!e)
     return;
   e->code = code;
@@ -1262,10 +460,19 @@ static const char *mg__limit_event(mg_store_limit_type t) {
   }
 }
 
+int mg__token_overflow(char *err, size_t err_len, uint64_t held, uint64_t more,
+                       const char *what) {
+  return mg_errf(err, err_len, -EOVERFLOW,
+                 "the token total would overflow: %" PRIu64
+                 " token%s held + %" PRIu64 " %s is more than %" PRIu64
+                 " (2^63 - 1), the most a store counts",
+                 held, mg__s(held), more, what, MG_STORE_LIMIT_MAX);
+}
+
 /* Record and log a failed add (locked). */
-static int mg__add_fail(mg_store *s, mg_store_error *e, int code,
-                        mg_store_limit_type t, uint64_t cur, uint64_t lim,
-                        const char *reason, const char *details) {
+int mg__add_fail(mg_store *s, mg_store_error *e, int code,
+                 mg_store_limit_type t, uint64_t cur, uint64_t lim,
+                 const char *reason, const char *details) {
   char text[256] = "";
   if (t != MG_STORE_LIMIT_NONE)
     mg__limit_text(text, sizeof text, t, cur, lim);
@@ -1285,178 +492,28 @@ static int mg__add_fail(mg_store *s, mg_store_error *e, int code,
   return code;
 }
 
-/* Compute what must be freed to add a message of `size` / `tokens`. */
-static void mg__need(const mg_store *s, uint64_t size, uint64_t tokens,
-                     mg_store_need *n) {
-  const mg_store_limits *l = &s->lim;
-  n->count =
-      s->count + 1 > l->max_messages ? s->count + 1 - l->max_messages : 0;
-  n->bytes = s->total_bytes + size > l->max_total_size_bytes
-                 ? s->total_bytes + size - l->max_total_size_bytes
-                 : 0;
-  n->tokens = l->max_tokens && s->total_tokens + tokens > l->max_tokens
-                  ? s->total_tokens + tokens - l->max_tokens
-                  : 0;
-  n->limit_type = n->count    ? MG_STORE_LIMIT_MESSAGE_COUNT
-                  : n->bytes  ? MG_STORE_LIMIT_TOTAL_SIZE
-                  : n->tokens ? MG_STORE_LIMIT_TOKENS
-                              : MG_STORE_LIMIT_NONE;
-}
-
-static void mg__need_cur(const mg_store *s, mg_store_limit_type t,
-                         uint64_t size, uint64_t tokens, uint64_t *cur,
-                         uint64_t *lim) {
-  switch (t) {
-  case MG_STORE_LIMIT_MESSAGE_COUNT:
-    *cur = s->count, *lim = s->lim.max_messages;
-    break;
-  case MG_STORE_LIMIT_TOTAL_SIZE:
-    *cur = s->total_bytes + size, *lim = s->lim.max_total_size_bytes;
-    break;
-  case MG_STORE_LIMIT_TOKENS:
-    *cur = s->total_tokens + tokens, *lim = s->lim.max_tokens;
-    break;
-  default:
-    *cur = size, *lim = s->lim.max_message_size_bytes;
-  }
-}
-
-/* Make room for (size, tokens) if needed; 0 when it fits now. Locked. */
-static int mg__room(mg_store *s, uint64_t size, uint64_t tokens,
-                    const char *group, size_t group_len, uint64_t extra_groups,
-                    mg__op *op, mg_store_error *e) {
-  mg_store_need need;
-  mg__need(s, size, tokens, &need);
-  need.group = group_len ? group : NULL;
-  need.group_len = group_len;
-  need.adding = 1;
-  need.incoming_bytes = size;
-  need.incoming_tokens = tokens;
-  if (need.limit_type == MG_STORE_LIMIT_NONE) {
-    if (mg__ensure(s, 1, extra_groups))
-      return mg__add_fail(s, e, -ENOMEM, MG_STORE_LIMIT_NONE, 0, 0,
-                          "out of memory growing the store's index", NULL);
-    return 0;
-  }
-  uint64_t cur, lim;
-  mg_store_limit_type t = need.limit_type;
-  mg__need_cur(s, t, size, tokens, &cur, &lim);
-  char det[256];
-#define MG__DETAILS()                                                          \
-  snprintf(det, sizeof det,                                                    \
-           "store '%s': %" PRIu64 " messages, %" PRIu64 " bytes, %" PRIu64     \
-           " tokens; adding a message of %" PRIu64 " bytes, %" PRIu64          \
-           " tokens",                                                          \
-           s->name, s->count, s->total_bytes, s->total_tokens, size, tokens)
-  if (s->on_full == MG_STORE_ON_FULL_ERROR) {
-    MG__DETAILS();
-    return mg__add_fail(s, e, MG_ELIMIT, t, cur, lim, NULL, det);
-  }
-  /* Can it ever fit? Pinned messages are never evicted. */
-  char why[400];
-  if (s->pinned_count + 1 > s->lim.max_messages) {
-    MG__DETAILS();
-    snprintf(why, sizeof why,
-             "pinned messages alone leave no room (%" PRIu64 " pinned)",
-             s->pinned_count);
-    mg__need_cur(s, MG_STORE_LIMIT_MESSAGE_COUNT, size, tokens, &cur, &lim);
-    return mg__add_fail(s, e, MG_ELIMIT, MG_STORE_LIMIT_MESSAGE_COUNT, cur, lim,
-                        why, det);
-  }
-  if (s->pinned_bytes + size > s->lim.max_total_size_bytes) {
-    MG__DETAILS();
-    if (size > s->lim.max_total_size_bytes)
-      snprintf(why, sizeof why,
-               "the message alone (%" PRIu64 " bytes) is larger than "
-               "max_total_size",
-               size);
-    else
-      snprintf(why, sizeof why,
-               "pinned messages alone hold %" PRIu64
-               " bytes, the message needs %" PRIu64,
-               s->pinned_bytes, size);
-    mg__need_cur(s, MG_STORE_LIMIT_TOTAL_SIZE, size, tokens, &cur, &lim);
-    return mg__add_fail(s, e, MG_ELIMIT, MG_STORE_LIMIT_TOTAL_SIZE, cur, lim,
-                        why, det);
-  }
-  if (s->lim.max_tokens && tokens > s->lim.max_tokens) {
-    MG__DETAILS();
-    mg__need_cur(s, MG_STORE_LIMIT_TOKENS, size, tokens, &cur, &lim);
-    return mg__add_fail(s, e, MG_ELIMIT, MG_STORE_LIMIT_TOKENS, cur, lim,
-                        "the message alone has more tokens than max_tokens",
-                        det);
-  }
-  if (mg__ensure(s, 2, extra_groups + 1))
-    return mg__add_fail(s, e, -ENOMEM, MG_STORE_LIMIT_NONE, 0, 0,
-                        "out of memory growing the store's index", NULL);
-  /* Fast path of the built-in strategy, nobody to tell: when the oldest
-   * message is plain and frees enough alone, it is exactly what "oldest"
-   * would choose. */
-  mg__msg *h = s->head;
-  if (!s->strategy && !s->archive_path && !s->on_evict && h && !h->pinned &&
-      !h->group_len && need.count <= 1 && need.bytes <= mg__msg_size(h) &&
-      need.tokens <= h->tokens) {
-    uint64_t hs = mg__msg_size(h);
-    mg__unlink(s, h);
-    h->vnext = op->grave;
-    op->grave = h;
-    s->evicted_count++;
-    s->evicted_bytes += hs;
-    if (s->head)
-      __builtin_prefetch(s->head); /* the next add's victim */
-    return 0;
-  }
-  mg__ev ev = {0};
-  int rc = mg__run_strategy(s, &need, &ev, why, sizeof why);
-  if (rc == 0)
-    rc = mg__apply(s, &ev, MG_STORE_EVICT_STRATEGY, op, why, sizeof why);
-  if (rc) {
-    if (s->logger) {
-      mg_log_field f[] = {MG_LF_STR("store", s->name),
-                          MG_LF_STR("strategy", s->strategy_name),
-                          MG_LF_STR("error", why)};
-      mg__log(s, MG_LOG_ERROR, "store_eviction_failed", f, 3);
-    }
-    MG__DETAILS();
-    return mg__add_fail(s, e, rc, t, cur, lim, why, det);
-  }
-#undef MG__DETAILS
-  if (s->logger && mg_logger_level(s->logger) <= MG_LOG_DEBUG) {
-    mg_log_field f[] = {
-        MG_LF_STR("store", s->name), MG_LF_STR("strategy", s->strategy_name),
-        MG_LF_UINT("removed", ev.n), MG_LF_UINT("bytes_freed", ev.bytes)};
-    mg_log(s->logger, MG_LOG_DEBUG, "messages_evicted", f, 4);
-  }
-  return 0;
-}
-
 int mg_store_add(mg_store *s, const mg_store_input *in, uint64_t *out_id,
                  mg_store_error *e) {
+  if (mg__frames && mg__held_here(s)) /* busy: do not even estimate */
+    return mg__wlock_e(s, e);
   mg__prep p;
-  char why[256];
+  char why[400];
   int rc = in ? mg__prepare(in, &p, why, sizeof why)
               : mg_errf(why, sizeof why, -EINVAL, "no message given (NULL)");
   mg__op op;
   mg__op_init(&op);
-  if (rc) {
-    if ((rc = mg__wlock(s)) != 0) {
-      mg__lerr(e, rc, MG_STORE_LIMIT_NONE, 0, 0, NULL,
-               "store '%s' is busy: no change from inside its own callback",
-               s->name);
-      return rc;
-    }
-    rc = mg__add_fail(s, e, -EINVAL, MG_STORE_LIMIT_NONE, 0, 0, why, NULL);
-    mg__wunlock(s, &op);
-    return rc;
-  }
   mg__msg *m = NULL;
   uint64_t tokens = 0;
-  for (;;) {
+  while (rc == 0) {
     /* Build the block (estimator and clock included) before taking the
      * lock, unless it is too big anyway; the limit is read again locked. */
     if (!m && p.size <= __atomic_load_n(&s->lim.max_message_size_bytes,
                                         __ATOMIC_RELAXED)) {
-      tokens = mg__estimate(s, in);
+      char est[320];
+      if ((rc = mg__estimate(s, in, &tokens, est, sizeof est)) != 0) {
+        snprintf(why, sizeof why, "store '%s': %s", s->name, est);
+        break;
+      }
       m = mg__build(s, in, &p, tokens, mg__now(s));
       if (!m) {
         if (mg__wlock(s) == 0) {
@@ -1467,10 +524,7 @@ int mg_store_add(mg_store *s, const mg_store_input *in, uint64_t *out_id,
         return -ENOMEM;
       }
     }
-    if ((rc = mg__wlock(s)) != 0) {
-      mg__lerr(e, rc, MG_STORE_LIMIT_NONE, 0, 0, NULL,
-               "store '%s' is busy: no change from inside its own callback",
-               s->name);
+    if ((rc = mg__wlock_e(s, e)) != 0) {
       if (m)
         s->alloc.free_fn(s->alloc.ud, m, p.block);
       return rc;
@@ -1489,20 +543,38 @@ int mg_store_add(mg_store *s, const mg_store_input *in, uint64_t *out_id,
       return rc;
     }
     if (m)
-      break;
+      break;             /* locked, with the block */
     mg__wunlock(s, &op); /* the limit was raised meanwhile: build, retry */
   }
-  /* Totals and ids stay within 2^63-1 (Lua integers, JSON). */
-  if (tokens > MG_STORE_LIMIT_MAX - s->total_tokens ||
-      s->next_id > MG_STORE_ID_MAX - 2) {
-    int ids = s->next_id > MG_STORE_ID_MAX - 2;
-    rc = mg__add_fail(s, e, -EOVERFLOW,
-                      ids ? MG_STORE_LIMIT_NONE : MG_STORE_LIMIT_TOKENS,
-                      ids ? s->next_id : s->total_tokens,
-                      ids ? MG_STORE_ID_MAX : MG_STORE_LIMIT_MAX,
-                      ids ? "message ids are exhausted"
-                          : "the store's token total would pass 2^63-1",
-                      NULL);
+  if (rc) { /* refused before the lock: a malformed input, the estimator */
+    int busy = mg__wlock_e(s, e);
+    if (busy)
+      return busy;
+    rc = mg__add_fail(s, e, rc, MG_STORE_LIMIT_NONE, 0, 0, why, NULL);
+    mg__wunlock(s, &op);
+    return rc;
+  }
+  /* Totals and ids stay within 2^63-1 (Lua integers, JSON). Neither is a
+   * limit of the store: with max_tokens set, that limit refuses (or makes
+   * room for) too many tokens long before the total could overflow. An
+   * add may use two ids (its own, a strategy's replacement). */
+  int ids = s->next_id > MG_STORE_ID_MAX - 2;
+  if (ids ||
+      (!s->lim.max_tokens && tokens > MG_STORE_LIMIT_MAX - s->total_tokens)) {
+    char ovf[300];
+    if (ids)
+      snprintf(ovf, sizeof ovf,
+               "message ids are exhausted: the next id would be %" PRIu64
+               ", and a store gives out ids up to %" PRIu64,
+               s->next_id, MG_STORE_ID_MAX - 2);
+    else
+      mg__token_overflow(ovf, sizeof ovf, s->total_tokens, tokens,
+                         "in the message");
+    snprintf(why, sizeof why, "store '%s': %s", s->name, ovf);
+    rc =
+        mg__add_fail(s, e, -EOVERFLOW, MG_STORE_LIMIT_NONE,
+                     ids ? s->next_id : s->total_tokens + tokens,
+                     ids ? MG_STORE_ID_MAX - 2 : MG_STORE_LIMIT_MAX, why, NULL);
     mg__wunlock(s, &op);
     s->alloc.free_fn(s->alloc.ud, m, p.block);
     return rc;
@@ -1528,11 +600,9 @@ int mg_store_add(mg_store *s, const mg_store_input *in, uint64_t *out_id,
 /* ------------------------------------------------------------ removal */
 
 int mg_store_remove(mg_store *s, uint64_t id, char *err, size_t err_len) {
-  int rc = mg__wlock(s);
+  int rc = mg__wlock_err(s, err, err_len);
   if (rc)
-    return mg_errf(err, err_len, rc,
-                   "store '%s' is busy: no change from inside its own callback",
-                   s->name);
+    return rc;
   mg__op op;
   mg__op_init(&op);
   mg__msg *m = mg__find(s, id);
@@ -1581,141 +651,6 @@ int mg_store_clear(mg_store *s, uint64_t *out_removed) {
   return 0;
 }
 
-/* Mark prune's victims: see mg_store_prune. */
-static void mg__prune_mark(mg_store *s, uint64_t keep, mg__ev *ev) {
-  uint32_t e = mg__next_epoch(s);
-  mg__msg *m = s->tail;
-  for (uint64_t k = 0; m && k < keep; k++, m = m->prev)
-    m->epoch = e;        /* kept: the newest `keep` */
-  mg__msg *boundary = m; /* newest candidate; NULL = nothing to prune */
-  if (!boundary)
-    return;
-  for (m = s->head; m; m = m->next) {
-    if (m->epoch != e && !(m->flags & MG__F_VICTIM)) {
-      if (!m->group_len) {
-        if (!m->pinned) {
-          if (!ev->first)
-            ev->first = m;
-          mg__victim(ev, m);
-        }
-      } else {
-        int keep_group = 0;
-        mg__msg *r = m;
-        do {
-          if (r->pinned || r->epoch == e)
-            keep_group = 1;
-          r = r->gnext;
-        } while (r != m && !keep_group);
-        if (keep_group) {
-          r = m;
-          do {
-            r->epoch = e;
-            r = r->gnext;
-          } while (r != m);
-        } else {
-          if (!ev->first)
-            ev->first = m;
-          mg__victim_group(ev, m);
-        }
-      }
-    }
-    if (m == boundary)
-      break;
-  }
-}
-
-int mg_store_prune(mg_store *s, uint64_t keep_count, uint64_t *out_removed,
-                   char *err, size_t err_len) {
-  int rc = mg__wlock(s);
-  if (rc)
-    return mg_errf(err, err_len, rc,
-                   "store '%s' is busy: no change from inside its own callback",
-                   s->name);
-  mg__op op;
-  mg__op_init(&op);
-  uint64_t keep = keep_count == MG_STORE_PRUNE_DEFAULT ? s->lim.max_messages / 2
-                                                       : keep_count;
-  mg__ev ev = {0};
-  mg__prune_mark(s, keep, &ev);
-  size_t n = ev.n;
-  uint64_t bytes = ev.bytes;
-  if (n) {
-    char why[400];
-    rc = mg__apply(s, &ev, MG_STORE_EVICT_PRUNE, &op, why, sizeof why);
-    if (rc) {
-      mg_errf(err, err_len, rc, "store '%s': prune failed: %s", s->name, why);
-      if (s->logger) {
-        mg_log_field f[] = {MG_LF_STR("store", s->name),
-                            MG_LF_STR("error", why)};
-        mg__log(s, MG_LOG_ERROR, "store_eviction_failed", f, 2);
-      }
-      mg__wunlock(s, &op);
-      return rc;
-    }
-    mg__shrink(s);
-    mg__after_change(s, &op);
-  }
-  if (s->logger) {
-    mg_log_field f[] = {
-        MG_LF_STR("store", s->name),
-        MG_LF_UINT("removed", n),
-        MG_LF_UINT("kept", s->count),
-        MG_LF_UINT("keep_count", keep),
-        MG_LF_UINT("bytes_freed", bytes),
-        MG_LF_UINT("total_size_bytes", s->total_bytes),
-        MG_LF_DBL("message_count_utilization",
-                  (double)s->count / (double)s->lim.max_messages)};
-    mg__log(s, MG_LOG_INFO, "messages_pruned", f, sizeof f / sizeof f[0]);
-  }
-  mg__wunlock(s, &op);
-  if (out_removed)
-    *out_removed = n;
-  return 0;
-}
-
-int mg_store_make_room(mg_store *s, const mg_store_need *need,
-                       uint64_t *out_removed, mg_store_error *e) {
-  int rc = mg__wlock(s);
-  if (rc) {
-    mg__lerr(e, rc, MG_STORE_LIMIT_NONE, 0, 0, NULL,
-             "store '%s' is busy: no change from inside its own callback",
-             s->name);
-    return rc;
-  }
-  mg__op op;
-  mg__op_init(&op);
-  mg_store_need nd = *need;
-  nd.adding = 0; /* an explicit request: free what it asks, no incoming */
-  nd.group = NULL;
-  nd.group_len = 0;
-  uint64_t removed = 0;
-  if (nd.count || nd.bytes || nd.tokens) {
-    char why[400];
-    mg__ev ev = {0};
-    if (mg__ensure(s, 1, 1)) {
-      rc = -ENOMEM;
-      snprintf(why, sizeof why, "out of memory growing the store's index");
-    } else {
-      rc = mg__run_strategy(s, &nd, &ev, why, sizeof why);
-      if (rc == 0)
-        rc = mg__apply(s, &ev, MG_STORE_EVICT_STRATEGY, &op, why, sizeof why);
-    }
-    if (rc) {
-      mg__lerr(e, rc, nd.limit_type, 0, 0, NULL,
-               "store '%s' could not make room: %s", s->name, why);
-      mg__wunlock(s, &op);
-      return rc;
-    }
-    removed = ev.n;
-    mg__shrink(s);
-    mg__after_change(s, &op);
-  }
-  mg__wunlock(s, &op);
-  if (out_removed)
-    *out_removed = removed;
-  return 0;
-}
-
 /* ------------------------------------------------------------ settings */
 
 int mg_store_set_limits(mg_store *s, const mg_store_limits *l, char *err,
@@ -1723,10 +658,8 @@ int mg_store_set_limits(mg_store *s, const mg_store_limits *l, char *err,
   int rc = mg_store_limits_validate(l, err, err_len);
   if (rc)
     return rc;
-  if ((rc = mg__wlock(s)) != 0)
-    return mg_errf(err, err_len, rc,
-                   "store '%s' is busy: no change from inside its own callback",
-                   s->name);
+  if ((rc = mg__wlock_err(s, err, err_len)) != 0)
+    return rc;
   mg__op op;
   mg__op_init(&op);
   mg__apply_limits(s, l);
@@ -1779,7 +712,7 @@ int mg__store_insert_raw(mg_store *s, const mg_store_input *in, uint64_t id,
   mg__prep p;
   int rc = mg__prepare(in, &p, err, err_len);
   if (rc)
-    return rc;
+    return MG_ECORRUPT; /* a malformed message in the file */
   if (mg__find(s, id))
     return mg_errf(err, err_len, MG_ECORRUPT, "id %" PRIu64 " appears twice",
                    id);
@@ -1787,10 +720,13 @@ int mg__store_insert_raw(mg_store *s, const mg_store_input *in, uint64_t id,
       p.group_len && !mg__group_leader(s, in->group, p.group_len, p.ghash);
   if (mg__ensure(s, 1, ng))
     return mg_errf(err, err_len, -ENOMEM, "out of memory");
-  uint64_t tk = mg__estimate(s, in);
-  if (tk > MG_STORE_LIMIT_MAX - s->total_tokens)
-    return mg_errf(err, err_len, MG_ECORRUPT,
-                   "the token total would pass %" PRIu64, MG_STORE_LIMIT_MAX);
+  uint64_t tk;
+  if ((rc = mg__estimate(s, in, &tk, err, err_len)) != 0)
+    return rc;
+  if (tk > MG_STORE_LIMIT_MAX - s->total_tokens) {
+    mg__token_overflow(err, err_len, s->total_tokens, tk, "in this message");
+    return MG_ECORRUPT;
+  }
   mg__msg *m = mg__build(s, in, &p, tk, time);
   if (!m)
     return mg_errf(err, err_len, -ENOMEM, "out of memory");

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "mg/mg_error.h"
+#include "mg/mg_name.h"
 
 #define MG__SNAP_FORMAT "mgrun-store"
 #define MG__SNAP_VERSION 1
@@ -267,8 +268,14 @@ static int mg__save_locked(void *ud, const mg_store *s) {
 int mg_store_save(const mg_store *s, const char *path, char *err,
                   size_t err_len) {
   char tmp[PATH_MAX + 32];
-  if (!path || !*path || strlen(path) >= PATH_MAX)
-    return mg_errf(err, err_len, -EINVAL, "snapshot path is empty or too long");
+  if (!path || !*path)
+    return mg_errf(err, err_len, -EINVAL,
+                   "cannot save store snapshot: the path is empty");
+  if (strlen(path) >= PATH_MAX)
+    return mg_errf(err, err_len, -ENAMETOOLONG,
+                   "cannot save store snapshot: the path is %zu bytes long, "
+                   "at most %d are accepted",
+                   strlen(path), PATH_MAX - 1);
   /* A temp name of its own per call (two threads may save the same path
    * at once): mkostemp creates it exclusively. */
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
@@ -367,17 +374,28 @@ static int mg__get_text(json_t *o, const char *k, const char **out) {
 
 static int mg__load_msg(mg_store *s, json_t *jm, size_t i, uint64_t next_id,
                         const char *path, char *err, size_t err_len) {
-  char why[300];
+  char why[400];
   if (!json_is_object(jm))
     return MG__LERR(MG_ECORRUPT,
                     "store snapshot '%s': messages[%zu] is not an object", path,
                     i);
   uint64_t id = 0;
-  if (mg__get_u64(jm, "id", 1, &id) || id == 0 || id >= next_id)
+  int ir = mg__get_u64(jm, "id", 1, &id);
+  if (ir || id == 0 || id >= next_id) {
+    char found[48];
+    json_t *ji = json_object_get(jm, "id");
+    if (!ji)
+      snprintf(found, sizeof found, "is missing");
+    else if (json_is_integer(ji))
+      snprintf(found, sizeof found, "%" JSON_INTEGER_FORMAT " is out of range",
+               json_integer_value(ji));
+    else
+      snprintf(found, sizeof found, "is not an integer");
     return MG__LERR(MG_ECORRUPT,
-                    "store snapshot '%s': messages[%zu]: \"id\" must be an "
-                    "integer from 1 to next_id - 1 (%" PRIu64 ")",
-                    path, i, next_id - 1);
+                    "store snapshot '%s': messages[%zu]: \"id\" %s: it must "
+                    "be an integer from 1 to next_id - 1 (%" PRIu64 ")",
+                    path, i, found, next_id - 1);
+  }
   mg_store_input in = {0};
   const char *bad = NULL;
   if (mg__get_text(jm, "role", &in.role))
@@ -478,7 +496,7 @@ static int mg__load_msg(mg_store *s, json_t *jm, size_t i, uint64_t next_id,
   int rc = mg__store_insert_raw(s, &in, id, time, why, sizeof why);
   mg__store_free_mem(s, buf, buf_size);
   if (rc)
-    return MG__LERR(rc == -ENOMEM ? rc : MG_ECORRUPT,
+    return MG__LERR(rc,
                     "store snapshot '%s': messages[%zu] (id %" PRIu64 "): %s",
                     path, i, id, why);
   return 0;
@@ -491,9 +509,29 @@ int mg_store_load(const char *path, const mg_store_options *opts,
   if (!f)
     return MG__LERR(-errno, "cannot open store snapshot '%s': %s", path,
                     strerror(errno));
+  /* jansson reads a directory (or a failing file) as an empty input: say
+   * what it is instead of "truncated" */
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    fclose(f);
+    return MG__LERR(-EISDIR,
+                    "cannot load store snapshot '%s': it is a directory, not "
+                    "a snapshot file",
+                    path);
+  }
   json_error_t je;
+  errno = 0;
   json_t *root = json_loadf(f, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &je);
+  int rerr = ferror(f) ? (errno ? errno : EIO) : 0;
   fclose(f);
+  if (!root && rerr)
+    return MG__LERR(-rerr, "cannot read store snapshot '%s': %s", path,
+                    strerror(rerr));
+  if (!root && je.position == 0)
+    return MG__LERR(MG_ECORRUPT,
+                    "store snapshot '%s' is empty (0 bytes): a snapshot is "
+                    "one JSON object",
+                    path);
   if (!root)
     return MG__LERR(MG_ECORRUPT,
                     "store snapshot '%s' is truncated or corrupt: %s (line %d, "
@@ -560,8 +598,22 @@ int mg_store_load(const char *path, const mg_store_options *opts,
                   path, (uint64_t)MG_STORE_ID_MAX);
     goto done;
   }
+  /* the file's name follows the rule even when opts gives another; a NUL
+   * inside it (\u0000) must not cut it short */
   json_t *jn = json_object_get(root, "name");
-  if (!o.name && json_is_string(jn))
+  if (!json_is_string(jn)) {
+    rc = MG__LERR(MG_ECORRUPT,
+                  "store snapshot '%s': \"name\" is %s; it must be a store "
+                  "name: " MG_NAME_ACCEPTED,
+                  path, jn ? "not a string" : "missing");
+    goto done;
+  }
+  if (mg_name_check("store name", json_string_value(jn), json_string_length(jn),
+                    why, sizeof why) != 0) {
+    rc = MG__LERR(MG_ECORRUPT, "store snapshot '%s': %s", path, why);
+    goto done;
+  }
+  if (!o.name)
     o.name = json_string_value(jn);
   json_t *jms = json_object_get(root, "messages");
   if (!json_is_array(jms)) {
@@ -569,9 +621,9 @@ int mg_store_load(const char *path, const mg_store_options *opts,
                   "store snapshot '%s': \"messages\" must be an array", path);
     goto done;
   }
+  /* the file's part was checked above: what fails here is an option */
   if ((rc = mg_store_new(&o, &s, why, sizeof why)) != 0) {
-    rc = MG__LERR(rc == -ENOMEM ? rc : MG_ECORRUPT, "store snapshot '%s': %s",
-                  path, why);
+    rc = MG__LERR(rc, "cannot load store snapshot '%s': %s", path, why);
     goto done;
   }
   size_t i;

@@ -223,8 +223,8 @@ static int mg__check_locked(const mg_store *s, char *err, size_t err_len) {
     if (++n > s->count)
       return mg_errf(err, err_len, MG_ECORRUPT,
                      "order list holds more than the %" PRIu64
-                     " messages counted",
-                     s->count);
+                     " message%s counted",
+                     s->count, mg__s(s->count));
     if (m->id == 0 || m->id >= s->next_id)
       return mg_errf(err, err_len, MG_ECORRUPT,
                      "message id %" PRIu64 " is not below next_id %" PRIu64,
@@ -284,9 +284,10 @@ static int mg__check_locked(const mg_store *s, char *err, size_t err_len) {
       r = r->gnext;
     } while (r != m);
     if (lead != 1 || mg__group_leader(s, g, m->group_len, m->ghash) != leader)
-      return mg_errf(err, err_len, MG_ECORRUPT,
-                     "group '%s' has %zu leaders or the table does not find it",
-                     g, lead);
+      return mg_errf(
+          err, err_len, MG_ECORRUPT,
+          "group '%s' has %zu leader%s or the table does not find it", g, lead,
+          mg__s(lead));
     if (m->flags & MG__F_LEADER)
       leaders++;
   }
@@ -294,8 +295,8 @@ static int mg__check_locked(const mg_store *s, char *err, size_t err_len) {
     return mg_errf(err, err_len, MG_ECORRUPT, "tail pointer is wrong");
   if (n != s->count)
     return mg_errf(err, err_len, MG_ECORRUPT,
-                   "count %" PRIu64 " but %" PRIu64 " messages listed",
-                   s->count, n);
+                   "count %" PRIu64 " but %" PRIu64 " message%s listed",
+                   s->count, n, mg__s(n));
   /* every message with a group is in the ring of its group's leader, so
    * comparing member counts finds split rings */
   uint64_t grouped = 0, in_rings = 0;
@@ -313,9 +314,9 @@ static int mg__check_locked(const mg_store *s, char *err, size_t err_len) {
   }
   if (grouped != in_rings)
     return mg_errf(err, err_len, MG_ECORRUPT,
-                   "%" PRIu64 " grouped messages but %" PRIu64
+                   "%" PRIu64 " grouped message%s but %" PRIu64
                    " in leaders' rings: a group is split",
-                   grouped, in_rings);
+                   grouped, mg__s(grouped), in_rings);
   uint64_t indexed = 0, tabled = 0;
   for (size_t i = 0; i < s->idx_nb; i++)
     for (const mg__msg *m = s->idx[i]; m; m = m->hnext) {
@@ -332,14 +333,14 @@ static int mg__check_locked(const mg_store *s, char *err, size_t err_len) {
     }
   if (indexed != n)
     return mg_errf(err, err_len, MG_ECORRUPT,
-                   "id index holds %" PRIu64 " entries for %" PRIu64
-                   " messages",
-                   indexed, n);
+                   "id index holds %" PRIu64 " entr%s for %" PRIu64
+                   " message%s",
+                   indexed, indexed == 1 ? "y" : "ies", n, mg__s(n));
   if (tabled != s->ngroups || leaders != s->ngroups)
     return mg_errf(err, err_len, MG_ECORRUPT,
-                   "group table holds %" PRIu64 " groups, %" PRIu64
-                   " leaders listed, %" PRIu64 " counted",
-                   tabled, leaders, s->ngroups);
+                   "group table holds %" PRIu64 " group%s, %" PRIu64
+                   " leader%s listed, %" PRIu64 " counted",
+                   tabled, mg__s(tabled), leaders, mg__s(leaders), s->ngroups);
   if (total != s->total_bytes)
     return mg_errf(err, err_len, MG_ECORRUPT,
                    "accounted total %" PRIu64 " != sum of sizes %" PRIu64,
@@ -354,9 +355,10 @@ static int mg__check_locked(const mg_store *s, char *err, size_t err_len) {
                    s->total_tokens, tokens);
   if (pc != s->pinned_count || pb != s->pinned_bytes)
     return mg_errf(err, err_len, MG_ECORRUPT,
-                   "pinned %" PRIu64 "/%" PRIu64 " bytes != sums %" PRIu64
-                   "/%" PRIu64,
-                   s->pinned_count, s->pinned_bytes, pc, pb);
+                   "accounted pinned %" PRIu64 " message%s / %" PRIu64
+                   " bytes != sums %" PRIu64 " / %" PRIu64,
+                   s->pinned_count, mg__s(s->pinned_count), s->pinned_bytes, pc,
+                   pb);
   if (!s->largest_dirty && n && (s->largest != mx || s->largest_n != mxn))
     return mg_errf(err, err_len, MG_ECORRUPT,
                    "largest message %" PRIu64 " (x%" PRIu64
@@ -383,8 +385,8 @@ static int mg__check_locked(const mg_store *s, char *err, size_t err_len) {
       (s->idx_nb > MG__TAB_MIN && (uint64_t)s->idx_nb > 4 * n + 4) ||
       s->idx_nb > s->idx_cap)
     return mg_errf(err, err_len, MG_ECORRUPT,
-                   "id index has %zu buckets for %" PRIu64 " messages",
-                   s->idx_nb, n);
+                   "id index has %zu buckets for %" PRIu64 " message%s",
+                   s->idx_nb, n, mg__s(n));
   return 0;
 }
 

@@ -450,10 +450,14 @@ TEST(bug_stats_above_100_percent) {
 }
 
 static uint64_t est_calls;
-static uint64_t counting_estimator(void *ud, const mg_store_input *in) {
+static int counting_estimator(void *ud, const mg_store_input *in,
+                              uint64_t *tokens, char *err, size_t err_len) {
   (void)ud;
+  (void)err;
+  (void)err_len;
   est_calls++;
-  return in->content_len / 3 + 1;
+  *tokens = in->content_len / 3 + 1;
+  return 0;
 }
 
 /* The seed recounts every message on every add: ours counts each message
@@ -890,7 +894,7 @@ TEST(strategy_too_little_refused) {
 TEST(strategy_replacement_counts_against_freed) {
   /* evicting 1 and inserting 1 frees no message at all */
   strategy_fails(ST_REPL_TOO_BIG, MG_ESTRATEGY,
-                 "freed too little: 1 messages of the 2 needed (its "
+                 "freed too little: 1 message of the 2 needed (its "
                  "replacement included)");
 }
 TEST(strategy_replacement_over_max_size) {
@@ -1296,7 +1300,8 @@ TEST(snapshot_bad_files) {
              "messages[1]: \"content_b64\" is not valid base64");
   load_fails("store/dup_id.json", MG_ECORRUPT, "id 2 appears twice");
   load_fails("store/id_past_next.json", MG_ECORRUPT,
-             "\"id\" must be an integer from 1 to next_id - 1 (3)");
+             "messages[0]: \"id\" 5 is out of range: it must be an integer "
+             "from 1 to next_id - 1 (3)");
   load_fails("store/bad_limits.json", MG_ECORRUPT,
              "limits: max_message_size 10 is below the minimum 1024");
   load_fails("store/missing.json", -ENOENT, "cannot open store snapshot");

@@ -534,7 +534,7 @@ function TestStoreMisuse:test_limits_below_minimum_are_nil_err()
     { { max_total_size = "-1K" }, "max_total_size" },
     { { warn_at = 0 }, "warn_at 0 is out of range" },
     { { name = "" }, "store name" },
-    { { name = string.rep("n", 64) }, "store name" },
+    { { name = string.rep("n", 65) }, "store name" },
   }
   for _, c in ipairs(cases) do
     local s, err = mg.store(c[1])

@@ -26,8 +26,9 @@
  * max_message_size is compared with this same size (overhead included):
  * a message of 50,000 content bytes is "Message size 50256 exceeds limit
  * of 1024" when it has no role. `tokens` is given by the caller or
- * estimated ONCE at insert (default: ceil(content_len / 4)); it is never
- * recomputed, not even during eviction.
+ * estimated ONCE at insert (default: ceil(content_len / 4); or the
+ * options' estimate_tokens, which may fail: see mg_store_estimate_fn); it
+ * is never recomputed, not even during eviction.
  *
  * Order. Iteration is insertion order, oldest first. A strategy's
  * replacement message (e.g. a summary) takes the place of the earliest
@@ -51,9 +52,10 @@
  * same store returns MG_EBUSY instead of deadlocking. on_warn runs after
  * the change is complete and the lock released, so it may call anything.
  * The token estimator and the clock of an add run before the lock is
- * taken. Views (mg_store_msg) point into the store and stay valid until
- * the next mutation of the store by any thread: with several threads, read
- * inside mg_store_read() or copy what you need.
+ * taken (mg_store_estimate_fn says exactly when the estimator runs).
+ * Views (mg_store_msg) point into the store and stay valid until the next
+ * mutation of the store by any thread: with several threads, read inside
+ * mg_store_read() or copy what you need.
  *
  * Nothing is lost silently: messages removed by a strategy or by
  * mg_store_prune reach the on_evict callback and/or the JSONL archive
@@ -68,6 +70,7 @@
 #include <stdint.h>
 
 #include "mg/mg_log.h"
+#include "mg/mg_name.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -83,8 +86,9 @@ extern "C" {
 #define MG_STORE_HEAP_CONST 8192u
 /* At most this many meta entries per message. */
 #define MG_STORE_META_MAX 32u
-/* Longest store name, in bytes (longer names are an error). */
-#define MG_STORE_NAME_MAX 63u
+/* Longest store name, in bytes. Store names follow the one core name rule
+ * (mg_name.h): MG_NAME_ACCEPTED. */
+#define MG_STORE_NAME_MAX MG_NAME_MAX
 
 #define MG_STORE_DEFAULT_MAX_MESSAGES 1000u
 #define MG_STORE_MIN_MAX_MESSAGES 1u
@@ -257,12 +261,15 @@ typedef struct mg_store_need {
 
 /* A structured error from mg_store_add / mg_store_make_room. `message`
  * follows the seed ("Message count 3 exceeds limit of 3"); when the store
- * tried to make room and failed, the reason follows after ": ". */
+ * tried to make room and failed, the reason follows after ": ". A token
+ * total or an id that would pass 2^63 - 1 is not a limit: -EOVERFLOW,
+ * limit_type NONE, "store 'ctx': the token total would overflow: …". */
 typedef struct mg_store_error {
   int code;                       /* = the return value */
   mg_store_limit_type limit_type; /* NONE when no limit was involved */
-  uint64_t current;
-  uint64_t limit;
+  uint64_t current; /* a limit's use; for -EOVERFLOW the value that would
+                     * be reached; else 0 */
+  uint64_t limit;   /* a limit's value; for -EOVERFLOW the most allowed */
   char message[512];
   char details[512];
 } mg_store_error;
@@ -298,9 +305,35 @@ typedef void (*mg_store_warn_fn)(void *ud, mg_store *store,
                                  mg_store_warn_kind kind,
                                  const mg_store_stats *stats);
 
-/* Token estimator, called once per inserted message without tokens (before
- * the lock is taken; results above MG_STORE_LIMIT_MAX are capped). */
-typedef uint64_t (*mg_store_estimate_fn)(void *ud, const mg_store_input *in);
+/* Token estimator: the tokens of a message given without them
+ * (has_tokens = 0). Store them in *tokens (at most MG_STORE_LIMIT_MAX) and
+ * return 0, or return a negative code with a message in err (err_len bytes,
+ * empty on entry). It is called once per such message, never again (not
+ * during eviction, not by stats), and at exactly these points:
+ *  - mg_store_add: on the caller's thread BEFORE the store is locked
+ *    (other threads are not held up; the estimator may even call the
+ *    store), after `in` was validated and only when the message is not
+ *    larger than max_message_size, so the add may still fail afterwards
+ *    for a limit. An add from inside one of the store's callbacks is
+ *    MG_EBUSY at once, without calling it.
+ *  - mg_store_plan_replace: for a strategy's replacement message without
+ *    tokens, on the strategy's thread WITH the store locked, inside the
+ *    strategy's call: the read accessors work, mutations of the store
+ *    return MG_EBUSY.
+ *  - mg_store_load: for a snapshot message without "tokens", before the
+ *    new store is returned (no other thread can see it yet).
+ * Failure: a negative code is kept; a value above MG_STORE_LIMIT_MAX is
+ * -ERANGE ("estimator failed: it gave N tokens, above the maximum M"); a
+ * positive return is -EINVAL. An add then fails with that code,
+ * limit_type NONE and the message "store '<name>': estimator failed: <its
+ * message>" (mg_strerror(code) when it wrote none); the store is unchanged
+ * but for rejected_count. A replacement's failure poisons the plan with
+ * the same text after "strategy '<name>' gave a replacement whose tokens
+ * could not be estimated: ", so the add or make_room fails with that code.
+ * A load fails with it, naming the file and the message. */
+typedef int (*mg_store_estimate_fn)(void *ud, const mg_store_input *in,
+                                    uint64_t *tokens, char *err,
+                                    size_t err_len);
 
 /* Clock: unix seconds. */
 typedef double (*mg_store_clock_fn)(void *ud);
@@ -320,7 +353,8 @@ typedef int (*mg_store_read_fn)(void *ud, const mg_store *view);
  * mg_store_options_init(), then change fields. Strings and the logger are
  * borrowed for the call (the store copies the name and archive path). */
 typedef struct mg_store_options {
-  const char *name;       /* NULL = "store" (load: the file's name) */
+  const char *name;       /* NULL = "store" (load: the file's name); the
+                           * rule of mg_name_check */
   mg_store_limits limits; /* ignored by mg_store_load (the file's win) */
   mg_store_on_full on_full;
   mg_store_strategy_fn strategy; /* NULL = built-in "oldest" (C fast path) */
@@ -354,7 +388,8 @@ int mg_store_limits_validate(const mg_store_limits *limits, char *err,
 
 /* Create a store. On success *out is a new store owned by the caller
  * (free with mg_store_free). Errors: -EINVAL (bad option, message names
- * it), -ENOMEM. */
+ * it; a name outside the rule of mg_name_check is "store name: invalid
+ * name '…' (why): 1 to 64 characters from …"), -ENOMEM. */
 int mg_store_new(const mg_store_options *opts, mg_store **out, char *err,
                  size_t err_len);
 
@@ -373,8 +408,9 @@ const char *mg_store_name(const mg_store *s);
  * (may be NULL) describes it: MG_ELIMIT with limit_type / current / limit
  * (on_full = error, or the message can never fit), MG_ESTRATEGY /
  * MG_EPINNED when the strategy could not make room, the archive's or
- * on_evict's code, -EINVAL for a malformed input, -ENOMEM, MG_EBUSY from
- * inside a callback. */
+ * on_evict's code, the estimator's code (see mg_store_estimate_fn),
+ * -EOVERFLOW when the token total or the ids would pass 2^63 - 1, -EINVAL
+ * for a malformed input, -ENOMEM, MG_EBUSY from inside a callback. */
 int mg_store_add(mg_store *s, const mg_store_input *in, uint64_t *out_id,
                  mg_store_error *err);
 
@@ -473,8 +509,11 @@ int mg_store_plan_evict(mg_store_plan *plan, uint64_t id);
 
 /* Insert ONE replacement message (e.g. a summary) in place of the earliest
  * evicted message, with a fresh id; it counts against what the plan frees.
- * `in` is copied. -EINVAL a second call or a malformed input, MG_ELIMIT
- * larger than max_message_size, -ENOMEM. Errors poison the plan. */
+ * `in` is copied. Without tokens, its tokens come from the store's
+ * estimator, called here with the store locked (mg_store_estimate_fn).
+ * -EINVAL a second call or a malformed input, MG_ELIMIT larger than
+ * max_message_size, the estimator's code, -ENOMEM. Errors poison the plan.
+ */
 int mg_store_plan_replace(mg_store_plan *plan, const mg_store_input *in);
 
 /* Messages of a batch given to on_evict, oldest first. */
@@ -486,16 +525,21 @@ int mg_store_batch_at(const mg_store_batch *b, size_t i, mg_store_msg *out);
 
 /* Write a snapshot crash-safely: `<path>.tmp.<pid>`, fflush, fsync,
  * rename over `path`, fsync the directory. On failure `path` is untouched
- * and the temp file removed. Negative errno with the path in err. */
+ * and the temp file removed. Negative errno with the path in err (-EINVAL
+ * an empty path, -ENAMETOOLONG one of PATH_MAX bytes or more). */
 int mg_store_save(const mg_store *s, const char *path, char *err,
                   size_t err_len);
 
 /* Load a snapshot into a new store (*out, caller-owned). The file gives
- * the name (unless opts->name is set), limits, next id and messages; opts
- * (NULL = defaults) gives everything else (callbacks, allocator, archive,
- * on_full). Errors name the file: -errno (open), MG_ECORRUPT (truncated,
- * not JSON — with jansson's line/column/position —, not an mgrun store,
- * invalid field), MG_EVERSION (a version other than 1). */
+ * the name (unless opts->name is set; the file's must follow the name rule
+ * all the same), limits, next id and messages; opts (NULL = defaults)
+ * gives everything else (callbacks, allocator, archive, on_full). Errors
+ * name the file: -errno (cannot open or read it; -EISDIR a directory),
+ * MG_ECORRUPT (empty, truncated, not JSON — with jansson's
+ * line/column/position —, not an mgrun store, invalid field or name),
+ * MG_EVERSION (a version other than 1), -EINVAL (a bad option in opts),
+ * the estimator's code for a message without tokens
+ * (mg_store_estimate_fn). */
 int mg_store_load(const char *path, const mg_store_options *opts,
                   mg_store **out, char *err, size_t err_len);
 
