@@ -56,6 +56,11 @@ if strategy == nil then
 end
 
 local evicted, evicted_groups, warnings = 0, {}, 0
+-- "1 message", "2 messages"
+local function n(count, word)
+  return ("%d %s%s"):format(count, word, count == 1 and "" or "s")
+end
+
 local ctx = assert(mg.store{
   name = "agent",
   max_messages = 24,
@@ -70,9 +75,9 @@ local ctx = assert(mg.store{
     local used = kind == "message_count" and st.message_count_utilization
       or kind == "total_size" and st.total_size_utilization
       or st.token_utilization
-    print(("  warn: %s at %.0f%% of its limit (%d messages, %s, %d tokens)")
-      :format(kind, used * 100, st.message_count, fmt(st.total_size_bytes),
-              st.total_tokens))
+    print(("  warn: %s at %.0f%% of its limit (%s, %s, %s)")
+      :format(kind, used * 100, n(st.message_count, "message"),
+              fmt(st.total_size_bytes), n(st.total_tokens, "token")))
   end,
   on_evict = function(store, msgs, reason)
     local what = {}
@@ -89,10 +94,11 @@ local ctx = assert(mg.store{
 
 local function stats_line(label)
   local st = ctx:stats()
-  print(("%s: %d messages, %s (payload %s + overhead %s), %d tokens; "
+  print(("%s: %s, %s (payload %s + overhead %s), %s; "
          .. "%.0f%% of messages, %.0f%% of size, %.0f%% of tokens")
-    :format(label, st.message_count, fmt(st.total_size_bytes),
-            fmt(st.payload_bytes), fmt(st.overhead_bytes), st.total_tokens,
+    :format(label, n(st.message_count, "message"), fmt(st.total_size_bytes),
+            fmt(st.payload_bytes), fmt(st.overhead_bytes),
+            n(st.total_tokens, "token"),
             st.message_count_utilization * 100,
             st.total_size_utilization * 100, st.token_utilization * 100))
 end
@@ -165,10 +171,14 @@ mg.every(2, function(timer)
     f:close()
   end
   local st = ctx:stats()
-  print(("done: %d turns, %d messages added, %d evicted (archived %d, %s "
-         .. "lines in the archive), %d kept, %d summaries; %d warnings")
-    :format(turn, added, evicted, st.archived_count, lines, st.message_count,
-            st.replaced_count, warnings))
+  print(("done: %s, %s added, %d evicted (archived %d, %s in the archive), "
+         .. "%d kept, %s; %s")
+    :format(n(turn, "turn"), n(added, "message"), evicted, st.archived_count,
+            type(lines) == "number" and n(lines, "line") or lines .. " lines",
+            st.message_count,
+            st.replaced_count == 1 and "1 summary"
+              or ("%d summaries"):format(st.replaced_count),
+            n(warnings, "warning")))
   print(("history starts with: %s"):format(first and first.role or "nothing"))
   print("system prompt kept; groups whole; check ok")
   if not keep_archive then remove(archive) end

@@ -264,8 +264,10 @@ static int read_options(lua_State *L, int arg, int oi, int self, lstore *ls,
     o->on_evict = mg_lstore_evict_cb;
     o->on_evict_ud = ls;
   }
-  ls->has_estimator =
-      lua_getiuservalue(L, self, MG_LSTORE_UV_ESTIMATOR) == LUA_TFUNCTION;
+  if (lua_getiuservalue(L, self, MG_LSTORE_UV_ESTIMATOR) == LUA_TFUNCTION) {
+    o->estimate_tokens = mg_lstore_estimate_cb; /* the core calls it */
+    o->estimate_ud = ls;
+  }
   lua_pop(L, 4);
   return 0;
 }
@@ -382,30 +384,8 @@ static int l_add(lua_State *L) {
     return luaL_argerror(L, 2, err);
   if (kind == MG_LPARSE_INVALID)
     return mg_lua_fail(L, -EINVAL, err);
-  if (!m.in.has_tokens && ls->has_estimator) {
-    uint64_t tokens;
-    char e2[300];
-    int rc = mg_lstore_estimate(L, ls, 1, m.in.content, m.in.content_len,
-                                &tokens, e2, sizeof e2);
-    if (rc < 0) {
-      lua_settop(L, 2);
-      return mg_lua_failf(L, rc, "store '%s': estimator failed: %s", ls->name,
-                          e2);
-    }
-    if (ls->s == NULL || ls->closing) /* the estimator closed it */
-      return luaL_error(L, "store '%s' is closed", ls->name);
-    /* read again: the estimator may have changed the table */
-    lua_settop(L, 2);
-    kind = mg_lstore_parse_msg(L, 2, keys, &m, err, sizeof err);
-    if (kind == MG_LPARSE_MISUSE)
-      return luaL_argerror(L, 2, err);
-    if (kind == MG_LPARSE_INVALID)
-      return mg_lua_fail(L, -EINVAL, err);
-    if (!m.in.has_tokens) {
-      m.in.has_tokens = 1;
-      m.in.tokens = tokens;
-    }
-  }
+  /* the estimator (if any) runs inside mg_store_add, on the strings read
+   * above, which the message table keeps alive */
   uint64_t id;
   mg_store_error e;
   lcall c;
@@ -728,8 +708,9 @@ static int l_store_tostring(lua_State *L) {
   if (ls->s == NULL || ls->closing)
     lua_pushfstring(L, "mg.store '%s' (closed)", ls->name);
   else
-    lua_pushfstring(L, "mg.store '%s' (%I messages)", ls->name,
-                    (lua_Integer)mg_store_len(ls->s));
+    lua_pushfstring(L, "mg.store '%s' (%I message%s)", ls->name,
+                    (lua_Integer)mg_store_len(ls->s),
+                    mg_store_len(ls->s) == 1 ? "" : "s");
   return 1;
 }
 

@@ -81,9 +81,23 @@ static int est_tramp(lua_State *L) {
   return 0;
 }
 
-int mg_lstore_estimate(lua_State *L, mg_lstore *ls, int self,
-                       const void *content, size_t len, uint64_t *out,
-                       char *err, size_t err_len) {
+static int estimate(lua_State *L, mg_lstore *ls, int self, const void *content,
+                    size_t len, uint64_t *out, char *err, size_t err_len);
+
+/* mg_store_estimate_fn: called by the core inside a call into the store
+ * made from Lua (an add, a strategy's replacement, a load), in the frame
+ * that set ls->self; never raises. */
+int mg_lstore_estimate_cb(void *ud, const mg_store_input *in, uint64_t *tokens,
+                          char *err, size_t err_len) {
+  mg_lstore *ls = ud;
+  if (ls->L == NULL)
+    return mg_errf(err, err_len, MG_ESTRATEGY, "no Lua stack to run it on");
+  return estimate(ls->L, ls, ls->self, in->content, in->content_len, tokens,
+                  err, err_len);
+}
+
+static int estimate(lua_State *L, mg_lstore *ls, int self, const void *content,
+                    size_t len, uint64_t *out, char *err, size_t err_len) {
   est_call ec = {content, len, 0, 0, ""};
   char what[MG_NAME_MAX + 32];
   mg_lua_failure f;
@@ -254,13 +268,12 @@ static int strat_apply(lua_State *L, strat_call *sc, int self, int ids,
     int kind = mg_lstore_parse_msg(L, repl, sc->ls->keys, &m, err, sizeof err);
     if (kind != MG_LPARSE_OK)
       return strat_fail(sc, "its replacement message is invalid: %s", err);
-    if (!m.in.has_tokens && sc->ls->has_estimator) {
-      if (mg_lstore_estimate(L, sc->ls, self, m.in.content, m.in.content_len,
-                             &m.in.tokens, err, sizeof err) < 0)
-        return strat_fail(sc, "estimating its replacement: %s", err);
-      m.in.has_tokens = 1;
-    }
+    /* the core estimates a replacement without tokens: here, in this
+     * trampoline's frame, where the store is at `self` */
+    int saved = sc->ls->self;
+    sc->ls->self = self;
     mg_store_plan_replace(sc->plan, &m.in); /* errors poison the plan */
+    sc->ls->self = saved;
   } else if (t != LUA_TNIL) {
     return strat_fail(sc,
                       "its second result (the replacement) must be a message "

@@ -285,8 +285,9 @@ static int l_view_newindex(lua_State *L) {
 static int l_view_tostring(lua_State *L) {
   lview *v = mg_lua_check_self(L, MG_LSTORE_VIEW_MT, "__tostring");
   if (v->valid)
-    lua_pushfstring(L, "mg.store.view '%s' (%d messages)", mg_store_name(v->s),
-                    (int)mg_store_len(v->s));
+    lua_pushfstring(L, "mg.store.view '%s' (%I message%s)", mg_store_name(v->s),
+                    (lua_Integer)mg_store_len(v->s),
+                    mg_store_len(v->s) == 1 ? "" : "s");
   else
     lua_pushliteral(L, "mg.store.view (expired)");
   return 1;

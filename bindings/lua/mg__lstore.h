@@ -65,7 +65,6 @@ typedef struct mg_lstore {
   int self;        /* stack index of this userdata in L during that call */
   int depth;       /* calls into the store in progress */
   int closing;     /* closed during a call: freed when depth drops to 0 */
-  int has_estimator;
   char name[MG_NAME_MAX + 1];
   char strategy_name[64];
   const mg_lstore_keys *keys;
@@ -121,11 +120,10 @@ void mg_lstore_warn_cb(void *ud, mg_store *store, mg_store_warn_kind kind,
  * for anything else (argument `arg`). */
 void mg_lstore_resolve_strategy(lua_State *L, int arg, int v, char *name,
                                 size_t len);
-/* Run the store's Lua estimator on `content`: 0 with *out, or a negative
- * code with err. Never raises. */
-int mg_lstore_estimate(lua_State *L, mg_lstore *ls, int self,
-                       const void *content, size_t len, uint64_t *out,
-                       char *err, size_t err_len);
+/* mg_store_estimate_fn: the store's Lua estimator, run by the core on the
+ * message's content (0 with *tokens, or a negative code with err). */
+int mg_lstore_estimate_cb(void *ud, const mg_store_input *in, uint64_t *tokens,
+                          char *err, size_t err_len);
 
 /* ---- lmg_store_view.c */
 

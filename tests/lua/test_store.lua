@@ -401,6 +401,31 @@ function TestStoreApi:test_failing_estimator_fails_the_add_only()
   assert(ctx:add{ content = "fine" })
 end
 
+function TestStoreApi:test_estimator_results_are_quoted_or_rounded_up()
+  local give
+  local ctx = assert(mg.store{ estimator = function() return give end })
+  local before = dump(ctx)
+  for value, quoted in pairs { [-1] = "got -1", [2 ^ 70] = "got 1.1805916207174113e+21",
+                                [-0.5] = "got -0.5" } do
+    give = value
+    local id, err, code = ctx:add{ content = "x" }
+    lu.assertNil(id)
+    lu.assertStrContains(err, quoted)
+    lu.assertEquals(code, "ESTRATEGY")
+  end
+  give = 0 / 0
+  local id, err = ctx:add{ content = "x" }
+  lu.assertNil(id)
+  lu.assertStrMatches(err, ".*got %-?nan$")
+  lu.assertEquals(dump(ctx), before)
+  give = 2.25 -- a fraction rounds up
+  id = assert(ctx:add{ content = "x" })
+  lu.assertEquals(ctx:get(id).tokens, 3)
+  give = 7 -- tokens given by the caller win over the estimator
+  id = assert(ctx:add{ content = "x", tokens = 1 })
+  lu.assertEquals(ctx:get(id).tokens, 1)
+end
+
 function TestStoreApi:test_close_gc_and_to_be_closed()
   local ref
   do
