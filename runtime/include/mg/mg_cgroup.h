@@ -1,6 +1,7 @@
 /* mg_cgroup.h — cgroup v1 and v2 memory controller: detection, the
  * effective limit of this process, writability, and child groups
- * (core layer).
+ * (core layer). Detection is implemented in mg_cgroup_detect.c, child
+ * groups in mg_cgroup.c.
  */
 #ifndef MG_CGROUP_H
 #define MG_CGROUP_H
@@ -46,8 +47,9 @@ const char *mg_cgroup_version_name(mg_cgroup_version v);
 int mg_cgroup_detect(const mg_paths *paths, mg_cgroup_info *out, char *err,
                      size_t err_len);
 
-/* Group names: 1..64 bytes of [A-Za-z0-9._-], not "." or "..", no "/".
- * -EINVAL with err quoting the name and saying what is accepted. */
+/* Group names follow mg_name_check (1..64 bytes of [A-Za-z0-9._-], not
+ * "." or "..", so never a "/"). -EINVAL with err ("cgroup name: …")
+ * quoting the name and saying what is accepted. */
 int mg_cgroup_validate_name(const char *name, char *err, size_t err_len);
 
 /* Can a child group with a memory limit be created under `parent_dir`
