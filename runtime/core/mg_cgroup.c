@@ -153,9 +153,55 @@ static int cg__rmdir(const char *dir) {
   }
 }
 
+/* Copy a directory name with a truncation check. */
+static int cg__copy_dir(char *out, size_t len, const char *dir) {
+  size_t n = strlen(dir);
+  if (n >= len)
+    return -ENAMETOOLONG;
+  memcpy(out, dir, n + 1);
+  return 0;
+}
+
 static const char *cg__parent(const mg_cgroup_info *info,
                               const char *parent_dir) {
   return parent_dir && *parent_dir ? parent_dir : info->dir;
+}
+
+int mg_cgroup_check_parent(const mg_cgroup_info *info, const char *what,
+                           const char *dir, char *err, size_t err_len) {
+  if (!what)
+    what = "cgroup parent";
+  if (!info || !dir || !*dir)
+    return mg_errf(err, err_len, -EINVAL, "%s: a directory is required", what);
+  struct stat st;
+  if (stat(dir, &st) < 0) {
+    int rc = -errno;
+    if (rc == -ENOENT)
+      return mg_errf(err, err_len, rc, "%s: '%s' does not exist", what, dir);
+    return mg_errf(err, err_len, rc, "%s: cannot use '%s': %s", what, dir,
+                   mg_strerror(rc));
+  }
+  if (!S_ISDIR(st.st_mode))
+    return mg_errf(err, err_len, -ENOTDIR, "%s: '%s' is not a directory", what,
+                   dir);
+  if (info->version != MG_CGROUP_V1 && info->version != MG_CGROUP_V2)
+    return mg_errf(err, err_len, MG_ENOTSUP,
+                   "%s: '%s' cannot hold memory-limited groups: no cgroup "
+                   "memory controller is mounted",
+                   what, dir);
+  /* component-wise, after resolving links and "..": */
+  char real_dir[PATH_MAX], real_mount[PATH_MAX];
+  const char *d = realpath(dir, real_dir) ? real_dir : dir;
+  const char *m = realpath(info->mount, real_mount) ? real_mount : info->mount;
+  if (!mg__cg_under(d, m))
+    return mg_errf(err, err_len, -EINVAL,
+                   "%s: '%s' is not inside the cgroup %s memory hierarchy "
+                   "(mounted at %s)",
+                   what, dir, mg_cgroup_version_name(info->version),
+                   info->mount);
+  if (err && err_len)
+    err[0] = '\0';
+  return 0;
 }
 
 int mg_cgroup_probe_writable(const mg_cgroup_info *info, const char *parent_dir,
@@ -259,6 +305,35 @@ int mg_cgroup_create(const mg_cgroup_info *info, const char *parent_dir,
   *out = cg;
   if (err && err_len)
     err[0] = '\0';
+  return 0;
+}
+
+int mg_cgroup_open(mg_cgroup_version version, const char *dir, mg_cgroup **out,
+                   char *err, size_t err_len) {
+  if (!out || !dir || (version != MG_CGROUP_V1 && version != MG_CGROUP_V2))
+    return mg_errf(err, err_len, -EINVAL,
+                   "mg_cgroup_open: a version (v1, v2), a directory and out "
+                   "are required");
+  *out = NULL;
+  struct stat st;
+  if (stat(dir, &st) < 0) {
+    int rc = -errno;
+    return mg_errf(err, err_len, rc, "cannot open cgroup %s: %s", dir,
+                   mg_strerror(rc));
+  }
+  if (!S_ISDIR(st.st_mode))
+    return mg_errf(err, err_len, -ENOTDIR,
+                   "cannot open cgroup %s: not a directory", dir);
+  mg_cgroup *cg = calloc(1, sizeof *cg);
+  if (!cg)
+    return mg_errf(err, err_len, -ENOMEM, "out of memory");
+  cg->version = version;
+  int rc = cg__copy_dir(cg->dir, sizeof cg->dir, dir);
+  if (rc < 0) {
+    free(cg);
+    return mg_errf(err, err_len, rc, "path too long: %s", dir);
+  }
+  *out = cg;
   return 0;
 }
 
@@ -398,16 +473,19 @@ static int cg__stat_text(const mg_cgroup *cg, const char *file, char **text,
   return 0;
 }
 
-/* Look up `key` in a key-value file's text; absent keys read as 0. */
+/* Look up `key` in a key-value file's text; absent keys read as 0, and
+ * *present (may be NULL) says whether the line was there. */
 static int cg__stat_kv(const char *text, const char *key, uint64_t *out,
-                       const mg_cgroup *cg, const char *file, char *err,
-                       size_t err_len) {
+                       int *present, const mg_cgroup *cg, const char *file,
+                       char *err, size_t err_len) {
   *out = 0;
   int rc = cg__kv_get(text, key, out);
   if (rc < 0)
     return mg_errf(err, err_len, MG_EPARSE,
                    "malformed %s/%s: the \"%s\" line is not \"%s <number>\"",
                    cg->dir, file, key, key);
+  if (present)
+    *present = rc == 1;
   return 0;
 }
 
@@ -432,7 +510,7 @@ static int cg__stats_v1(mg_cgroup *cg, mg_cgroup_stats *out, char *err,
   char *text = NULL;
   rc = cg__stat_text(cg, "memory.oom_control", &text, err, err_len);
   if (rc == 0) /* "oom_kill N" since Linux 4.13; absent reads as 0 */
-    rc = cg__stat_kv(text, "oom_kill", &out->oom_kills, cg,
+    rc = cg__stat_kv(text, "oom_kill", &out->oom_kills, &out->has_oom_kill, cg,
                      "memory.oom_control", err, err_len);
   free(text);
   return rc;
@@ -458,15 +536,17 @@ static int cg__stats_v2(mg_cgroup *cg, mg_cgroup_stats *out, char *err,
   uint64_t low;
   rc = cg__stat_text(cg, ev, &text, err, err_len);
   if (rc == 0)
-    rc = cg__stat_kv(text, "low", &low, cg, ev, err, err_len);
+    rc = cg__stat_kv(text, "low", &low, NULL, cg, ev, err, err_len);
   if (rc == 0)
-    rc = cg__stat_kv(text, "high", &out->high_events, cg, ev, err, err_len);
+    rc = cg__stat_kv(text, "high", &out->high_events, NULL, cg, ev, err,
+                     err_len);
   if (rc == 0)
-    rc = cg__stat_kv(text, "max", &out->max_events, cg, ev, err, err_len);
+    rc = cg__stat_kv(text, "max", &out->max_events, NULL, cg, ev, err, err_len);
   if (rc == 0)
-    rc = cg__stat_kv(text, "oom", &out->oom_events, cg, ev, err, err_len);
+    rc = cg__stat_kv(text, "oom", &out->oom_events, NULL, cg, ev, err, err_len);
   if (rc == 0)
-    rc = cg__stat_kv(text, "oom_kill", &out->oom_kills, cg, ev, err, err_len);
+    rc = cg__stat_kv(text, "oom_kill", &out->oom_kills, &out->has_oom_kill, cg,
+                     ev, err, err_len);
   free(text);
   return rc;
 }
