@@ -1,5 +1,6 @@
 /* mg__sup.h — internals of the supervisor layer shared by its files
- * (mg_sup.c: the supervisor, reaping, restarts, shutdown; mg_sup_exec.c:
+ * (mg_sup.c: the supervisor, spawning, the lifetime of children, shutdown;
+ * mg_sup_run.c: sampling, reaping, restarts, stop; mg_sup_exec.c:
  * validation and the fork/exec step; mg_sup_classify.c: why a run ended).
  * Not installed; tests include it to reach mg__sup_classify.
  */
@@ -139,6 +140,19 @@ size_t mg__sup_tree(const char *proc_root, pid_t root, pid_t *out, size_t cap);
 unsigned long long mg__sup_start_time(pid_t pid);
 
 uint64_t mg__sup_now_ms(void);
+
+/* mg_sup.c: no further run of `c` (close its handles, then on_close);
+ * reference the SIGCHLD handle only while some child runs. */
+void mg__sup_child_close(mg_child *c);
+void mg__sup_update_ref(mg_sup *sup);
+
+/* mg_sup_run.c: sample `c` now (-ESRCH when not running); a run has been
+ * exec'd (reset its state, start sampling, log); SIGCHLD arrived; SIGKILL
+ * the run's whole tree, process group and cgroup. */
+int mg__sup_sample(mg_child *c, mg_child_sample *s, char *err, size_t err_len);
+void mg__sup_run_started(mg_child *c);
+void mg__sup_on_sigchld(uv_signal_t *h, int signum);
+void mg__sup_kill_hard(mg_child *c);
 
 /* Kill what is left in the run's group, read nothing, remove it; a group
  * that cannot be removed is kept in c->cg_leftover for a later retry. */

@@ -29,6 +29,8 @@
 
 #include "mg__sup.h"
 
+#define SUP__KILL_WAIT_MS 1000 /* mg_cgroup_kill_all's wait at run end */
+
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -710,6 +712,32 @@ fail:
   if (c->cg)
     mg__sup_cgroup_drop(c);
   return rc;
+}
+
+/* ------------------------------------------------------------ cgroups */
+
+void mg__sup_cgroup_drop(mg_child *c) {
+  mg_cgroup **slot = c->cg ? &c->cg : &c->cg_leftover;
+  mg_cgroup *cg = *slot;
+  if (!cg)
+    return;
+  char e[PATH_MAX + 256];
+  mg_cgroup_kill_all(cg, SUP__KILL_WAIT_MS);
+  int rc = mg_cgroup_remove(cg, e, sizeof e);
+  mg_log_field f[] = {MG_LF_STR("name", c->name),
+                      MG_LF_STR("dir", mg_cgroup_dir(cg)),
+                      MG_LF_STR("error", e)};
+  if (rc < 0) {
+    mg_log(c->sup->log, MG_LOG_ERROR, "cgroup_remove_failed", f, 3);
+    *slot = NULL;
+    if (c->cg_leftover && c->cg_leftover != cg)
+      mg_cgroup_free(c->cg_leftover);
+    c->cg_leftover = cg;
+    return;
+  }
+  mg_log(c->sup->log, MG_LOG_DEBUG, "cgroup_removed", f, 2);
+  *slot = NULL;
+  mg_cgroup_free(cg);
 }
 
 /* ------------------------------------------------------ process trees */
