@@ -156,16 +156,21 @@ static void sup__check(mg_sup *sup);
 
 /* --------------------------------------------------------- lifetime */
 
+/* The one way a child goes (a failed spawn, a released child once
+ * closed, mg_sup_free): out of the list if it is in it, its groups
+ * dropped, everything it owns freed. */
 static void sup__child_free(mg_child *c) {
   mg_sup *sup = c->sup;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    sup->head = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  else
-    sup->tail = c->prev;
+  if (c->prev || sup->head == c) {
+    if (c->prev)
+      c->prev->next = c->next;
+    else
+      sup->head = c->next;
+    if (c->next)
+      c->next->prev = c->prev;
+    else
+      sup->tail = c->prev;
+  }
   if (c->cg)
     mg__sup_cgroup_drop(c);
   if (c->cg_leftover) {
@@ -430,20 +435,15 @@ static int sup__sigchld_start(mg_sup *sup, char *err, size_t err_len) {
   return 0;
 }
 
-int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
-                   const mg_child_events *ev, mg_child **out, char *err,
-                   size_t err_len) {
-  if (out)
-    *out = NULL;
-  mg_enforce enforce;
-  char *path = NULL;
-  int rc = mg__sup_validate(sup, o, &enforce, &path, err, err_len);
-  if (rc < 0)
-    return rc;
+/* A child with deep copies of the options (it owns `path` from here on),
+ * not yet in the list; NULL when out of memory. */
+static mg_child *sup__child_new(mg_sup *sup, const mg_child_opts *o,
+                                mg_enforce enforce, char *path,
+                                const mg_child_events *ev) {
   mg_child *c = calloc(1, sizeof *c);
   if (!c) {
     free(path);
-    return mg_errf(err, err_len, -ENOMEM, "spawn: out of memory");
+    return NULL;
   }
   int ok = 1;
   c->sup = sup;
@@ -461,14 +461,8 @@ int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
   if (!ok || (o->cwd && !c->cwd) ||
       (o->stdout_mode == MG_STDIO_FILE && !c->stdout_path) ||
       (o->stderr_mode == MG_STDIO_FILE && !c->stderr_path)) {
-    sup__vfree(c->argv);
-    sup__vfree(c->env);
-    free(c->cwd);
-    free(c->stdout_path);
-    free(c->stderr_path);
-    free(c->path);
-    free(c);
-    return mg_errf(err, err_len, -ENOMEM, "spawn: out of memory");
+    sup__child_free(c);
+    return NULL;
   }
   c->enforce = enforce;
   c->limit_bytes = o->limit_bytes;
@@ -488,18 +482,27 @@ int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
   if (ev)
     c->ev = *ev;
   c->out_start = c->err_start = -1;
+  return c;
+}
 
+int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
+                   const mg_child_events *ev, mg_child **out, char *err,
+                   size_t err_len) {
+  if (out)
+    *out = NULL;
+  mg_enforce enforce;
+  char *path = NULL;
+  int rc = mg__sup_validate(sup, o, &enforce, &path, err, err_len);
+  if (rc < 0)
+    return rc;
+  mg_child *c = sup__child_new(sup, o, enforce, path, ev);
+  if (!c)
+    return mg_errf(err, err_len, -ENOMEM, "spawn: out of memory");
   rc = sup__sigchld_start(sup, err, err_len);
   if (rc == 0)
     rc = mg__sup_exec(c, err, err_len);
   if (rc < 0) {
-    sup__vfree(c->argv);
-    sup__vfree(c->env);
-    free(c->cwd);
-    free(c->stdout_path);
-    free(c->stderr_path);
-    free(c->path);
-    free(c);
+    sup__child_free(c);
     return rc;
   }
   /* Running: from here on it is one of ours. */
