@@ -1,7 +1,8 @@
 /* mg__sup.h — internals of the supervisor layer shared by its files
  * (mg_sup.c: the supervisor, spawning, the lifetime of children, shutdown;
- * mg_sup_run.c: sampling, reaping, restarts, stop; mg_sup_exec.c:
- * validation and the fork/exec step; mg_sup_classify.c: why a run ended).
+ * mg_sup_run.c: sampling, reaping, restarts, stop; mg_sup_validate.c:
+ * validation of a spawn; mg_sup_exec.c: the fork/exec step;
+ * mg_sup_classify.c: why a run ended).
  * Not installed; tests include it to reach mg__sup_classify.
  */
 #ifndef MG__SUP_H
@@ -124,7 +125,7 @@ const char *mg__sup_find_marker(const char *text, size_t len);
 /* "SIGKILL"-style name of a signal (static string). */
 const char *mg__sup_signame(int sig);
 
-/* Deep-copied options of a spawn; see mg_sup_exec.c. */
+/* Validate the options of a spawn; see mg_sup_validate.c. */
 int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
                      char **path, char *err, size_t err_len);
 

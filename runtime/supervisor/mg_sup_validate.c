@@ -1,0 +1,302 @@
+/* mg_sup_validate.c — validation of a spawn (supervisor layer): every
+ * option, the name, argv[0] resolved through PATH in the parent (like
+ * execvp), the working directory and the output files, before anything
+ * is started. The fork/exec step is in mg_sup_exec.c.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mg__sup.h"
+
+#define SUP__DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+static int sup__name_char(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+         (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+}
+
+static int sup__check_name(mg_sup *sup, const char *name, char *err,
+                           size_t err_len) {
+  static const char accepted[] =
+      "1 to 64 characters from A-Z a-z 0-9 . _ - (not \".\" or \"..\")";
+  if (!name || !*name)
+    return mg_errf(err, err_len, -EINVAL, "name: required: %s", accepted);
+  size_t n = strlen(name);
+  int ok = n <= 64 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+  for (size_t i = 0; ok && i < n; i++)
+    ok = sup__name_char(name[i]);
+  if (!ok)
+    return mg_errf(err, err_len, -EINVAL, "name: invalid name '%.80s%s': %s",
+                   name, n > 80 ? "..." : "", accepted);
+  for (mg_child *c = sup->head; c; c = c->next)
+    if (!c->closed && strcmp(c->name, name) == 0)
+      return mg_errf(err, err_len, -EEXIST,
+                     "name: a process named '%s' is already supervised "
+                     "(names must be unique)",
+                     name);
+  return 0;
+}
+
+/* The value of `key` in opts env (last wins), else in environ. */
+static const char *sup__env_get(char *const *env, const char *key) {
+  size_t kl = strlen(key);
+  const char *found = NULL;
+  for (size_t i = 0; env && env[i]; i++)
+    if (strncmp(env[i], key, kl) == 0 && env[i][kl] == '=')
+      found = env[i] + kl + 1;
+  return found ? found : getenv(key);
+}
+
+/* An absolute path for `p`: as is, or under `base` (cwd option or our
+ * working directory). Caller frees. */
+static char *sup__absolute(const char *p, const char *base) {
+  if (p[0] == '/')
+    return strdup(p);
+  char here[PATH_MAX];
+  if (!base || base[0] != '/') {
+    if (!getcwd(here, sizeof here))
+      return NULL;
+    if (base) { /* a relative cwd option: under our working directory */
+      size_t hl = strlen(here);
+      if (snprintf(here + hl, sizeof here - hl, "/%s", base) >=
+          (int)(sizeof here - hl))
+        return NULL;
+    }
+    base = here;
+  }
+  size_t len = strlen(base) + strlen(p) + 2;
+  char *out = malloc(len);
+  if (out)
+    snprintf(out, len, "%s/%s", base, p);
+  return out;
+}
+
+/* Resolve argv[0] like execvp, in the parent: *path gets an absolute path
+ * (caller frees). */
+static int sup__resolve(const char *prog, char *const *env, const char *cwd,
+                        char **path, char *err, size_t err_len) {
+  struct stat st;
+  *path = NULL;
+  if (strchr(prog, '/')) {
+    char *p = sup__absolute(prog, cwd);
+    if (!p)
+      return mg_errf(err, err_len, -ENOMEM, "cmd: path of '%s' too long", prog);
+    int rc = 0;
+    if (stat(p, &st) < 0)
+      rc = mg_errf(err, err_len, -errno, "cmd: program '%s' not found (%s)",
+                   prog, strerror(errno));
+    else if (S_ISDIR(st.st_mode))
+      rc = mg_errf(err, err_len, -EISDIR, "cmd: '%s' is a directory", prog);
+    else if (access(p, X_OK) < 0)
+      rc = mg_errf(err, err_len, -EACCES,
+                   "cmd: program '%s' is not "
+                   "executable",
+                   prog);
+    if (rc < 0) {
+      free(p);
+      return rc;
+    }
+    *path = p;
+    return 0;
+  }
+  const char *search = sup__env_get(env, "PATH");
+  if (!search || !*search)
+    search = SUP__DEFAULT_PATH;
+  char *not_exec = NULL;
+  for (const char *d = search;;) {
+    size_t dl = strcspn(d, ":");
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%.*s", (int)(dl ? dl : 1), dl ? d : ".");
+    char cand[PATH_MAX];
+    if (snprintf(cand, sizeof cand, "%s/%s", dir, prog) < (int)sizeof cand &&
+        stat(cand, &st) == 0 && !S_ISDIR(st.st_mode)) {
+      if (access(cand, X_OK) == 0) {
+        free(not_exec);
+        *path = sup__absolute(cand, NULL);
+        if (!*path)
+          return mg_errf(err, err_len, -ENOMEM, "cmd: path of '%s' too long",
+                         prog);
+        return 0;
+      }
+      if (!not_exec)
+        not_exec = strdup(cand);
+    }
+    if (!d[dl])
+      break;
+    d += dl + 1;
+  }
+  int rc;
+  if (not_exec)
+    rc = mg_errf(err, err_len, -EACCES,
+                 "cmd: program '%s' found at %s but it is not executable", prog,
+                 not_exec);
+  else
+    rc = mg_errf(err, err_len, -ENOENT,
+                 "cmd: program '%s' not found in PATH (%s)", prog, search);
+  free(not_exec);
+  return rc;
+}
+
+/* Can the supervisor append to `path` (checked without creating it)? */
+static int sup__check_out(const char *field, mg_stdio mode, const char *path,
+                          char *err, size_t err_len) {
+  if (mode == MG_STDIO_INHERIT || mode == MG_STDIO_NULL)
+    return 0;
+  if (mode != MG_STDIO_FILE)
+    return mg_errf(err, err_len, -EINVAL,
+                   "%s: unknown mode %d (inherit, null or a file path)", field,
+                   (int)mode);
+  if (!path || !*path)
+    return mg_errf(err, err_len, -EINVAL,
+                   "%s: a file path is required with MG_STDIO_FILE", field);
+  struct stat st;
+  if (stat(path, &st) == 0) {
+    if (S_ISDIR(st.st_mode))
+      return mg_errf(err, err_len, -EISDIR, "%s: '%s' is a directory", field,
+                     path);
+    if (access(path, W_OK) < 0)
+      return mg_errf(err, err_len, -errno, "%s: cannot write '%s': %s", field,
+                     path, strerror(errno));
+    return 0;
+  }
+  if (errno != ENOENT)
+    return mg_errf(err, err_len, -errno, "%s: cannot use '%s': %s", field, path,
+                   strerror(errno));
+  char dir[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  if (!slash)
+    snprintf(dir, sizeof dir, ".");
+  else if (slash == path)
+    snprintf(dir, sizeof dir, "/");
+  else
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  if (access(dir, W_OK | X_OK) < 0)
+    return mg_errf(err, err_len, -errno,
+                   "%s: cannot create '%s': directory '%s': %s", field, path,
+                   dir, strerror(errno));
+  return 0;
+}
+
+int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
+                     char **path, char *err, size_t err_len) {
+  if (path)
+    *path = NULL;
+  if (!sup || !o)
+    return mg_errf(err, err_len, -EINVAL,
+                   "spawn: supervisor and options are "
+                   "required");
+  if (sup->shutting_down || sup->free_requested)
+    return mg_errf(err, err_len, -ECANCELED,
+                   "spawn: the supervisor is shutting down");
+  int rc = sup__check_name(sup, o->name, err, err_len);
+  if (rc < 0)
+    return rc;
+  if (!o->argv || !o->argv[0])
+    return mg_errf(err, err_len, -EINVAL,
+                   "cmd: required: the program and its arguments");
+  if (!o->argv[0][0])
+    return mg_errf(err, err_len, -EINVAL, "cmd: the program name is empty");
+  if (o->cwd) {
+    struct stat st;
+    if (!*o->cwd)
+      return mg_errf(err, err_len, -EINVAL, "cwd: empty path");
+    if (stat(o->cwd, &st) < 0)
+      return mg_errf(err, err_len, -errno, "cwd: '%s': %s", o->cwd,
+                     strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+      return mg_errf(err, err_len, -ENOTDIR, "cwd: '%s' is not a directory",
+                     o->cwd);
+    if (access(o->cwd, X_OK) < 0)
+      return mg_errf(err, err_len, -errno, "cwd: cannot enter '%s': %s", o->cwd,
+                     strerror(errno));
+  }
+  for (size_t i = 0; o->env && o->env[i]; i++) {
+    const char *eq = strchr(o->env[i], '=');
+    if (!eq || eq == o->env[i])
+      return mg_errf(err, err_len, -EINVAL,
+                     "env: entry '%.80s' is not KEY=VALUE", o->env[i]);
+  }
+
+  if ((int)o->enforce < MG_ENFORCE_AUTO || o->enforce > MG_ENFORCE_NONE)
+    return mg_errf(err, err_len, -EINVAL,
+                   "enforce: unknown mode %d (auto, cgroup, data, as, none)",
+                   (int)o->enforce);
+  if (o->limit_bytes > MG_SIZE_MAX)
+    return mg_errf(err, err_len, MG_ERANGE_SIZE,
+                   "limit: %" PRIu64 " bytes is more than 2^63-1",
+                   o->limit_bytes);
+  mg_enforce e = o->enforce;
+  if (e == MG_ENFORCE_AUTO)
+    e = o->limit_bytes ? sup->auto_enforce : MG_ENFORCE_NONE;
+  if (e != MG_ENFORCE_NONE && o->limit_bytes == 0)
+    return mg_errf(err, err_len, -EINVAL, "limit: required with enforce=%s",
+                   mg_enforce_name(e));
+  if (e == MG_ENFORCE_CGROUP) {
+    if (!sup->cg_writable)
+      return mg_errf(err, err_len, MG_ENOTSUP,
+                     "enforce: cgroup not available here: %s", sup->cg_reason);
+    char group[160];
+    int gl = snprintf(group, sizeof group, "%s-%ld-%s", sup->prefix,
+                      (long)sup->self_pid, o->name);
+    if (gl > 64)
+      return mg_errf(err, err_len, -ENAMETOOLONG,
+                     "name: '%s' makes the cgroup name '%s' longer than 64 "
+                     "characters; use a shorter name",
+                     o->name, group);
+  }
+  if (e == MG_ENFORCE_DATA && !sup->rl.data_enforced)
+    return mg_errf(err, err_len, MG_ENOTENFORCED,
+                   "enforce: data (RLIMIT_DATA) is not enforced here: %s",
+                   sup->rl.data_reason);
+  if (e == MG_ENFORCE_AS && !sup->rl.as_enforced)
+    return mg_errf(err, err_len, MG_ENOTENFORCED,
+                   "enforce: as (RLIMIT_AS) is not enforced here: %s",
+                   sup->rl.as_reason);
+  if (!(o->warn_at >= 0 && o->warn_at <= 1))
+    return mg_errf(err, err_len, -EINVAL,
+                   "warn_at: must be a fraction of the limit in (0, 1] (0: "
+                   "no warn events), got %g",
+                   o->warn_at);
+  if (o->sample_ms > 0 && o->sample_ms < MG_SUP_MIN_SAMPLE_MS)
+    return mg_errf(err, err_len, -EINVAL,
+                   "sample_ms: must be 0 (no sampling) or at least %d, got "
+                   "%" PRIu64,
+                   MG_SUP_MIN_SAMPLE_MS, o->sample_ms);
+  if ((int)o->restart < MG_RESTART_NO || o->restart > MG_RESTART_ALWAYS)
+    return mg_errf(err, err_len, -EINVAL,
+                   "restart: unknown policy %d (no, on-failure, always)",
+                   (int)o->restart);
+  if (o->max_restarts < -1)
+    return mg_errf(err, err_len, -EINVAL,
+                   "max_restarts: must be -1 (unlimited) or >= 0, got %d",
+                   o->max_restarts);
+  uint64_t bo = o->backoff_ms ? o->backoff_ms : MG_SUP_BACKOFF_MS;
+  if (o->backoff_max_ms && o->backoff_max_ms < bo)
+    return mg_errf(err, err_len, -EINVAL,
+                   "backoff_max_ms: %" PRIu64 " is below backoff_ms %" PRIu64,
+                   o->backoff_max_ms, bo);
+  rc = sup__check_out("stdout", o->stdout_mode, o->stdout_path, err, err_len);
+  if (rc == 0)
+    rc = sup__check_out("stderr", o->stderr_mode, o->stderr_path, err, err_len);
+  if (rc < 0)
+    return rc;
+  char *p = NULL;
+  rc = sup__resolve(o->argv[0], o->env, o->cwd, &p, err, err_len);
+  if (rc < 0)
+    return rc;
+  if (path)
+    *path = p;
+  else
+    free(p);
+  if (enforce)
+    *enforce = e;
+  if (err && err_len)
+    err[0] = '\0';
+  return 0;
+}
