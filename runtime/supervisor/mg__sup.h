@@ -78,7 +78,7 @@ struct mg_child {
    * group (setsid, double forks) are reparented away the moment the main
    * process exits, so they are remembered here to be killed with it. */
   pid_t *stop_tree;
-  unsigned long long *stop_tree_start;
+  uint64_t *stop_tree_start;
   size_t stop_tree_n;
   unsigned round;
   int handles_open;
@@ -88,7 +88,6 @@ struct mg_child {
   mg_cgroup *cg;            /* the run's group (cgroup mode) */
   mg_cgroup *cg_leftover;   /* a group whose removal failed: retried */
   mg_cgroup_stats cg_start; /* counters when the run started */
-  int cg_has_oom_kill;      /* v1 memory.oom_control lists oom_kill */
   int warn_armed;
   uint64_t max_used_bytes; /* highest sampled `used_bytes` of the run */
   uint64_t last_hwm_bytes;
@@ -122,8 +121,9 @@ void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e);
 /* The allocation-failure texts looked for in a run's output, lowercase. */
 const char *mg__sup_find_marker(const char *text, size_t len);
 
-/* "SIGKILL"-style name of a signal (static string). */
-const char *mg__sup_signame(int sig);
+/* "SIGKILL"-style name of a signal (mg_signal_name with the prefix), or
+ * "signal" for a number without a name; written to buf, returned. */
+const char *mg__sup_signame(int sig, char *buf, size_t len);
 
 /* Validate the options of a spawn; see mg_sup_validate.c. */
 int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
@@ -132,13 +132,6 @@ int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
 /* Start one run of `c` (fork, set up, exec). 0, or a negative code with a
  * message naming the field in err; nothing is left running on failure. */
 int mg__sup_exec(mg_child *c, char *err, size_t err_len);
-
-/* The child's process tree (children files under /proc/<pid>/task), up to
- * `cap` pids, the root first. Returns the count. */
-size_t mg__sup_tree(const char *proc_root, pid_t root, pid_t *out, size_t cap);
-/* Start time of `pid` (clock ticks since boot, field 22 of stat); 0 when
- * it is gone. */
-unsigned long long mg__sup_start_time(pid_t pid);
 
 uint64_t mg__sup_now_ms(void);
 

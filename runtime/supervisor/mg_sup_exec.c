@@ -8,7 +8,6 @@
  * (end of file on it means exec succeeded) and the child leaves with
  * _exit(127). Validation is in mg_sup_validate.c.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -262,18 +261,6 @@ static int sup__cgroup_setup(mg_child *c, int *fd_procs, char *err,
   }
   memset(&c->cg_start, 0, sizeof c->cg_start);
   mg_cgroup_stats_read(cg, &c->cg_start, NULL, 0);
-  c->cg_has_oom_kill = 1;
-  if (mg_cgroup_get_version(cg) == MG_CGROUP_V1) {
-    char path[PATH_MAX + 32], buf[512] = {0};
-    snprintf(path, sizeof path, "%s/memory.oom_control", mg_cgroup_dir(cg));
-    int f = open(path, O_RDONLY | O_CLOEXEC);
-    if (f >= 0) {
-      ssize_t n = read(f, buf, sizeof buf - 1);
-      buf[n > 0 ? n : 0] = '\0';
-      close(f);
-    }
-    c->cg_has_oom_kill = strstr(buf, "oom_kill ") != NULL;
-  }
   char procs[PATH_MAX + 32];
   snprintf(procs, sizeof procs, "%s/cgroup.procs", mg_cgroup_dir(cg));
   int f;
@@ -448,71 +435,4 @@ void mg__sup_cgroup_drop(mg_child *c) {
   mg_log(c->sup->log, MG_LOG_DEBUG, "cgroup_removed", f, 2);
   *slot = NULL;
   mg_cgroup_free(cg);
-}
-
-/* ------------------------------------------------------ process trees */
-
-size_t mg__sup_tree(const char *proc_root, pid_t root, pid_t *out, size_t cap) {
-  const char *proc = proc_root ? proc_root : "/proc";
-  size_t n = 0;
-  if (cap == 0 || root <= 0)
-    return 0;
-  out[n++] = root;
-  for (size_t i = 0; i < n; i++) {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/%ld/task", proc, (long)out[i]);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-      continue;
-    DIR *d = fdopendir(dfd);
-    if (!d) {
-      close(dfd);
-      continue;
-    }
-    struct dirent *ent;
-    while ((ent = readdir(d)) != NULL) {
-      if (ent->d_name[0] < '0' || ent->d_name[0] > '9')
-        continue;
-      char file[PATH_MAX + 300], buf[4096];
-      snprintf(file, sizeof file, "%s/%s/children", dir, ent->d_name);
-      int f = open(file, O_RDONLY | O_CLOEXEC);
-      if (f < 0)
-        continue;
-      ssize_t len = read(f, buf, sizeof buf - 1);
-      close(f);
-      buf[len > 0 ? len : 0] = '\0';
-      for (char *s = buf; *s && n < cap;) {
-        char *end;
-        long pid = strtol(s, &end, 10);
-        if (end == s)
-          break;
-        s = end;
-        if (pid > 0)
-          out[n++] = (pid_t)pid;
-      }
-    }
-    closedir(d);
-  }
-  return n;
-}
-
-unsigned long long mg__sup_start_time(pid_t pid) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-  int f = open(path, O_RDONLY | O_CLOEXEC);
-  if (f < 0)
-    return 0;
-  ssize_t len = read(f, buf, sizeof buf - 1);
-  close(f);
-  if (len <= 0)
-    return 0;
-  buf[len] = '\0';
-  char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
-  if (!p)
-    return 0;
-  /* after ")": state is field 3; starttime is field 22 */
-  for (int field = 2; field < 22 && *p; p++)
-    if (*p == ' ')
-      field++;
-  return strtoull(p, NULL, 10);
 }

@@ -33,7 +33,8 @@ int mg__sup_sample(mg_child *c, mg_child_sample *s, char *err, size_t err_len) {
     return mg_errf(err, err_len, -ESRCH, "process '%s' is not running",
                    c->name);
   mg_proc_status st;
-  int rc = mg_proc_status_read("/proc", c->pid, &st, err, err_len);
+  int rc =
+      mg_proc_status_read(c->sup->paths.proc_root, c->pid, &st, err, err_len);
   if (rc < 0)
     return rc;
   if (st.is_kernel_thread) /* a zombie not yet reaped */
@@ -294,7 +295,7 @@ static void sup__reap(mg_child *c) {
     r.has_cgroup = 1;
     r.cgroup_dir = mg_cgroup_dir(c->cg);
     r.cgroup_version = mg_cgroup_get_version(c->cg);
-    r.has_oom_kill = c->cg_has_oom_kill;
+    r.has_oom_kill = c->cg_start.has_oom_kill;
     r.cg_start = c->cg_start;
     r.cg_end_ok = mg_cgroup_stats_read(c->cg, &r.cg_end, NULL, 0) == 0;
     size_t left = 0;
@@ -343,6 +344,20 @@ void mg__sup_on_sigchld(uv_signal_t *h, int signum) {
   }
 }
 
+/* Start time of `pid` (0 when it is gone). */
+static uint64_t sup__start_time(const mg_child *c, pid_t pid) {
+  uint64_t t = 0;
+  mg_proc_start_time(c->sup->paths.proc_root, pid, &t, NULL, 0);
+  return t;
+}
+
+/* The run's process tree, root first (see mg_proc_tree). */
+static size_t sup__tree(const mg_child *c, pid_t *out, size_t cap) {
+  size_t n = 0;
+  mg_proc_tree(c->sup->paths.proc_root, c->pid, out, cap, &n);
+  return n;
+}
+
 /* Remember the run's tree (with start times) and send it `signum`. */
 static void sup__tree_signal(mg_child *c, int signum) {
   if (!c->stop_tree) {
@@ -356,10 +371,10 @@ static void sup__tree_signal(mg_child *c, int signum) {
       return;
     }
   }
-  size_t n = mg__sup_tree("/proc", c->pid, c->stop_tree, SUP__TREE_MAX);
+  size_t n = sup__tree(c, c->stop_tree, SUP__TREE_MAX);
   c->stop_tree_n = 0;
   for (size_t i = 0; i < n; i++) {
-    unsigned long long st = mg__sup_start_time(c->stop_tree[i]);
+    uint64_t st = sup__start_time(c, c->stop_tree[i]);
     if (st == 0)
       continue;
     c->stop_tree[c->stop_tree_n] = c->stop_tree[i];
@@ -376,7 +391,7 @@ static void sup__tree_signal(mg_child *c, int signum) {
 static void sup__tree_kill_remembered(mg_child *c) {
   for (size_t i = 0; i < c->stop_tree_n; i++)
     if (c->stop_tree[i] != c->pid &&
-        mg__sup_start_time(c->stop_tree[i]) == c->stop_tree_start[i])
+        sup__start_time(c, c->stop_tree[i]) == c->stop_tree_start[i])
       kill(c->stop_tree[i], SIGKILL);
   c->stop_tree_n = 0;
 }
@@ -388,7 +403,7 @@ void mg__sup_kill_hard(mg_child *c) {
   if (c->pid <= 0)
     return;
   pid_t tree[SUP__TREE_MAX];
-  size_t n = mg__sup_tree("/proc", c->pid, tree, SUP__TREE_MAX);
+  size_t n = sup__tree(c, tree, SUP__TREE_MAX);
   kill(-c->pid, SIGKILL);
   for (size_t i = 0; i < n; i++)
     kill(tree[i], SIGKILL);

@@ -172,7 +172,10 @@ TEST(markers) {
   ASSERT(mg__sup_find_marker(s, strlen(s)) == NULL);
   s = "cannot allocate mem"; /* cut short: no match past the length */
   ASSERT(mg__sup_find_marker(s, 12) == NULL);
-  ASSERT_STR_EQ(mg__sup_signame(SIGSEGV), "SIGSEGV");
+  char name[16];
+  ASSERT_STR_EQ(mg__sup_signame(SIGSEGV, name, sizeof name), "SIGSEGV");
+  ASSERT_STR_EQ(mg__sup_signame(SIGWINCH, name, sizeof name), "SIGWINCH");
+  ASSERT_STR_EQ(mg__sup_signame(40, name, sizeof name), "signal");
 }
 
 /* --------------------------------------------------- cgroup v2 fixture */

@@ -505,6 +505,41 @@ TEST(idle_loop_ends) {
   sup_finish();
 }
 
+/* Children are read under the supervisor's proc root: a root that lacks
+ * the child's directory hides it, a link to the real one shows it. */
+TEST(children_read_under_proc_root) {
+  char root[PATH_MAX], link[PATH_MAX + 32];
+  snprintf(root, sizeof root, "%s", tmp_path("proc-root"));
+  ASSERT_EQ(mkdir(root, 0755), 0);
+  snprintf(link, sizeof link, "%s/self", root);
+  ASSERT_EQ(symlink("/proc/self", link), 0);
+  snprintf(link, sizeof link, "%s/meminfo", root);
+  ASSERT_EQ(symlink("/proc/meminfo", link), 0);
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  loop_open = 1;
+  mg_sup_opts so;
+  memset(&so, 0, sizeof so);
+  so.loop = &loop;
+  so.logger = test_logger();
+  so.paths.proc_root = root;
+  ASSERT_EQ(mg_sup_new(&so, &sup, err, sizeof err), 0);
+  char *const sleeper[] = {"sleep", "5", NULL};
+  mg_child_opts o = child_opts("hidden", sleeper);
+  mg_child *c;
+  ASSERT_EQ(mg_child_spawn(sup, &o, NULL, &c, err, sizeof err), 0);
+  mg_child_sample s;
+  ASSERT_EQ(mg_child_memory(c, &s, err, sizeof err), -ESRCH);
+  char target[64];
+  snprintf(target, sizeof target, "/proc/%ld", (long)mg_child_pid(c));
+  snprintf(link, sizeof link, "%s/%ld", root, (long)mg_child_pid(c));
+  ASSERT_EQ(symlink(target, link), 0);
+  ASSERT_EQ(mg_child_memory(c, &s, err, sizeof err), 0);
+  ASSERT_EQ(s.pid, mg_child_pid(c));
+  ASSERT_GT(s.rss_bytes, 0);
+  mg_child_release(c);
+  ASSERT_LE(sup_finish(), 2000);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   SUP_RUN(names_parse);
@@ -518,5 +553,6 @@ int main(void) {
   SUP_RUN(exec_failure_reported);
   SUP_RUN(spawn_from_on_exit_and_release);
   SUP_RUN(idle_loop_ends);
+  SUP_RUN(children_read_under_proc_root);
   return mg_test_report();
 }

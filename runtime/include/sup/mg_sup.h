@@ -24,7 +24,7 @@
  *     of its process group and cgroup is SIGKILLed before the reap (the
  *     zombie keeps the group id reserved), then the cgroup is removed.
  *     Stop/shutdown also SIGKILL the descendants found through
- *     /proc/<pid>/task/<tid>/children while the main process lives, so
+ *     <proc_root>/<pid>/task/<tid>/children while the main process lives, so
  *     grandchildren that left the group (setsid) die even without a
  *     cgroup.
  *   - The child starts with default signal dispositions, an empty signal
@@ -58,8 +58,10 @@
  *     `auto` without a limit is none.
  *   - A released child gets no more events but is supervised as before
  *     (reaped, restarted per its policy) until it is closed.
- *   - mg_sup_opts.paths apply to cgroup detection; live children are
- *     always read from /proc.
+ *   - mg_sup_opts.paths apply to everything the supervisor reads: cgroup
+ *     detection, and the children's status files, start times and
+ *     process trees under proc_root (a fixture proc root hides real
+ *     children from sampling and from the tree walk of a stop).
  *   - Log events: enforce_chosen, stale_cgroups_removed,
  *     stale_cgroups_remove_failed, child_started, child_exited,
  *     child_warn, child_restarting, restart_failed,
