@@ -27,10 +27,6 @@
 #include "sup/mg_sup.h"
 
 #define PROC_MT "mg.process"
-#define MAX_ARGS 4096
-#define MAX_ENV 4096
-#define DEFAULT_SAMPLE_MS 1000
-#define DEFAULT_WARN_AT 0.8
 
 typedef struct mg_lua_proc lproc;
 struct mg_lua_proc {
@@ -219,10 +215,13 @@ static void ev_close(mg_child *c, void *ud) {
 
 /* ------------------------------------------------------------ options */
 
-typedef struct spawn_args {
-  mg_child_opts o;
-  int has_limit;
-} spawn_args;
+/* Option reading checks types only, as luv's spawn does: every value goes
+ * to the supervisor as given, and mg_child_spawn / mg_child_validate apply
+ * every rule (ranges, defaults, names, limits) and say what is wrong. What
+ * the binding refuses itself is what cannot be passed at all: an unknown
+ * field, a string with a NUL byte, a number that is not an integer, a size
+ * that does not parse, an env name holding '=' (no "NAME=VALUE" string can
+ * carry it). */
 
 static const char *const fields[] = {
     "name",     "cmd",        "limit",          "enforce",
@@ -238,45 +237,46 @@ static int type_error(lua_State *L, const char *f, const char *expected,
                     expected, luaL_typename(L, idx));
 }
 
-/* Push t[f] and return its type. */
-static int get_field(lua_State *L, int t, const char *f) {
-  return lua_getfield(L, t, f);
+/* The string at `idx` if it holds no NUL byte, else NULL with err. */
+static const char *c_string(lua_State *L, int idx, const char *what, char *err,
+                            size_t len) {
+  size_t sl;
+  const char *s = lua_tolstring(L, idx, &sl);
+  if (strlen(s) == sl)
+    return s;
+  snprintf(err, len, "%s: contains a NUL byte", what);
+  return NULL;
 }
 
-/* An optional string field; NULL when absent. The string stays anchored
- * by the options table. */
-static const char *opt_string(lua_State *L, int t, const char *f) {
-  int ty = get_field(L, t, f);
-  const char *s = NULL;
+/* An optional string field into *out (NULL when absent); the string stays
+ * anchored by the options table. -1 with err for a NUL byte. */
+static int opt_string(lua_State *L, int t, const char *f, const char **out,
+                      char *err, size_t len) {
+  int ty = lua_getfield(L, t, f);
+  int rc = 0;
+  *out = NULL;
   if (ty == LUA_TSTRING)
-    s = lua_tostring(L, -1);
+    rc = (*out = c_string(L, -1, f, err, len)) ? 0 : -1;
   else if (ty != LUA_TNIL)
     type_error(L, f, "string", -1);
   lua_pop(L, 1);
-  return s;
+  return rc;
 }
 
-/* An optional integer field in [min, max]: 1 = set, 0 = absent, -1 = out
- * of range or not integral (err set). */
-static int opt_integer(lua_State *L, int t, const char *f, lua_Integer min,
-                       lua_Integer max, lua_Integer *out, char *err,
-                       size_t len) {
-  int ty = get_field(L, t, f);
+/* An optional integer field into *out (left alone when absent). -1 with
+ * err for a number that is not an integer. */
+static int opt_integer(lua_State *L, int t, const char *f, int64_t *out,
+                       char *err, size_t len) {
+  int ty = lua_getfield(L, t, f);
   int rc = 0;
   if (ty == LUA_TNUMBER) {
     int isnum = 0;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
-    if (!isnum) {
-      snprintf(err, len, "%s: %s is not an integer (accepted: %lld..%lld)", f,
-               lua_tostring(L, -1), (long long)min, (long long)max);
-      rc = -1;
-    } else if (v < min || v > max) {
-      snprintf(err, len, "%s: %lld is out of range (accepted: %lld..%lld)", f,
-               (long long)v, (long long)min, (long long)max);
-      rc = -1;
+    if (isnum) {
+      *out = (int64_t)v;
     } else {
-      *out = v;
-      rc = 1;
+      snprintf(err, len, "%s: %s is not an integer", f, lua_tostring(L, -1));
+      rc = -1;
     }
   } else if (ty != LUA_TNIL) {
     type_error(L, f, "integer", -1);
@@ -286,9 +286,11 @@ static int opt_integer(lua_State *L, int t, const char *f, lua_Integer min,
 }
 
 /* stdout / stderr: "inherit" | "null" | a path. */
-static void opt_stdio(lua_State *L, int t, const char *f, mg_stdio *mode,
-                      const char **path) {
-  const char *s = opt_string(L, t, f);
+static int opt_stdio(lua_State *L, int t, const char *f, mg_stdio *mode,
+                     const char **path, char *err, size_t len) {
+  const char *s;
+  if (opt_string(L, t, f, &s, err, len) < 0)
+    return -1;
   *path = NULL;
   if (s == NULL || strcmp(s, "inherit") == 0) {
     *mode = MG_STDIO_INHERIT;
@@ -298,6 +300,7 @@ static void opt_stdio(lua_State *L, int t, const char *f, mg_stdio *mode,
     *mode = MG_STDIO_FILE;
     *path = s;
   }
+  return 0;
 }
 
 /* Every key of the options table must be a known field. */
@@ -333,61 +336,20 @@ static int check_unknown(lua_State *L, int t, char *err, size_t len) {
   return 0;
 }
 
-/* A name made from the program: its basename, with characters outside
- * [A-Za-z0-9._-] turned into '_', at most 64 characters. */
-static void default_name(const char *prog, char *out, size_t len) {
-  const char *base = strrchr(prog, '/');
-  base = base ? base + 1 : prog;
-  size_t n = 0;
-  for (; n < 64 && n + 1 < len && base[n]; n++) {
-    char ch = base[n];
-    int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-             (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
-    out[n] = ok ? ch : '_';
-  }
-  out[n] = '\0';
-  if (n == 0 || strcmp(out, ".") == 0 || strcmp(out, "..") == 0)
-    snprintf(out, len, "child");
-}
-
-/* Read the options table at `t` into `a`. Type errors raise (naming the
- * field); bad values return -1 with err naming the field. Everything `a`
- * points to stays anchored until the caller resets the stack: argv is a
- * userdata left on the stack, the env array and the "K=V" strings are in
- * the table at index `anchor`, the other strings belong to the options
- * table. */
-static int read_opts(lua_State *L, int t, int anchor, spawn_args *a,
-                     char *name_buf, size_t name_len, char *err, size_t len) {
-  mg_child_opts *o = &a->o;
-  lua_Integer v;
-  memset(a, 0, sizeof *a);
-  o->warn_at = DEFAULT_WARN_AT;
-  o->sample_ms = DEFAULT_SAMPLE_MS;
-  o->max_restarts = -1;
-
-  if (check_unknown(L, t, err, len) < 0)
-    return -1;
-
-  /* cmd = { prog, args... } */
-  int ty = get_field(L, t, "cmd");
+/* cmd = { prog, args... } → a NULL-terminated argv in a userdata left on
+ * the stack (o->argv stays NULL when cmd is absent: the supervisor says it
+ * is required). */
+static int read_cmd(lua_State *L, int t, int anchor, mg_child_opts *o,
+                    char *err, size_t len) {
+  int ty = lua_getfield(L, t, "cmd");
   if (ty == LUA_TNIL) {
     lua_pop(L, 1);
-    snprintf(err, len, "cmd: required (a list: { program, args... })");
-    return -1;
+    return 0;
   }
   if (ty != LUA_TTABLE)
     return type_error(L, "cmd", "table { program, args... }", -1);
   int cmd = lua_gettop(L);
   lua_Integer n = (lua_Integer)lua_rawlen(L, cmd);
-  if (n == 0) {
-    snprintf(err, len, "cmd: empty (a list: { program, args... })");
-    return -1;
-  }
-  if (n > MAX_ARGS) {
-    snprintf(err, len, "cmd: %lld arguments (at most %d)", (long long)n,
-             MAX_ARGS);
-    return -1;
-  }
   char **argv = lua_newuserdatauv(L, sizeof *argv * (size_t)(n + 1), 0);
   for (lua_Integer i = 1; i <= n; i++) {
     int et = lua_rawgeti(L, cmd, i);
@@ -396,215 +358,135 @@ static int read_opts(lua_State *L, int t, int anchor, spawn_args *a,
                         "bad field 'cmd' in mg.spawn (cmd[%d]: string "
                         "expected, got %s)",
                         (int)i, luaL_typename(L, -1));
-    size_t sl;
-    const char *s = lua_tolstring(L, -1, &sl);
-    if (strlen(s) != sl) {
+    char what[32];
+    snprintf(what, sizeof what, "cmd[%d]", (int)i);
+    if (!(argv[i - 1] = (char *)c_string(L, -1, what, err, len))) {
       lua_pop(L, 1);
-      snprintf(err, len, "cmd[%d]: contains a NUL byte", (int)i);
       return -1;
     }
-    if (i == 1 && sl == 0) {
-      lua_pop(L, 1);
-      snprintf(err, len, "cmd[1]: the program must not be empty");
-      return -1;
-    }
-    argv[i - 1] = (char *)s;
     lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
   }
   argv[n] = NULL;
   o->argv = argv;
-  /* argv (the userdata) stays on the stack: the caller resets it after
-   * the spawn. The cmd table is below it. */
+  return 0;
+}
 
-  /* name */
-  const char *name = opt_string(L, t, "name");
-  if (name == NULL) {
-    default_name(argv[0], name_buf, name_len);
-    name = name_buf;
-  } else {
-    snprintf(name_buf, name_len, "%s", name);
+/* env = { K = "v" } → "K=v" strings in a userdata array, both anchored in
+ * the table at `anchor`. */
+static int read_env(lua_State *L, int t, int anchor, mg_child_opts *o,
+                    char *err, size_t len) {
+  int ty = lua_getfield(L, t, "env");
+  if (ty == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
   }
-  o->name = name;
+  if (ty != LUA_TTABLE)
+    return type_error(L, "env", "table { NAME = \"value\" }", -1);
+  int et = lua_gettop(L);
+  size_t count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, et) != 0) {
+    lua_pop(L, 1);
+    count++;
+  }
+  char **envv = lua_newuserdatauv(L, sizeof *envv * (count + 1), 0);
+  lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
+  size_t i = 0;
+  lua_pushnil(L);
+  while (lua_next(L, et) != 0) {
+    if (lua_type(L, -2) != LUA_TSTRING)
+      return luaL_error(L,
+                        "bad field 'env' in mg.spawn (names must be "
+                        "strings, got %s)",
+                        luaL_typename(L, -2));
+    int vt = lua_type(L, -1);
+    if (vt != LUA_TSTRING && vt != LUA_TNUMBER)
+      return luaL_error(L,
+                        "bad field 'env' in mg.spawn (env.%s: string "
+                        "expected, got %s)",
+                        lua_tostring(L, -2), luaL_typename(L, -1));
+    const char *k = lua_tostring(L, -2);
+    if (strchr(k, '=') || strlen(k) != lua_rawlen(L, -2)) {
+      snprintf(err, len,
+               "env: invalid variable name '%s' (no '=', no NUL)",
+               k);
+      lua_pop(L, 3);
+      return -1;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "env.%.80s", k);
+    const char *val = c_string(L, -1, what, err, len);
+    if (!val) {
+      lua_pop(L, 3);
+      return -1;
+    }
+    envv[i++] = (char *)lua_pushfstring(L, "%s=%s", k, val);
+    lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
+    lua_pop(L, 1);
+  }
+  envv[i] = NULL;
+  o->env = envv;
+  lua_pop(L, 1);
+  return 0;
+}
 
-  /* limit and enforce */
-  ty = get_field(L, t, "limit");
-  if (ty != LUA_TNIL) {
-    uint64_t bytes;
+/* Read the options table at `t` into `o`, over mg_child_opts_init's
+ * defaults. Type errors raise (naming the field); what cannot be passed
+ * returns -1 with err. Everything `o` points to stays anchored until the
+ * caller resets the stack: argv is a userdata left on the stack, the env
+ * array and the "K=V" strings are in the table at `anchor`, the other
+ * strings belong to the options table; a default name is written to
+ * name_buf. */
+static int read_opts(lua_State *L, int t, int anchor, mg_child_opts *o,
+                     char *name_buf, size_t name_len, char *err, size_t len) {
+  mg_child_opts_init(o);
+  if (check_unknown(L, t, err, len) < 0 ||
+      read_cmd(L, t, anchor, o, err, len) < 0 ||
+      opt_string(L, t, "name", &o->name, err, len) < 0)
+    return -1;
+  if (o->name == NULL)
+    o->name =
+        mg_name_from(o->argv ? o->argv[0] : NULL, "child", name_buf, name_len);
+
+  if (lua_getfield(L, t, "limit") != LUA_TNIL) {
     char e[512];
-    if (mg_lua_check_size(L, -1, "limit", &bytes, e, sizeof e) < 0) {
+    if (mg_lua_check_size(L, -1, "limit", &o->limit_bytes, e, sizeof e) < 0) {
       lua_pop(L, 1);
       snprintf(err, len, "%s", e);
       return -1;
     }
-    if (bytes == 0) {
-      lua_pop(L, 1);
-      snprintf(err, len, "limit: must be positive (omit it for no limit)");
-      return -1;
-    }
-    o->limit_bytes = bytes;
-    a->has_limit = 1;
   }
   lua_pop(L, 1);
-  const char *enf = opt_string(L, t, "enforce");
-  o->enforce = MG_ENFORCE_AUTO;
-  if (enf) {
-    char e[256];
-    if (mg_enforce_parse(enf, &o->enforce, e, sizeof e) < 0) {
-      snprintf(err, len, "%s", e); /* "enforce: …" already */
-      return -1;
-    }
-  }
-  if (!a->has_limit && o->enforce != MG_ENFORCE_AUTO &&
-      o->enforce != MG_ENFORCE_NONE) {
-    snprintf(err, len,
-             "enforce: '%s' needs a limit (set limit, or use "
-             "enforce = \"none\")",
-             enf);
+  const char *enf, *rs;
+  if (opt_string(L, t, "enforce", &enf, err, len) < 0 ||
+      (enf && mg_enforce_parse(enf, &o->enforce, err, len) < 0) ||
+      opt_string(L, t, "restart", &rs, err, len) < 0 ||
+      (rs && mg_restart_parse(rs, &o->restart, err, len) < 0))
     return -1;
-  }
 
-  /* warn_at: 0 < x <= 1, or false / 0 for no warn events */
-  ty = get_field(L, t, "warn_at");
-  if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+  /* warn_at: a number, or false for none */
+  int ty = lua_getfield(L, t, "warn_at");
+  if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))
     o->warn_at = 0;
-  } else if (ty == LUA_TNUMBER) {
-    double w = lua_tonumber(L, -1);
-    if (!(w >= 0 && w <= 1)) {
-      snprintf(err, len,
-               "warn_at: %s is out of range (accepted: a fraction "
-               "0 < warn_at <= 1, or 0 / false for none)",
-               lua_tostring(L, -1));
-      lua_pop(L, 1);
-      return -1;
-    }
-    o->warn_at = w;
-  } else if (ty != LUA_TNIL) {
-    return type_error(L, "warn_at", "number", -1);
-  }
+  else if (ty == LUA_TNUMBER)
+    o->warn_at = lua_tonumber(L, -1);
+  else if (ty != LUA_TNIL)
+    return type_error(L, "warn_at", "number or false", -1);
   lua_pop(L, 1);
 
-  v = (lua_Integer)o->sample_ms;
-  if (opt_integer(L, t, "sample_ms", 0, 86400000, &v, err, len) < 0)
+  if (opt_integer(L, t, "sample_ms", &o->sample_ms, err, len) < 0 ||
+      opt_integer(L, t, "max_restarts", &o->max_restarts, err, len) < 0 ||
+      opt_integer(L, t, "grace_ms", &o->grace_ms, err, len) < 0 ||
+      opt_integer(L, t, "backoff_ms", &o->backoff_ms, err, len) < 0 ||
+      opt_integer(L, t, "backoff_max_ms", &o->backoff_max_ms, err, len) < 0 ||
+      opt_integer(L, t, "backoff_reset_ms", &o->backoff_reset_ms, err, len) <
+          0 ||
+      read_env(L, t, anchor, o, err, len) < 0 ||
+      opt_string(L, t, "cwd", &o->cwd, err, len) < 0 ||
+      opt_stdio(L, t, "stdout", &o->stdout_mode, &o->stdout_path, err, len) <
+          0 ||
+      opt_stdio(L, t, "stderr", &o->stderr_mode, &o->stderr_path, err, len) < 0)
     return -1;
-  if (v != 0 && v < 10) {
-    snprintf(err, len,
-             "sample_ms: %lld is too small (accepted: 0 for no "
-             "sampling, or 10..86400000)",
-             (long long)v);
-    return -1;
-  }
-  o->sample_ms = (uint64_t)v;
-
-  const char *rs = opt_string(L, t, "restart");
-  o->restart = MG_RESTART_NO;
-  if (rs) {
-    char e[256];
-    if (mg_restart_parse(rs, &o->restart, e, sizeof e) < 0) {
-      snprintf(err, len, "%s", e); /* "restart: …" already */
-      return -1;
-    }
-  }
-  v = -1;
-  if (opt_integer(L, t, "max_restarts", -1, 1000000, &v, err, len) < 0)
-    return -1;
-  o->max_restarts = (int)v;
-
-  /* env = { K = "v" } → "K=v" */
-  ty = get_field(L, t, "env");
-  if (ty == LUA_TTABLE) {
-    int et = lua_gettop(L);
-    size_t count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, et) != 0) {
-      lua_pop(L, 1);
-      count++;
-    }
-    if (count > MAX_ENV) {
-      snprintf(err, len, "env: %zu variables (at most %d)", count, MAX_ENV);
-      return -1;
-    }
-    char **envv = lua_newuserdatauv(L, sizeof *envv * (count + 1), 0);
-    lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
-    size_t i = 0;
-    lua_pushnil(L);
-    while (lua_next(L, et) != 0) {
-      if (lua_type(L, -2) != LUA_TSTRING)
-        return luaL_error(L,
-                          "bad field 'env' in mg.spawn (names must be "
-                          "strings, got %s)",
-                          luaL_typename(L, -2));
-      int vt = lua_type(L, -1);
-      if (vt != LUA_TSTRING && vt != LUA_TNUMBER)
-        return luaL_error(L,
-                          "bad field 'env' in mg.spawn (env.%s: string "
-                          "expected, got %s)",
-                          lua_tostring(L, -2), luaL_typename(L, -1));
-      const char *k = lua_tostring(L, -2);
-      if (k[0] == '\0' || strchr(k, '=') || strlen(k) != lua_rawlen(L, -2)) {
-        snprintf(err, len,
-                 "env: invalid variable name '%s' (no '=', no NUL, "
-                 "not empty)",
-                 k);
-        lua_pop(L, 3);
-        return -1;
-      }
-      size_t vl;
-      const char *val = lua_tolstring(L, -1, &vl);
-      if (strlen(val) != vl) {
-        snprintf(err, len, "env.%s: contains a NUL byte", k);
-        lua_pop(L, 3);
-        return -1;
-      }
-      const char *kv = lua_pushfstring(L, "%s=%s", k, val);
-      envv[i++] = (char *)kv;
-      lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
-      lua_pop(L, 1);
-    }
-    envv[i] = NULL;
-    o->env = envv;
-  } else if (ty != LUA_TNIL) {
-    return type_error(L, "env", "table { NAME = \"value\" }", -1);
-  }
-  lua_pop(L, 1);
-
-  o->cwd = opt_string(L, t, "cwd");
-  if (o->cwd && o->cwd[0] == '\0') {
-    snprintf(err, len, "cwd: empty (omit it to inherit mgrun's)");
-    return -1;
-  }
-  opt_stdio(L, t, "stdout", &o->stdout_mode, &o->stdout_path);
-  opt_stdio(L, t, "stderr", &o->stderr_mode, &o->stderr_path);
-  if ((o->stdout_path && o->stdout_path[0] == '\0') ||
-      (o->stderr_path && o->stderr_path[0] == '\0')) {
-    snprintf(err, len,
-             "%s: empty (accepted: \"inherit\", \"null\" or a "
-             "file path)",
-             o->stdout_path && !o->stdout_path[0] ? "stdout" : "stderr");
-    return -1;
-  }
-
-  v = 5000;
-  if (opt_integer(L, t, "grace_ms", 0, 3600000, &v, err, len) < 0)
-    return -1;
-  o->grace_ms = v == 0 ? 1 : (uint64_t)v; /* 0: SIGKILL at once */
-  v = 0;
-  if (opt_integer(L, t, "backoff_ms", 1, 3600000, &v, err, len) < 0)
-    return -1;
-  o->backoff_ms = (uint64_t)v;
-  v = 0;
-  if (opt_integer(L, t, "backoff_max_ms", 1, 86400000, &v, err, len) < 0)
-    return -1;
-  o->backoff_max_ms = (uint64_t)v;
-  v = 0;
-  if (opt_integer(L, t, "backoff_reset_ms", 1, 86400000, &v, err, len) < 0)
-    return -1;
-  o->backoff_reset_ms = (uint64_t)v;
-  if (o->backoff_ms && o->backoff_max_ms && o->backoff_max_ms < o->backoff_ms) {
-    snprintf(err, len, "backoff_max_ms: %llu is below backoff_ms %llu",
-             (unsigned long long)o->backoff_max_ms,
-             (unsigned long long)o->backoff_ms);
-    return -1;
-  }
   return 0;
 }
 
@@ -627,21 +509,15 @@ static mg_sup *get_sup(mg_lua_env *env, char *err, size_t len) {
   return sup;
 }
 
-static lproc *find_live(mg_lua_env *env, const char *name) {
-  for (lproc *p = env->procs; p; p = p->next)
-    if (!p->closed && strcmp(p->name, name) == 0)
-      return p;
-  return NULL;
-}
-
 /* mg.spawn{ name=, cmd=, limit=, enforce=, ... } → process | nil, err.
- * err names the field; nothing is started when it fails. Under --check
- * the options are validated and an unstarted process is returned. */
+ * err is the supervisor's (it names the field); nothing is started when it
+ * fails. Under --check the options are validated and an unstarted process
+ * is returned. */
 static int l_spawn(lua_State *L) {
   mg_lua_env *env = mg_lua_env_get(L);
   char err[1024], e2[1024];
-  char name[72];
-  spawn_args a;
+  char name[MG_NAME_MAX + 1];
+  mg_child_opts o;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   lua_newtable(L); /* 2: anchor for strings built here */
@@ -657,11 +533,8 @@ static int l_spawn(lua_State *L) {
   lua_setiuservalue(L, 3, 1);
 
   err[0] = '\0';
-  if (read_opts(L, 1, 2, &a, name, sizeof name, err, sizeof err) < 0)
+  if (read_opts(L, 1, 2, &o, name, sizeof name, err, sizeof err) < 0)
     return mg_lua_fail(L, err);
-  snprintf(p->name, sizeof p->name, "%s", name);
-  a.o.name = p->name;
-
   if (env->exit_requested)
     return mg_lua_fail(L, "mgrun is shutting down: no new process");
   mg_sup *sup = get_sup(env, e2, sizeof e2);
@@ -669,32 +542,27 @@ static int l_spawn(lua_State *L) {
     snprintf(err, sizeof err, "cannot start the supervisor: %s", e2);
     return mg_lua_fail(L, err);
   }
-  if (!env->check_only && find_live(env, p->name)) {
-    snprintf(err, sizeof err,
-             "name: a process named '%s' is already running (names are "
-             "unique among live processes)",
-             p->name);
-    return mg_lua_fail(L, err);
-  }
 
   mg_child_events ev = {ev_sample, ev_warn, ev_exit, ev_restart, ev_close, p};
-  p->limit_bytes = a.o.limit_bytes;
   if (env->check_only) {
-    if (mg_child_validate(sup, &a.o, err, sizeof err) < 0)
+    if (mg_child_validate(sup, &o, err, sizeof err) < 0)
       return mg_lua_fail(L, err);
-    p->enforce =
-        a.o.enforce == MG_ENFORCE_AUTO
-            ? (a.has_limit ? mg_sup_auto_enforce(sup, NULL) : MG_ENFORCE_NONE)
-            : a.o.enforce;
+    snprintf(p->name, sizeof p->name, "%s", o.name);
+    p->limit_bytes = o.limit_bytes == MG_CHILD_NO_LIMIT ? 0 : o.limit_bytes;
+    p->enforce = o.enforce == MG_ENFORCE_AUTO
+                     ? (p->limit_bytes ? mg_sup_auto_enforce(sup, NULL)
+                                       : MG_ENFORCE_NONE)
+                     : o.enforce;
     lua_settop(L, 3);
     return 1;
   }
+  snprintf(p->name, sizeof p->name, "%s", o.name); /* events name it */
   lua_pushvalue(L, 3);
   p->self_ref =
       luaL_ref(L, LUA_REGISTRYINDEX); /* before the spawn: can raise */
   p->closed = 0;
   mg_child *c;
-  if (mg_child_spawn(sup, &a.o, &ev, &c, err, sizeof err) < 0) {
+  if (mg_child_spawn(sup, &o, &ev, &c, err, sizeof err) < 0) {
     p->closed = 1;
     luaL_unref(L, LUA_REGISTRYINDEX, p->self_ref);
     p->self_ref = LUA_NOREF;

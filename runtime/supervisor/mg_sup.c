@@ -464,21 +464,22 @@ static mg_child *sup__child_new(mg_sup *sup, const mg_child_opts *o,
     sup__child_free(c);
     return NULL;
   }
+  /* validated: every value is in range */
   c->enforce = enforce;
-  c->limit_bytes = o->limit_bytes;
+  c->limit_bytes = o->limit_bytes == MG_CHILD_NO_LIMIT ? 0 : o->limit_bytes;
   c->warn_at = o->warn_at;
-  c->sample_ms = o->sample_ms;
+  c->sample_ms = (uint64_t)o->sample_ms;
   c->restart = o->restart;
-  c->max_restarts = o->max_restarts;
-  c->backoff_ms = o->backoff_ms ? o->backoff_ms : MG_SUP_BACKOFF_MS;
-  c->backoff_max_ms =
-      o->backoff_max_ms ? o->backoff_max_ms : MG_SUP_BACKOFF_MAX_MS;
-  if (c->backoff_max_ms < c->backoff_ms)
-    c->backoff_max_ms = c->backoff_ms;
+  c->max_restarts = (int)o->max_restarts;
+  c->backoff_ms = (uint64_t)o->backoff_ms;
+  c->backoff_max_ms = (uint64_t)o->backoff_max_ms;
+  if (o->backoff_max_ms == MG_CHILD_BACKOFF_MAX_DEFAULT)
+    c->backoff_max_ms = c->backoff_ms > MG_SUP_BACKOFF_MAX_MS
+                            ? c->backoff_ms
+                            : MG_SUP_BACKOFF_MAX_MS;
   c->backoff_next_ms = c->backoff_ms;
-  c->backoff_reset_ms =
-      o->backoff_reset_ms ? o->backoff_reset_ms : MG_SUP_BACKOFF_RESET_MS;
-  c->grace_ms = o->grace_ms ? o->grace_ms : MG_SUP_GRACE_MS;
+  c->backoff_reset_ms = (uint64_t)o->backoff_reset_ms;
+  c->grace_ms = (uint64_t)o->grace_ms;
   if (ev)
     c->ev = *ev;
   c->out_start = c->err_start = -1;

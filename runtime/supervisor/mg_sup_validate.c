@@ -16,30 +16,119 @@
 
 #define SUP__DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
-static int sup__name_char(char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-         (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
-}
-
+/* The one name rule, and unique among the children not yet closed. */
 static int sup__check_name(mg_sup *sup, const char *name, char *err,
                            size_t err_len) {
-  static const char accepted[] =
-      "1 to 64 characters from A-Z a-z 0-9 . _ - (not \".\" or \"..\")";
-  if (!name || !*name)
-    return mg_errf(err, err_len, -EINVAL, "name: required: %s", accepted);
-  size_t n = strlen(name);
-  int ok = n <= 64 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
-  for (size_t i = 0; ok && i < n; i++)
-    ok = sup__name_char(name[i]);
-  if (!ok)
-    return mg_errf(err, err_len, -EINVAL, "name: invalid name '%.80s%s': %s",
-                   name, n > 80 ? "..." : "", accepted);
+  int rc = mg_name_check("name", name, name ? strlen(name) : 0, err, err_len);
+  if (rc < 0)
+    return rc;
   for (mg_child *c = sup->head; c; c = c->next)
     if (!c->closed && strcmp(c->name, name) == 0)
       return mg_errf(err, err_len, -EEXIST,
-                     "name: a process named '%s' is already supervised "
-                     "(names must be unique)",
+                     "name: a process named '%s' is already running (names "
+                     "are unique among live processes)",
                      name);
+  return 0;
+}
+
+/* An integer option in [min, max]; `accepted` (NULL: "min..max") says
+ * what is. */
+static int sup__range(const char *field, int64_t v, int64_t min, int64_t max,
+                      const char *accepted, char *err, size_t err_len) {
+  if (v >= min && v <= max)
+    return 0;
+  if (accepted)
+    return mg_errf(err, err_len, -EINVAL,
+                   "%s: %" PRId64 " is out of range (accepted: %s)", field, v,
+                   accepted);
+  return mg_errf(err, err_len, -EINVAL,
+                 "%s: %" PRId64 " is out of range (accepted: %" PRId64
+                 "..%" PRId64 ")",
+                 field, v, min, max);
+}
+
+/* Every value of `o` on its own: no file is looked at, nothing probed. */
+static int sup__check_values(const mg_child_opts *o, char *err,
+                             size_t err_len) {
+  if ((int)o->enforce < MG_ENFORCE_AUTO || o->enforce > MG_ENFORCE_NONE)
+    return mg_errf(err, err_len, -EINVAL,
+                   "enforce: unknown mode %d (auto, cgroup, data, as, none)",
+                   (int)o->enforce);
+  if ((int)o->restart < MG_RESTART_NO || o->restart > MG_RESTART_ALWAYS)
+    return mg_errf(err, err_len, -EINVAL,
+                   "restart: unknown policy %d (no, on-failure, always)",
+                   (int)o->restart);
+  if (o->limit_bytes == 0)
+    return mg_errf(err, err_len, -EINVAL,
+                   "limit: must be positive (omit it for no limit)");
+  if (o->limit_bytes > MG_SIZE_MAX && o->limit_bytes != MG_CHILD_NO_LIMIT)
+    return mg_errf(err, err_len, -EINVAL,
+                   "limit: %" PRIu64 " bytes is more than 2^63-1",
+                   o->limit_bytes);
+  if (!(o->warn_at >= 0 && o->warn_at <= 1))
+    return mg_errf(err, err_len, -EINVAL,
+                   "warn_at: %g is out of range (accepted: a fraction 0 < "
+                   "warn_at <= 1, or 0 for no warn events)",
+                   o->warn_at);
+  int rc = 0;
+  char acc[64];
+  snprintf(acc, sizeof acc, "0 for no sampling, or %d..%d",
+           MG_SUP_SAMPLE_MS_MIN, MG_SUP_SAMPLE_MS_MAX);
+  if (o->sample_ms != 0)
+    rc = sup__range("sample_ms", o->sample_ms, MG_SUP_SAMPLE_MS_MIN,
+                    MG_SUP_SAMPLE_MS_MAX, acc, err, err_len);
+  if (rc == 0)
+    rc = sup__range("max_restarts", o->max_restarts, -1,
+                    MG_SUP_MAX_RESTARTS_MAX, NULL, err, err_len);
+  if (rc == 0)
+    rc = sup__range("grace_ms", o->grace_ms, 0, MG_SUP_GRACE_MS_MAX, NULL, err,
+                    err_len);
+  if (rc == 0)
+    rc = sup__range("backoff_ms", o->backoff_ms, 1, MG_SUP_BACKOFF_MS_MAX, NULL,
+                    err, err_len);
+  if (rc == 0 && o->backoff_max_ms != MG_CHILD_BACKOFF_MAX_DEFAULT)
+    rc = sup__range("backoff_max_ms", o->backoff_max_ms, 1,
+                    MG_SUP_BACKOFF_CAP_MS_MAX, NULL, err, err_len);
+  if (rc == 0)
+    rc = sup__range("backoff_reset_ms", o->backoff_reset_ms, 1,
+                    MG_SUP_BACKOFF_CAP_MS_MAX, NULL, err, err_len);
+  if (rc == 0 && o->backoff_max_ms != MG_CHILD_BACKOFF_MAX_DEFAULT &&
+      o->backoff_max_ms < o->backoff_ms)
+    rc = mg_errf(err, err_len, -EINVAL,
+                 "backoff_max_ms: %" PRId64 " is below backoff_ms %" PRId64,
+                 o->backoff_max_ms, o->backoff_ms);
+  return rc;
+}
+
+/* Entries "NAME=VALUE" with a name. */
+static int sup__check_env(char *const *env, char *err, size_t err_len) {
+  for (size_t i = 0; env && env[i]; i++) {
+    const char *eq = strchr(env[i], '=');
+    if (!eq)
+      return mg_errf(err, err_len, -EINVAL,
+                     "env: entry '%.80s' is not KEY=VALUE", env[i]);
+    if (eq == env[i])
+      return mg_errf(err, err_len, -EINVAL,
+                     "env: entry '%.80s' has an empty name", env[i]);
+  }
+  return 0;
+}
+
+/* An existing directory we may enter. */
+static int sup__check_cwd(const char *cwd, char *err, size_t err_len) {
+  struct stat st;
+  if (!cwd)
+    return 0;
+  if (!*cwd)
+    return mg_errf(err, err_len, -EINVAL,
+                   "cwd: empty (omit it to inherit the working directory)");
+  if (stat(cwd, &st) < 0)
+    return mg_errf(err, err_len, -errno, "cwd: '%s': %s", cwd, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return mg_errf(err, err_len, -ENOTDIR, "cwd: '%s' is not a directory", cwd);
+  if (access(cwd, X_OK) < 0)
+    return mg_errf(err, err_len, -errno, "cwd: cannot enter '%s': %s", cwd,
+                   strerror(errno));
   return 0;
 }
 
@@ -152,9 +241,14 @@ static int sup__check_out(const char *field, mg_stdio mode, const char *path,
     return mg_errf(err, err_len, -EINVAL,
                    "%s: unknown mode %d (inherit, null or a file path)", field,
                    (int)mode);
-  if (!path || !*path)
+  if (!path)
     return mg_errf(err, err_len, -EINVAL,
                    "%s: a file path is required with MG_STDIO_FILE", field);
+  if (!*path)
+    return mg_errf(err, err_len, -EINVAL,
+                   "%s: empty (accepted: \"inherit\", \"null\" or a file "
+                   "path)",
+                   field);
   struct stat st;
   if (stat(path, &st) == 0) {
     if (S_ISDIR(st.st_mode))
@@ -183,14 +277,30 @@ static int sup__check_out(const char *field, mg_stdio mode, const char *path,
   return 0;
 }
 
+void mg_child_opts_init(mg_child_opts *o) {
+  if (!o)
+    return;
+  memset(o, 0, sizeof *o);
+  o->limit_bytes = MG_CHILD_NO_LIMIT;
+  o->enforce = MG_ENFORCE_AUTO;
+  o->warn_at = MG_SUP_WARN_AT;
+  o->sample_ms = MG_SUP_SAMPLE_MS;
+  o->restart = MG_RESTART_NO;
+  o->max_restarts = -1;
+  o->backoff_ms = MG_SUP_BACKOFF_MS;
+  o->backoff_max_ms = MG_CHILD_BACKOFF_MAX_DEFAULT;
+  o->backoff_reset_ms = MG_SUP_BACKOFF_RESET_MS;
+  o->grace_ms = MG_SUP_GRACE_MS;
+  o->stdout_mode = o->stderr_mode = MG_STDIO_INHERIT;
+}
+
 int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
                      char **path, char *err, size_t err_len) {
   if (path)
     *path = NULL;
   if (!sup || !o)
     return mg_errf(err, err_len, -EINVAL,
-                   "spawn: supervisor and options are "
-                   "required");
+                   "spawn: supervisor and options are required");
   if (sup->shutting_down || sup->free_requested)
     return mg_errf(err, err_len, -ECANCELED,
                    "spawn: the supervisor is shutting down");
@@ -202,40 +312,22 @@ int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
                    "cmd: required: the program and its arguments");
   if (!o->argv[0][0])
     return mg_errf(err, err_len, -EINVAL, "cmd: the program name is empty");
-  if (o->cwd) {
-    struct stat st;
-    if (!*o->cwd)
-      return mg_errf(err, err_len, -EINVAL, "cwd: empty path");
-    if (stat(o->cwd, &st) < 0)
-      return mg_errf(err, err_len, -errno, "cwd: '%s': %s", o->cwd,
-                     strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-      return mg_errf(err, err_len, -ENOTDIR, "cwd: '%s' is not a directory",
-                     o->cwd);
-    if (access(o->cwd, X_OK) < 0)
-      return mg_errf(err, err_len, -errno, "cwd: cannot enter '%s': %s", o->cwd,
-                     strerror(errno));
-  }
-  for (size_t i = 0; o->env && o->env[i]; i++) {
-    const char *eq = strchr(o->env[i], '=');
-    if (!eq || eq == o->env[i])
-      return mg_errf(err, err_len, -EINVAL,
-                     "env: entry '%.80s' is not KEY=VALUE", o->env[i]);
-  }
+  rc = sup__check_values(o, err, err_len);
+  if (rc == 0)
+    rc = sup__check_env(o->env, err, err_len);
+  if (rc == 0)
+    rc = sup__check_cwd(o->cwd, err, err_len);
+  if (rc < 0)
+    return rc;
 
-  if ((int)o->enforce < MG_ENFORCE_AUTO || o->enforce > MG_ENFORCE_NONE)
-    return mg_errf(err, err_len, -EINVAL,
-                   "enforce: unknown mode %d (auto, cgroup, data, as, none)",
-                   (int)o->enforce);
-  if (o->limit_bytes > MG_SIZE_MAX)
-    return mg_errf(err, err_len, MG_ERANGE_SIZE,
-                   "limit: %" PRIu64 " bytes is more than 2^63-1",
-                   o->limit_bytes);
+  int has_limit = o->limit_bytes != MG_CHILD_NO_LIMIT;
   mg_enforce e = o->enforce;
   if (e == MG_ENFORCE_AUTO)
-    e = o->limit_bytes ? sup->auto_enforce : MG_ENFORCE_NONE;
-  if (e != MG_ENFORCE_NONE && o->limit_bytes == 0)
-    return mg_errf(err, err_len, -EINVAL, "limit: required with enforce=%s",
+    e = has_limit ? sup->auto_enforce : MG_ENFORCE_NONE;
+  if (e != MG_ENFORCE_NONE && !has_limit)
+    return mg_errf(err, err_len, -EINVAL,
+                   "limit: required with enforce=%s (set a limit, or use "
+                   "enforce=none)",
                    mg_enforce_name(e));
   if (e == MG_ENFORCE_CGROUP) {
     if (!sup->cg_writable)
@@ -245,7 +337,7 @@ int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
     int gl = snprintf(group, sizeof group, "%s-%ld-%s", sup->prefix,
                       (long)sup->self_pid, o->name);
     if (gl > 64)
-      return mg_errf(err, err_len, -ENAMETOOLONG,
+      return mg_errf(err, err_len, -EINVAL,
                      "name: '%s' makes the cgroup name '%s' longer than 64 "
                      "characters; use a shorter name",
                      o->name, group);
@@ -258,29 +350,6 @@ int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
     return mg_errf(err, err_len, MG_ENOTENFORCED,
                    "enforce: as (RLIMIT_AS) is not enforced here: %s",
                    sup->rl.as_reason);
-  if (!(o->warn_at >= 0 && o->warn_at <= 1))
-    return mg_errf(err, err_len, -EINVAL,
-                   "warn_at: must be a fraction of the limit in (0, 1] (0: "
-                   "no warn events), got %g",
-                   o->warn_at);
-  if (o->sample_ms > 0 && o->sample_ms < MG_SUP_MIN_SAMPLE_MS)
-    return mg_errf(err, err_len, -EINVAL,
-                   "sample_ms: must be 0 (no sampling) or at least %d, got "
-                   "%" PRIu64,
-                   MG_SUP_MIN_SAMPLE_MS, o->sample_ms);
-  if ((int)o->restart < MG_RESTART_NO || o->restart > MG_RESTART_ALWAYS)
-    return mg_errf(err, err_len, -EINVAL,
-                   "restart: unknown policy %d (no, on-failure, always)",
-                   (int)o->restart);
-  if (o->max_restarts < -1)
-    return mg_errf(err, err_len, -EINVAL,
-                   "max_restarts: must be -1 (unlimited) or >= 0, got %d",
-                   o->max_restarts);
-  uint64_t bo = o->backoff_ms ? o->backoff_ms : MG_SUP_BACKOFF_MS;
-  if (o->backoff_max_ms && o->backoff_max_ms < bo)
-    return mg_errf(err, err_len, -EINVAL,
-                   "backoff_max_ms: %" PRIu64 " is below backoff_ms %" PRIu64,
-                   o->backoff_max_ms, bo);
   rc = sup__check_out("stdout", o->stdout_mode, o->stdout_path, err, err_len);
   if (rc == 0)
     rc = sup__check_out("stderr", o->stderr_mode, o->stderr_path, err, err_len);

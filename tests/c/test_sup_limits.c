@@ -50,7 +50,7 @@ TEST(data_limit_before_first_instruction) {
   mg_child_events ev2 = rec_events(&r2);
   o.name = "first-free";
   o.enforce = MG_ENFORCE_NONE;
-  o.limit_bytes = 0;
+  o.limit_bytes = MG_CHILD_NO_LIMIT;
   ASSERT_EQ(mg_child_spawn(sup, &o, &ev2, NULL, err, sizeof err), 0);
   ASSERT(run_until(rec_closed, &r2, 20000));
   ASSERT_EQ(r2.exit[0].code, 0);

@@ -176,12 +176,14 @@ TEST(validation) {
   o.limit_bytes = 64 * MIB;
   expect_invalid(&o, "enforce: unknown mode 42");
   o.enforce = MG_ENFORCE_NONE;
-  o.limit_bytes = UINT64_MAX;
-  expect_invalid(&o, "limit:");
+  o.limit_bytes = UINT64_MAX - 1;
+  expect_invalid(&o, "limit: 18446744073709551614 bytes is more than 2^63-1");
+  o.limit_bytes = 0;
+  expect_invalid(&o, "limit: must be positive (omit it for no limit)");
 
   o = child_opts("x", true_argv);
   o.warn_at = 1.5;
-  expect_invalid(&o, "warn_at: must be a fraction");
+  expect_invalid(&o, "warn_at: 1.5 is out of range (accepted: a fraction");
   o.warn_at = -0.1;
   expect_invalid(&o, "warn_at:");
   o.warn_at = NAN;
@@ -220,7 +222,7 @@ TEST(validation) {
   mg_child_opts o2 = child_opts("dup", true_argv);
   mg_child *c2 = NULL;
   ASSERT_EQ(mg_child_spawn(sup, &o2, NULL, &c2, err, sizeof err), -EEXIST);
-  ASSERT_CONTAINS(err, "name: a process named 'dup' is already supervised");
+  ASSERT_CONTAINS(err, "name: a process named 'dup' is already running");
   ASSERT(c2 == NULL);
   ASSERT_EQ(mg_child_validate(sup, &o, err, sizeof err), -EEXIST);
   mg_child_release(c);

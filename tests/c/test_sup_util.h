@@ -310,13 +310,12 @@ static inline int rec_exited(void *arg) {
   return ((rec *)arg)->exits > 0;
 }
 
-/* Options with the fields every test sets. */
+/* The default options with a name and argv. */
 static inline mg_child_opts child_opts(const char *name, char *const *argv) {
   mg_child_opts o;
-  memset(&o, 0, sizeof o);
+  mg_child_opts_init(&o);
   o.name = name;
   o.argv = argv;
-  o.max_restarts = -1;
   return o;
 }
 

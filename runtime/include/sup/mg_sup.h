@@ -119,13 +119,28 @@ typedef enum mg_stdio {
   MG_STDIO_FILE /* appended to, so restarts keep earlier output */
 } mg_stdio;
 
-/* Defaults and fixed numbers of the supervisor. */
-#define MG_SUP_BACKOFF_MS 100         /* backoff_ms 0 */
-#define MG_SUP_BACKOFF_MAX_MS 10000   /* backoff_max_ms 0 */
-#define MG_SUP_BACKOFF_RESET_MS 10000 /* backoff_reset_ms 0 */
-#define MG_SUP_GRACE_MS 5000          /* grace_ms 0 */
-#define MG_SUP_MIN_SAMPLE_MS 10       /* smallest sample_ms other than 0 */
-#define MG_SUP_LIMIT_FRACTION 0.5     /* see MG_EXIT_LIMIT */
+/* Defaults of mg_child_opts_init. */
+#define MG_SUP_WARN_AT 0.8
+#define MG_SUP_SAMPLE_MS 1000
+#define MG_SUP_GRACE_MS 5000
+#define MG_SUP_BACKOFF_MS 100
+#define MG_SUP_BACKOFF_MAX_MS 10000 /* raised to backoff_ms when that is more */
+#define MG_SUP_BACKOFF_RESET_MS 10000
+/* What the options accept (mg__sup_validate refuses anything else). */
+#define MG_SUP_SAMPLE_MS_MIN 10 /* smallest sample_ms other than 0 */
+#define MG_SUP_SAMPLE_MS_MAX 86400000
+#define MG_SUP_GRACE_MS_MAX 3600000
+#define MG_SUP_BACKOFF_MS_MAX 3600000
+#define MG_SUP_BACKOFF_CAP_MS_MAX 86400000 /* backoff_max_ms, _reset_ms */
+#define MG_SUP_MAX_RESTARTS_MAX 1000000
+/* Fixed numbers. */
+#define MG_SUP_LIMIT_FRACTION 0.5 /* see MG_EXIT_LIMIT */
+
+/* limit_bytes of a child without a limit (the default). */
+#define MG_CHILD_NO_LIMIT UINT64_MAX
+/* backoff_max_ms not given (the default): MG_SUP_BACKOFF_MAX_MS, or
+ * backoff_ms when that is more. */
+#define MG_CHILD_BACKOFF_MAX_DEFAULT INT64_MIN
 
 /* "auto" "cgroup" "data" "as" "none"; parse: -EINVAL + err otherwise. */
 const char *mg_enforce_name(mg_enforce e);
@@ -197,32 +212,44 @@ typedef struct mg_child_events {
   void *ud;
 } mg_child_events;
 
+/* Options of a child. Start from mg_child_opts_init(): it sets every
+ * default, so that 0 means what the Lua API means (grace_ms 0: SIGKILL at
+ * once, warn_at 0: no warn events, sample_ms 0: no sampling) and a limit
+ * given as 0 is told from no limit. Every value is checked by
+ * mg_child_spawn / mg_child_validate; the comment says what is accepted. */
 typedef struct mg_child_opts {
-  const char *name;     /* required: 1..64 of [A-Za-z0-9._-] */
-  char *const *argv;    /* required: argv[0] looked up in PATH */
-  char *const *env;     /* extra "K=V" added to the inherited environment */
-  const char *cwd;      /* NULL: inherited */
-  uint64_t limit_bytes; /* 0: no limit (enforce must be none or auto) */
-  mg_enforce enforce;
-  double warn_at;     /* 0 < warn_at <= 1; 0: no warn events */
-  uint64_t sample_ms; /* 0: no sampling */
-  mg_restart restart;
-  int max_restarts;        /* -1: unlimited */
-  uint64_t backoff_ms;     /* first restart delay (0: 100 ms); doubles
-                              after each restart */
-  uint64_t backoff_max_ms; /* cap of the doubling (0: 10000 ms) */
-  mg_stdio stdout_mode, stderr_mode;
-  const char *stdout_path, *stderr_path; /* with MG_STDIO_FILE */
-  uint64_t grace_ms; /* SIGTERM → SIGKILL delay on stop/shutdown (0: 5000) */
-  /* Added by the supervisor layer (0 keeps the default): */
-  uint64_t backoff_reset_ms; /* a run at least this long resets the
-                                backoff to backoff_ms (0: 10000 ms) */
+  const char *name;  /* required: mg_name_check (1..64 of [A-Za-z0-9._-]) */
+  char *const *argv; /* required: argv[0] looked up in PATH */
+  char *const *env;  /* extra "NAME=VALUE" added to the inherited env */
+  const char *cwd;   /* NULL: inherited; else an existing directory */
+  uint64_t limit_bytes; /* 1..2^63-1, see "The limit rule" above;
+                           MG_CHILD_NO_LIMIT (default): none; 0 refused */
+  mg_enforce enforce;   /* default auto */
+  double warn_at;       /* fraction of the limit, 0..1; 0: no warn events
+                           (default 0.8) */
+  int64_t sample_ms;    /* 0: no sampling, else 10..86400000 (default 1000) */
+  mg_restart restart;   /* default no */
+  int64_t max_restarts; /* -1: unlimited (default), else 0..1000000 */
+  int64_t backoff_ms;   /* first restart delay, 1..3600000 (default 100);
+                           doubles after each restart */
+  int64_t backoff_max_ms; /* cap of the doubling, backoff_ms..86400000
+                             (default MG_CHILD_BACKOFF_MAX_DEFAULT) */
+  mg_stdio stdout_mode, stderr_mode; /* default inherit */
+  const char *stdout_path, *stderr_path; /* with MG_STDIO_FILE: not empty */
+  int64_t grace_ms; /* SIGTERM → SIGKILL delay on stop/shutdown,
+                       0..3600000; 0: SIGKILL at once (default 5000) */
+  int64_t backoff_reset_ms; /* a run at least this long resets the backoff
+                               to backoff_ms, 1..86400000 (default 10000) */
 } mg_child_opts;
 
+/* Fill `o` with the defaults (see mg_child_opts); name and argv NULL. */
+void mg_child_opts_init(mg_child_opts *o);
+
 /* Validate `o` completely (name, argv, program found in PATH and
- * executable, cwd, limit vs enforce, warn_at, files) — nothing is started
- * when it fails; err names the field. Then start the first run. *out is
- * owned by the caller until mg_child_release(). */
+ * executable, cwd, every range, limit vs enforce, files) — nothing is
+ * started when it fails; err names the field, quotes the value and says
+ * what is accepted. Then start the first run. *out is owned by the caller
+ * until mg_child_release(). Codes: see "Errors" above. */
 int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
                    const mg_child_events *ev, mg_child **out, char *err,
                    size_t err_len);
