@@ -407,9 +407,7 @@ static int read_env(lua_State *L, int t, int anchor, mg_child_opts *o,
                         lua_tostring(L, -2), luaL_typename(L, -1));
     const char *k = lua_tostring(L, -2);
     if (strchr(k, '=') || strlen(k) != lua_rawlen(L, -2)) {
-      snprintf(err, len,
-               "env: invalid variable name '%s' (no '=', no NUL)",
-               k);
+      snprintf(err, len, "env: invalid variable name '%s' (no '=', no NUL)", k);
       lua_pop(L, 3);
       return -1;
     }
@@ -545,14 +543,10 @@ static int l_spawn(lua_State *L) {
 
   mg_child_events ev = {ev_sample, ev_warn, ev_exit, ev_restart, ev_close, p};
   if (env->check_only) {
-    if (mg_child_validate(sup, &o, err, sizeof err) < 0)
+    if (mg_child_validate(sup, &o, &p->enforce, err, sizeof err) < 0)
       return mg_lua_fail(L, err);
     snprintf(p->name, sizeof p->name, "%s", o.name);
     p->limit_bytes = o.limit_bytes == MG_CHILD_NO_LIMIT ? 0 : o.limit_bytes;
-    p->enforce = o.enforce == MG_ENFORCE_AUTO
-                     ? (p->limit_bytes ? mg_sup_auto_enforce(sup, NULL)
-                                       : MG_ENFORCE_NONE)
-                     : o.enforce;
     lua_settop(L, 3);
     return 1;
   }

@@ -25,10 +25,14 @@ struct mg_sup {
   char prefix[32]; /* group name prefix, without the trailing '-' */
   char *parent;    /* owned copy of cgroup_parent, or NULL */
   pid_t self_pid;
-  mg_cgroup_info cg;   /* detection result (version NONE when unusable) */
-  int cg_writable;     /* a limited child group can be created */
-  char cg_reason[768]; /* why (not) */
-  mg_rlimit_support rl;
+  mg_cgroup_info cg; /* detection result (version NONE when unusable) */
+  /* Learnt only when a mode needs it (nothing is probed at start): can a
+   * limited child group be created (the probe of mg_sup_auto_enforce, or
+   * a child's own group), and why (not). rlimit verdicts are cached by
+   * mg_rlimit_probe_one. */
+  int cg_known, cg_usable;
+  char cg_reason[768];
+  int auto_known; /* mg_sup_auto_enforce has run its full probe */
   mg_enforce auto_enforce;
   char auto_why[1024];
 
@@ -125,9 +129,20 @@ const char *mg__sup_find_marker(const char *text, size_t len);
  * "signal" for a number without a name; written to buf, returned. */
 const char *mg__sup_signame(int sig, char *buf, size_t len);
 
-/* Validate the options of a spawn; see mg_sup_validate.c. */
-int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
-                     char **path, char *err, size_t err_len);
+/* mg_sup_validate.c: check every option of a spawn that needs no probe
+ * (nothing is started; *path gets argv[0] resolved, caller frees). */
+int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, char **path,
+                     char *err, size_t err_len);
+/* The mode `e` (possibly auto) of a child with or without a limit, as
+ * mg_child_validate sees it: probes what the mode needs (auto: the full
+ * probe of mg_sup_auto_enforce), creates nothing. */
+int mg__sup_mode_check(mg_sup *sup, mg_enforce e, int has_limit,
+                       mg_enforce *resolved, char *err, size_t err_len);
+/* The mode of a new child before its first run: auto with a limit tries
+ * the child's own group (c->cg) and falls back to RLIMIT_DATA, RLIMIT_AS,
+ * none, logging enforce_chosen; cgroup makes the group; data and as probe
+ * their resource. Sets c->enforce. */
+int mg__sup_resolve(mg_child *c, mg_enforce e, char *err, size_t err_len);
 
 /* Start one run of `c` (fork, set up, exec). 0, or a negative code with a
  * message naming the field in err; nothing is left running on failure. */
@@ -148,6 +163,10 @@ void mg__sup_run_started(mg_child *c);
 void mg__sup_on_sigchld(uv_signal_t *h, int signum);
 void mg__sup_kill_hard(mg_child *c);
 
+/* mg_sup_exec.c: make the run's group c->cg with c->limit_bytes (a
+ * leftover of the previous run is removed first); 0, or a negative code
+ * with the bare reason. */
+int mg__sup_cgroup_make(mg_child *c, char *reason, size_t reason_len);
 /* Kill what is left in the run's group, read nothing, remove it; a group
  * that cannot be removed is kept in c->cg_leftover for a later retry. */
 void mg__sup_cgroup_drop(mg_child *c);

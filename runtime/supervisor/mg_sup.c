@@ -276,6 +276,26 @@ static void sup__check(mg_sup *sup) {
 
 /* ------------------------------------------------------------- public */
 
+/* Remove the groups <prefix>-<deadpid>-* of dead earlier runs, saying how
+ * many. */
+static void sup__remove_stale(mg_sup *sup) {
+  char pfx[40], e[1024];
+  size_t removed = 0;
+  snprintf(pfx, sizeof pfx, "%s-", sup->prefix);
+  int rc =
+      mg_cgroup_remove_stale(&sup->cg, sup->parent, pfx, &removed, e, sizeof e);
+  const char *parent = sup->parent ? sup->parent : sup->cg.dir;
+  if (rc < 0) {
+    mg_log_field f[] = {MG_LF_STR("parent", parent), MG_LF_STR("error", e)};
+    sup__log(sup, MG_LOG_WARN, "stale_cgroups_remove_failed", f, 2);
+  }
+  if (removed > 0) {
+    mg_log_field f[] = {MG_LF_STR("parent", parent), MG_LF_STR("prefix", pfx),
+                        MG_LF_UINT("removed", removed)};
+    sup__log(sup, MG_LOG_INFO, "stale_cgroups_removed", f, 3);
+  }
+}
+
 int mg_sup_new(const mg_sup_opts *o, mg_sup **out, char *err, size_t err_len) {
   if (!out)
     return mg_errf(err, err_len, -EINVAL, "mg_sup_new: out is NULL");
@@ -314,103 +334,55 @@ int mg_sup_new(const mg_sup_opts *o, mg_sup **out, char *err, size_t err_len) {
   sup->paths.proc_root = sup->proc_root;
   sup->paths.fs_root = sup->fs_root;
 
-  /* cgroups: detection, a real probe, stale groups of dead runs. */
+  /* cgroups: detection, the parent, stale groups of dead runs. Nothing is
+   * probed here: a mode learns what it needs at the first spawn. */
   char e[1024];
   int rc = mg_cgroup_detect(&sup->paths, &sup->cg, e, sizeof e);
   if (rc < 0) {
     memset(&sup->cg, 0, sizeof sup->cg);
     snprintf(sup->cg_reason, sizeof sup->cg_reason,
              "cgroup detection failed: %s", e);
+    sup->cg_known = 1;
+    if (sup->parent) {
+      rc = mg_errf(err, err_len, rc, "cgroup_parent: '%s' cannot be used: %s",
+                   sup->parent, sup->cg_reason);
+      sup__free_now(sup);
+      return rc;
+    }
   } else if (sup->cg.version == MG_CGROUP_NONE) {
     snprintf(sup->cg_reason, sizeof sup->cg_reason,
              "no cgroup memory controller is mounted%s",
              sup->cg.v2_mounted ? " (cgroup2 is mounted without the memory "
                                   "controller)"
                                 : "");
-  } else {
-    if (sup->parent) {
-      struct stat st;
-      if (stat(sup->parent, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        rc = mg_errf(err, err_len, -ENOENT,
-                     "cgroup_parent: '%s' is not a directory", sup->parent);
-        sup__free_now(sup);
-        return rc;
-      }
-    }
-    rc = mg_cgroup_probe_writable(&sup->cg, sup->parent, sup->cg_reason,
-                                  sizeof sup->cg_reason);
-    sup->cg_writable = rc == 1;
-    if (rc < 0)
-      snprintf(sup->cg_reason, sizeof sup->cg_reason,
-               "the writability probe failed: %s", mg_strerror(rc));
-    char pfx[40];
-    size_t removed = 0;
-    snprintf(pfx, sizeof pfx, "%s-", sup->prefix);
-    rc = mg_cgroup_remove_stale(&sup->cg, sup->parent, pfx, &removed, e,
-                                sizeof e);
-    const char *parent = sup->parent ? sup->parent : sup->cg.dir;
+    sup->cg_known = 1;
+  }
+  if (sup->parent) {
+    rc = mg_cgroup_check_parent(&sup->cg, "cgroup_parent", sup->parent, err,
+                                err_len);
     if (rc < 0) {
-      mg_log_field f[] = {MG_LF_STR("parent", parent), MG_LF_STR("error", e)};
-      sup__log(sup, MG_LOG_WARN, "stale_cgroups_remove_failed", f, 2);
-    }
-    if (removed > 0) {
-      mg_log_field f[] = {MG_LF_STR("parent", parent), MG_LF_STR("prefix", pfx),
-                          MG_LF_UINT("removed", removed)};
-      sup__log(sup, MG_LOG_INFO, "stale_cgroups_removed", f, 3);
+      sup__free_now(sup);
+      return rc;
     }
   }
-
-  /* rlimits, and what `auto` means here. */
-  mg_rlimit_probe(&sup->rl);
-  if (sup->cg_writable) {
-    sup->auto_enforce = MG_ENFORCE_CGROUP;
-    snprintf(sup->auto_why, sizeof sup->auto_why, "cgroup %s is writable: %s",
-             mg_cgroup_version_name(sup->cg.version), sup->cg_reason);
-  } else if (sup->rl.data_enforced) {
-    sup->auto_enforce = MG_ENFORCE_DATA;
-    snprintf(sup->auto_why, sizeof sup->auto_why,
-             "no writable cgroup (%s); RLIMIT_DATA is enforced: %s",
-             sup->cg_reason, sup->rl.data_reason);
-  } else if (sup->rl.as_enforced) {
-    sup->auto_enforce = MG_ENFORCE_AS;
-    snprintf(sup->auto_why, sizeof sup->auto_why,
-             "no writable cgroup (%s); RLIMIT_DATA is not enforced (%s); "
-             "RLIMIT_AS is: %s",
-             sup->cg_reason, sup->rl.data_reason, sup->rl.as_reason);
-  } else {
-    sup->auto_enforce = MG_ENFORCE_NONE;
-    snprintf(sup->auto_why, sizeof sup->auto_why,
-             "nothing can enforce a limit here: no writable cgroup (%s), "
-             "RLIMIT_DATA not enforced (%s), RLIMIT_AS not enforced (%s); "
-             "limits are watched only",
-             sup->cg_reason, sup->rl.data_reason, sup->rl.as_reason);
-  }
-  mg_log_field f[] = {
-      MG_LF_STR("enforce", mg_enforce_name(sup->auto_enforce)),
-      MG_LF_STR("why", sup->auto_why),
-      MG_LF_STR("cgroup", mg_cgroup_version_name(sup->cg.version)),
-      MG_LF_BOOL("cgroup_writable", sup->cg_writable),
-      MG_LF_BOOL("data_enforced", sup->rl.data_enforced),
-      MG_LF_BOOL("as_enforced", sup->rl.as_enforced),
-  };
-  sup__log(sup,
-           sup->auto_enforce == MG_ENFORCE_NONE ? MG_LOG_WARN : MG_LOG_INFO,
-           "enforce_chosen", f, 6);
+  if (sup->cg.version != MG_CGROUP_NONE)
+    sup__remove_stale(sup);
   *out = sup;
   if (err && err_len)
     err[0] = '\0';
   return 0;
 }
 
-mg_enforce mg_sup_auto_enforce(const mg_sup *sup, const char **why) {
-  if (why)
-    *why = sup ? sup->auto_why : "";
-  return sup ? sup->auto_enforce : MG_ENFORCE_NONE;
-}
-
-int mg_child_validate(mg_sup *sup, const mg_child_opts *o, char *err,
-                      size_t err_len) {
-  return mg__sup_validate(sup, o, NULL, NULL, err, err_len);
+int mg_child_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
+                      char *err, size_t err_len) {
+  if (enforce)
+    *enforce = MG_ENFORCE_NONE;
+  int rc = mg__sup_validate(sup, o, NULL, err, err_len);
+  if (rc == 0)
+    rc =
+        mg__sup_mode_check(sup, o->enforce, o->limit_bytes != MG_CHILD_NO_LIMIT,
+                           enforce, err, err_len);
+  return rc;
 }
 
 /* Start SIGCHLD watching before the first fork, so no exit is missed. */
@@ -437,8 +409,7 @@ static int sup__sigchld_start(mg_sup *sup, char *err, size_t err_len) {
 
 /* A child with deep copies of the options (it owns `path` from here on),
  * not yet in the list; NULL when out of memory. */
-static mg_child *sup__child_new(mg_sup *sup, const mg_child_opts *o,
-                                mg_enforce enforce, char *path,
+static mg_child *sup__child_new(mg_sup *sup, const mg_child_opts *o, char *path,
                                 const mg_child_events *ev) {
   mg_child *c = calloc(1, sizeof *c);
   if (!c) {
@@ -464,8 +435,7 @@ static mg_child *sup__child_new(mg_sup *sup, const mg_child_opts *o,
     sup__child_free(c);
     return NULL;
   }
-  /* validated: every value is in range */
-  c->enforce = enforce;
+  /* validated: every value is in range; enforce is resolved later */
   c->limit_bytes = o->limit_bytes == MG_CHILD_NO_LIMIT ? 0 : o->limit_bytes;
   c->warn_at = o->warn_at;
   c->sample_ms = (uint64_t)o->sample_ms;
@@ -491,15 +461,16 @@ int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
                    size_t err_len) {
   if (out)
     *out = NULL;
-  mg_enforce enforce;
   char *path = NULL;
-  int rc = mg__sup_validate(sup, o, &enforce, &path, err, err_len);
+  int rc = mg__sup_validate(sup, o, &path, err, err_len);
   if (rc < 0)
     return rc;
-  mg_child *c = sup__child_new(sup, o, enforce, path, ev);
+  mg_child *c = sup__child_new(sup, o, path, ev);
   if (!c)
     return mg_errf(err, err_len, -ENOMEM, "spawn: out of memory");
-  rc = sup__sigchld_start(sup, err, err_len);
+  rc = mg__sup_resolve(c, o->enforce, err, err_len);
+  if (rc == 0)
+    rc = sup__sigchld_start(sup, err, err_len);
   if (rc == 0)
     rc = mg__sup_exec(c, err, err_len);
   if (rc < 0) {

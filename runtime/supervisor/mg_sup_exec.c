@@ -223,18 +223,14 @@ static int sup__open_out(const char *field, mg_stdio mode, const char *path,
   return 0;
 }
 
-/* Create the run's group, set its limit, open cgroup.procs. */
-static int sup__cgroup_setup(mg_child *c, int *fd_procs, char *err,
-                             size_t err_len) {
+int mg__sup_cgroup_make(mg_child *c, char *reason, size_t reason_len) {
   mg_sup *sup = c->sup;
   char name[160], e[PATH_MAX + 256];
-  *fd_procs = -1;
   if (c->cg_leftover) {
     mg__sup_cgroup_drop(c);
     if (c->cg_leftover)
-      return mg_errf(err, err_len, -EBUSY,
-                     "enforce: the cgroup %s of the previous run cannot be "
-                     "removed",
+      return mg_errf(reason, reason_len, -EBUSY,
+                     "the cgroup %s of the previous run cannot be removed",
                      mg_cgroup_dir(c->cg_leftover));
   }
   snprintf(name, sizeof name, "%s-%ld-%s", sup->prefix, (long)sup->self_pid,
@@ -251,30 +247,16 @@ static int sup__cgroup_setup(mg_child *c, int *fd_procs, char *err,
       rc = mg_cgroup_create(&sup->cg, sup->parent, name, &cg, e, sizeof e);
   }
   if (rc < 0)
-    return mg_errf(err, err_len, rc, "enforce: %s", e);
+    return mg_errf(reason, reason_len, rc, "%s", e);
   int swap_limited = 0;
   rc = mg_cgroup_set_limit(cg, c->limit_bytes, &swap_limited, e, sizeof e);
   if (rc < 0) {
     mg_cgroup_remove(cg, NULL, 0);
     mg_cgroup_free(cg);
-    return mg_errf(err, err_len, rc, "limit: %s", e);
+    return mg_errf(reason, reason_len, rc, "%s", e);
   }
   memset(&c->cg_start, 0, sizeof c->cg_start);
   mg_cgroup_stats_read(cg, &c->cg_start, NULL, 0);
-  char procs[PATH_MAX + 32];
-  snprintf(procs, sizeof procs, "%s/cgroup.procs", mg_cgroup_dir(cg));
-  int f;
-  do {
-    f = open(procs, O_WRONLY | O_CLOEXEC);
-  } while (f < 0 && errno == EINTR);
-  f = sup__high_fd(f);
-  if (f < 0) {
-    rc = -errno;
-    mg_cgroup_remove(cg, NULL, 0);
-    mg_cgroup_free(cg);
-    return mg_errf(err, err_len, rc, "enforce: cannot open %s: %s", procs,
-                   strerror(-rc));
-  }
   char lim[32];
   mg_log_field lf[] = {
       MG_LF_STR("name", c->name),
@@ -285,6 +267,28 @@ static int sup__cgroup_setup(mg_child *c, int *fd_procs, char *err,
   };
   mg_log(sup->log, MG_LOG_DEBUG, "cgroup_created", lf, 5);
   c->cg = cg;
+  return 0;
+}
+
+/* The run's group (made now for a restart; the first run's was made when
+ * its mode was resolved) and its cgroup.procs, opened for the child. */
+static int sup__cgroup_setup(mg_child *c, int *fd_procs, char *err,
+                             size_t err_len) {
+  char e[PATH_MAX + 256];
+  *fd_procs = -1;
+  int rc = c->cg ? 0 : mg__sup_cgroup_make(c, e, sizeof e);
+  if (rc < 0)
+    return mg_errf(err, err_len, rc, "enforce: %s", e);
+  char procs[PATH_MAX + 32];
+  snprintf(procs, sizeof procs, "%s/cgroup.procs", mg_cgroup_dir(c->cg));
+  int f;
+  do {
+    f = open(procs, O_WRONLY | O_CLOEXEC);
+  } while (f < 0 && errno == EINTR);
+  f = sup__high_fd(f);
+  if (f < 0)
+    return mg_errf(err, err_len, -errno, "enforce: cannot open %s: %s", procs,
+                   strerror(errno)); /* the caller drops the group */
   *fd_procs = f;
   return 0;
 }

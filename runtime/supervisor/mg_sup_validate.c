@@ -294,8 +294,8 @@ void mg_child_opts_init(mg_child_opts *o) {
   o->stdout_mode = o->stderr_mode = MG_STDIO_INHERIT;
 }
 
-int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
-                     char **path, char *err, size_t err_len) {
+int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, char **path,
+                     char *err, size_t err_len) {
   if (path)
     *path = NULL;
   if (!sup || !o)
@@ -319,37 +319,23 @@ int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
     rc = sup__check_cwd(o->cwd, err, err_len);
   if (rc < 0)
     return rc;
-
   int has_limit = o->limit_bytes != MG_CHILD_NO_LIMIT;
-  mg_enforce e = o->enforce;
-  if (e == MG_ENFORCE_AUTO)
-    e = has_limit ? sup->auto_enforce : MG_ENFORCE_NONE;
-  if (e != MG_ENFORCE_NONE && !has_limit)
+  if (o->enforce != MG_ENFORCE_AUTO && o->enforce != MG_ENFORCE_NONE &&
+      !has_limit)
     return mg_errf(err, err_len, -EINVAL,
                    "limit: required with enforce=%s (set a limit, or use "
                    "enforce=none)",
-                   mg_enforce_name(e));
-  if (e == MG_ENFORCE_CGROUP) {
-    if (!sup->cg_writable)
-      return mg_errf(err, err_len, MG_ENOTSUP,
-                     "enforce: cgroup not available here: %s", sup->cg_reason);
-    char group[160];
-    int gl = snprintf(group, sizeof group, "%s-%ld-%s", sup->prefix,
-                      (long)sup->self_pid, o->name);
-    if (gl > 64)
-      return mg_errf(err, err_len, -EINVAL,
-                     "name: '%s' makes the cgroup name '%s' longer than 64 "
-                     "characters; use a shorter name",
-                     o->name, group);
-  }
-  if (e == MG_ENFORCE_DATA && !sup->rl.data_enforced)
-    return mg_errf(err, err_len, MG_ENOTENFORCED,
-                   "enforce: data (RLIMIT_DATA) is not enforced here: %s",
-                   sup->rl.data_reason);
-  if (e == MG_ENFORCE_AS && !sup->rl.as_enforced)
-    return mg_errf(err, err_len, MG_ENOTENFORCED,
-                   "enforce: as (RLIMIT_AS) is not enforced here: %s",
-                   sup->rl.as_reason);
+                   mg_enforce_name(o->enforce));
+  int cgroup_wanted = o->enforce == MG_ENFORCE_CGROUP ||
+                      (o->enforce == MG_ENFORCE_AUTO && has_limit &&
+                       !(sup->cg_known && !sup->cg_usable));
+  char group[160];
+  if (cgroup_wanted && snprintf(group, sizeof group, "%s-%ld-%s", sup->prefix,
+                                (long)sup->self_pid, o->name) > 64)
+    return mg_errf(err, err_len, -EINVAL,
+                   "name: '%s' makes the cgroup name '%s' longer than 64 "
+                   "characters; use a shorter name",
+                   o->name, group);
   rc = sup__check_out("stdout", o->stdout_mode, o->stdout_path, err, err_len);
   if (rc == 0)
     rc = sup__check_out("stderr", o->stderr_mode, o->stderr_path, err, err_len);
@@ -363,9 +349,190 @@ int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
     *path = p;
   else
     free(p);
-  if (enforce)
-    *enforce = e;
   if (err && err_len)
     err[0] = '\0';
+  return 0;
+}
+
+/* ---------------------------------------------------- what can enforce */
+
+/* Errors of a child's own group that mean cgroups cannot be used here
+ * (no permission, a read-only tree, a controller not delegated), so
+ * `auto` falls back instead of failing. */
+static int sup__cg_unusable(int rc) {
+  return rc == -EACCES || rc == -EPERM || rc == -EROFS || rc == -ENOENT ||
+         rc == -ENOTSUP || rc == MG_ENOTSUP || rc == -EBUSY || rc == -ENODEV;
+}
+
+/* Remember whether limited groups can be created here, and why. */
+static void sup__cg_learn(mg_sup *sup, int usable, const char *reason) {
+  sup->cg_known = 1;
+  sup->cg_usable = usable;
+  snprintf(sup->cg_reason, sizeof sup->cg_reason, "%s", reason);
+}
+
+/* Learn it by the probe (creates a limited group and removes it). */
+static void sup__cg_probe(mg_sup *sup) {
+  if (sup->cg_known)
+    return;
+  char reason[sizeof sup->cg_reason];
+  int rc =
+      mg_cgroup_probe_writable(&sup->cg, sup->parent, reason, sizeof reason);
+  if (rc < 0)
+    snprintf(reason, sizeof reason, "the writability probe failed: %s",
+             mg_strerror(rc));
+  sup__cg_learn(sup, rc == 1, reason);
+}
+
+/* Without a group: RLIMIT_DATA if enforced, else RLIMIT_AS, else none
+ * (each probed only when the one before is not enforced); `why` says so
+ * with `cg_why`, why there is no group. */
+static mg_enforce sup__fallback(const char *cg_why, char *why, size_t len) {
+  int data = 0, as = 0;
+  char dr[256], ar[256];
+  mg_rlimit_probe_one(MG_RLIMIT_DATA, &data, dr, sizeof dr);
+  if (data) {
+    snprintf(why, len, "no writable cgroup (%s); RLIMIT_DATA is enforced: %s",
+             cg_why, dr);
+    return MG_ENFORCE_DATA;
+  }
+  mg_rlimit_probe_one(MG_RLIMIT_AS, &as, ar, sizeof ar);
+  if (as) {
+    snprintf(why, len,
+             "no writable cgroup (%s); RLIMIT_DATA is not enforced (%s); "
+             "RLIMIT_AS is: %s",
+             cg_why, dr, ar);
+    return MG_ENFORCE_AS;
+  }
+  snprintf(why, len,
+           "nothing can enforce a limit here: no writable cgroup (%s), "
+           "RLIMIT_DATA not enforced (%s), RLIMIT_AS not enforced (%s); "
+           "limits are watched only",
+           cg_why, dr, ar);
+  return MG_ENFORCE_NONE;
+}
+
+mg_enforce mg_sup_auto_enforce(mg_sup *sup, const char **why) {
+  if (!sup) {
+    if (why)
+      *why = "";
+    return MG_ENFORCE_NONE;
+  }
+  if (!sup->auto_known) {
+    sup__cg_probe(sup);
+    if (sup->cg_usable) {
+      sup->auto_enforce = MG_ENFORCE_CGROUP;
+      snprintf(sup->auto_why, sizeof sup->auto_why, "cgroup %s is writable: %s",
+               mg_cgroup_version_name(sup->cg.version), sup->cg_reason);
+    } else {
+      sup->auto_enforce =
+          sup__fallback(sup->cg_reason, sup->auto_why, sizeof sup->auto_why);
+    }
+    sup->auto_known = 1;
+  }
+  if (why)
+    *why = sup->auto_why;
+  return sup->auto_enforce;
+}
+
+/* data / as: is the resource enforced here (probed once per process)? */
+static int sup__rlimit_check(mg_enforce e, char *err, size_t err_len) {
+  int enforced = 0;
+  char why[256];
+  int data = e == MG_ENFORCE_DATA;
+  mg_rlimit_probe_one(data ? MG_RLIMIT_DATA : MG_RLIMIT_AS, &enforced, why,
+                      sizeof why);
+  if (enforced)
+    return 0;
+  return mg_errf(err, err_len, MG_ENOTENFORCED,
+                 "enforce: %s (%s) is not enforced here: %s",
+                 data ? "data" : "as", data ? "RLIMIT_DATA" : "RLIMIT_AS", why);
+}
+
+static int sup__cg_unavailable(const mg_sup *sup, char *err, size_t err_len) {
+  return mg_errf(err, err_len, MG_ENOTSUP,
+                 "enforce: cgroup not available here: %s", sup->cg_reason);
+}
+
+int mg__sup_mode_check(mg_sup *sup, mg_enforce e, int has_limit,
+                       mg_enforce *resolved, char *err, size_t err_len) {
+  int rc = 0;
+  if (e == MG_ENFORCE_AUTO) {
+    e = has_limit ? mg_sup_auto_enforce(sup, NULL) : MG_ENFORCE_NONE;
+  } else if (e == MG_ENFORCE_CGROUP) {
+    sup__cg_probe(sup);
+    if (!sup->cg_usable)
+      rc = sup__cg_unavailable(sup, err, err_len);
+  } else if (e == MG_ENFORCE_DATA || e == MG_ENFORCE_AS) {
+    rc = sup__rlimit_check(e, err, err_len);
+  }
+  if (resolved)
+    *resolved = e;
+  return rc;
+}
+
+/* The child's own group, made now: 0 with c->cg, or the reason. */
+static int sup__own_group(mg_child *c, char *reason, size_t reason_len) {
+  mg_sup *sup = c->sup;
+  if (sup->cg_known && !sup->cg_usable) /* learnt before: do not retry */
+    return mg_errf(reason, reason_len, MG_ENOTSUP, "%s", sup->cg_reason);
+  int rc = mg__sup_cgroup_make(c, reason, reason_len);
+  if (rc == 0 && !sup->cg_known) {
+    char r[sizeof sup->cg_reason];
+    snprintf(r, sizeof r,
+             "created the cgroup %s group %s with its limit under %s",
+             mg_cgroup_version_name(sup->cg.version), mg_cgroup_dir(c->cg),
+             sup->parent ? sup->parent : sup->cg.dir);
+    sup__cg_learn(sup, 1, r);
+  } else if (rc < 0 && sup__cg_unusable(rc)) {
+    sup__cg_learn(sup, 0, reason);
+  }
+  return rc;
+}
+
+int mg__sup_resolve(mg_child *c, mg_enforce e, char *err, size_t err_len) {
+  mg_sup *sup = c->sup;
+  char reason[sizeof sup->cg_reason], why[1024];
+  int rc;
+  c->enforce = e;
+  switch (e) {
+  case MG_ENFORCE_DATA:
+  case MG_ENFORCE_AS:
+    return sup__rlimit_check(e, err, err_len);
+  case MG_ENFORCE_CGROUP:
+    rc = sup__own_group(c, reason, sizeof reason);
+    if (rc < 0 && sup__cg_unusable(rc))
+      return sup__cg_unavailable(sup, err, err_len);
+    if (rc < 0)
+      return mg_errf(err, err_len, rc, "enforce: %s", reason);
+    return 0;
+  case MG_ENFORCE_AUTO:
+    break;
+  default:
+    c->enforce = MG_ENFORCE_NONE;
+    return 0;
+  }
+  if (c->limit_bytes == 0) { /* auto without a limit: nothing to enforce */
+    c->enforce = MG_ENFORCE_NONE;
+    return 0;
+  }
+  rc = sup__own_group(c, reason, sizeof reason);
+  if (rc == 0) {
+    c->enforce = MG_ENFORCE_CGROUP;
+    snprintf(why, sizeof why, "its own cgroup %s group %s has the limit",
+             mg_cgroup_version_name(sup->cg.version), mg_cgroup_dir(c->cg));
+  } else if (sup__cg_unusable(rc)) {
+    c->enforce = sup__fallback(sup->cg_reason, why, sizeof why);
+  } else {
+    return mg_errf(err, err_len, rc, "enforce: %s", reason);
+  }
+  mg_log_field f[] = {
+      MG_LF_STR("name", c->name),
+      MG_LF_STR("enforce", mg_enforce_name(c->enforce)),
+      MG_LF_STR("why", why),
+      MG_LF_STR("cgroup", mg_cgroup_version_name(sup->cg.version)),
+  };
+  mg_log(sup->log, c->enforce == MG_ENFORCE_NONE ? MG_LOG_WARN : MG_LOG_INFO,
+         "enforce_chosen", f, 4);
   return 0;
 }

@@ -1,8 +1,9 @@
 /* test_sup_classify.c — why a run ended (mg__sup_classify) for every
  * reason and both cgroup versions, the allocation-failure texts, and the
- * supervisor on a cgroup v2 fixture tree (detection, the writability
- * probe's reason, `auto`, stale-group removal, the v2 counters read back
- * through mg_cgroup_stats_read). No real cgroup v2 machine is needed. */
+ * supervisor on a cgroup v2 fixture tree (detection, `auto` trying the
+ * child's own group and falling back with the reason, stale-group
+ * removal, the v2 counters read back through mg_cgroup_stats_read). No
+ * real cgroup v2 machine is needed. */
 #include "test_sup_util.h"
 
 #include "supervisor/mg__sup.h"
@@ -213,6 +214,9 @@ static void build_v2_tree(void) {
       "30 22 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 "
       "- cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n");
   put("proc/self/cgroup", "0::/mgrun.slice\n");
+  put("proc/meminfo",
+      "MemTotal:       16777216 kB\nMemFree:         8388608 kB\n"
+      "MemAvailable:    8388608 kB\n");
   put(CG "/cgroup.controllers", "cpuset cpu io memory pids\n");
   put(CG "/cgroup.subtree_control", "memory pids\n");
   put(SLICE "/cgroup.controllers", "memory pids\n");
@@ -245,24 +249,34 @@ TEST(v2_fixture_supervisor) {
   o.paths.fs_root = fs;
   ASSERT_EQ(mg_sup_new(&o, &sup, err, sizeof err), 0);
 
-  /* detected as v2; a plain directory has no memory.max, so the probe
-   * fails there and says why */
+  /* detected as v2, nothing resolved yet. `auto` tries the child's own
+   * group: a plain directory has no memory.max, so it falls back, and says
+   * why */
+  char *const argv[] = {"true", NULL};
+  mg_child_opts co = child_opts("v2auto", argv);
+  co.limit_bytes = 64 * MIB;
+  mg_child *c;
+  ASSERT_EQ(mg_child_spawn(sup, &co, NULL, &c, err, sizeof err), 0);
+  ASSERT(mg_child_enforce(c) != MG_ENFORCE_CGROUP);
+  ASSERT(mg_child_cgroup_dir(c) == NULL);
+  char p[PATH_MAX + 128];
+  snprintf(p, sizeof p, "%s/" SLICE "/mgrun-%ld-v2auto", root, (long)getpid());
+  ASSERT(!dir_exists(p)); /* the failed group is gone */
+  mg_child_release(c);
   const char *why;
   mg_enforce e = mg_sup_auto_enforce(sup, &why);
   ASSERT(e != MG_ENFORCE_CGROUP);
   ASSERT_CONTAINS(why, "no writable cgroup");
   ASSERT_CONTAINS(why, "memory.max");
   ASSERT_CONTAINS(why, "mgrun.slice");
-  char *const argv[] = {"true", NULL};
-  mg_child_opts co = child_opts("v2child", argv);
+  co = child_opts("v2child", argv);
   co.enforce = MG_ENFORCE_CGROUP;
   co.limit_bytes = 64 * MIB;
-  ASSERT(mg_child_spawn(sup, &co, NULL, NULL, err, sizeof err) < 0);
+  ASSERT_EQ(mg_child_spawn(sup, &co, NULL, NULL, err, sizeof err), MG_ENOTSUP);
   ASSERT_CONTAINS(err, "enforce: cgroup not available here: ");
   ASSERT_CONTAINS(err, "memory.max");
 
   /* stale removal: only the dead run's group went */
-  char p[PATH_MAX + 128];
   snprintf(p, sizeof p, "%s/" SLICE "/mgrun-2147483646-old", root);
   ASSERT(!dir_exists(p));
   snprintf(p, sizeof p, "%s/" SLICE "/mgrun-%ld-live", root, (long)getpid());
@@ -278,8 +292,10 @@ TEST(v2_fixture_supervisor) {
   fclose(logf);
   ASSERT_CONTAINS(text, "stale_cgroups_removed");
   ASSERT_CONTAINS(text, "removed=1");
-  ASSERT_CONTAINS(text, "enforce_chosen");
+  ASSERT_CONTAINS(text, "enforce_chosen name=v2auto enforce=");
   ASSERT_CONTAINS(text, "cgroup=v2");
+  ASSERT_EQ(strstr(strstr(text, "enforce_chosen") + 1, "enforce_chosen"),
+            NULL); /* once: the explicit mode logs nothing */
 }
 
 /* The v2 counters a run's classification reads: memory.events oom_kill,

@@ -103,7 +103,7 @@ static void expect_invalid(const mg_child_opts *o, const char *want) {
   ASSERT(c == NULL);
   ASSERT_CONTAINS(err, want);
   ASSERT(strncmp(err, want, strlen(want)) == 0);
-  ASSERT(mg_child_validate(sup, o, err, sizeof err) < 0);
+  ASSERT(mg_child_validate(sup, o, NULL, err, sizeof err) < 0);
   ASSERT_CONTAINS(err, want);
   ASSERT_EQ(mg_sup_children(sup, NULL, 0), 0);
 }
@@ -224,7 +224,7 @@ TEST(validation) {
   ASSERT_EQ(mg_child_spawn(sup, &o2, NULL, &c2, err, sizeof err), -EEXIST);
   ASSERT_CONTAINS(err, "name: a process named 'dup' is already running");
   ASSERT(c2 == NULL);
-  ASSERT_EQ(mg_child_validate(sup, &o, err, sizeof err), -EEXIST);
+  ASSERT_EQ(mg_child_validate(sup, &o, NULL, err, sizeof err), -EEXIST);
   mg_child_release(c);
   ASSERT_LE(sup_finish(), 2000);
 }

@@ -124,7 +124,8 @@ typedef enum mg_stdio {
 #define MG_SUP_SAMPLE_MS 1000
 #define MG_SUP_GRACE_MS 5000
 #define MG_SUP_BACKOFF_MS 100
-#define MG_SUP_BACKOFF_MAX_MS 10000 /* raised to backoff_ms when that is more */
+#define MG_SUP_BACKOFF_MAX_MS 10000 /* raised to backoff_ms when that is more  \
+                                     */
 #define MG_SUP_BACKOFF_RESET_MS 10000
 /* What the options accept (mg__sup_validate refuses anything else). */
 #define MG_SUP_SAMPLE_MS_MIN 10 /* smallest sample_ms other than 0 */
@@ -171,7 +172,7 @@ typedef struct mg_sup_opts {
 int mg_sup_new(const mg_sup_opts *o, mg_sup **out, char *err, size_t err_len);
 
 /* What `auto` resolves to here, and why (a sentence for the log). */
-mg_enforce mg_sup_auto_enforce(const mg_sup *sup, const char **why);
+mg_enforce mg_sup_auto_enforce(mg_sup *sup, const char **why);
 
 /* One memory sample of a child. `used_bytes` is what its limit counts:
  * cgroup current (cgroup), VmData (data), VmSize (as), VmRSS (none). */
@@ -218,10 +219,10 @@ typedef struct mg_child_events {
  * given as 0 is told from no limit. Every value is checked by
  * mg_child_spawn / mg_child_validate; the comment says what is accepted. */
 typedef struct mg_child_opts {
-  const char *name;  /* required: mg_name_check (1..64 of [A-Za-z0-9._-]) */
-  char *const *argv; /* required: argv[0] looked up in PATH */
-  char *const *env;  /* extra "NAME=VALUE" added to the inherited env */
-  const char *cwd;   /* NULL: inherited; else an existing directory */
+  const char *name;     /* required: mg_name_check (1..64 of [A-Za-z0-9._-]) */
+  char *const *argv;    /* required: argv[0] looked up in PATH */
+  char *const *env;     /* extra "NAME=VALUE" added to the inherited env */
+  const char *cwd;      /* NULL: inherited; else an existing directory */
   uint64_t limit_bytes; /* 1..2^63-1, see "The limit rule" above;
                            MG_CHILD_NO_LIMIT (default): none; 0 refused */
   mg_enforce enforce;   /* default auto */
@@ -234,10 +235,10 @@ typedef struct mg_child_opts {
                            doubles after each restart */
   int64_t backoff_max_ms; /* cap of the doubling, backoff_ms..86400000
                              (default MG_CHILD_BACKOFF_MAX_DEFAULT) */
-  mg_stdio stdout_mode, stderr_mode; /* default inherit */
+  mg_stdio stdout_mode, stderr_mode;     /* default inherit */
   const char *stdout_path, *stderr_path; /* with MG_STDIO_FILE: not empty */
-  int64_t grace_ms; /* SIGTERM → SIGKILL delay on stop/shutdown,
-                       0..3600000; 0: SIGKILL at once (default 5000) */
+  int64_t grace_ms;         /* SIGTERM → SIGKILL delay on stop/shutdown,
+                               0..3600000; 0: SIGKILL at once (default 5000) */
   int64_t backoff_reset_ms; /* a run at least this long resets the backoff
                                to backoff_ms, 1..86400000 (default 10000) */
 } mg_child_opts;
@@ -254,9 +255,12 @@ int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
                    const mg_child_events *ev, mg_child **out, char *err,
                    size_t err_len);
 
-/* Validation only (mgrun --check). */
-int mg_child_validate(mg_sup *sup, const mg_child_opts *o, char *err,
-                      size_t err_len);
+/* Validation only (mgrun --check): everything mg_child_spawn checks, with
+ * the probes a mode needs instead of the child's own group (`auto` runs
+ * mg_sup_auto_enforce's). *enforce (may be NULL) gets the mode the child
+ * would have. Creates and starts nothing. */
+int mg_child_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
+                      char *err, size_t err_len);
 
 const char *mg_child_name(const mg_child *c);
 pid_t mg_child_pid(const mg_child *c);    /* 0 when not running */
