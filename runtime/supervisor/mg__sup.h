@@ -69,6 +69,7 @@ struct mg_child {
   mg_restart restart;
   int max_restarts;
   uint64_t backoff_ms, backoff_max_ms, backoff_reset_ms, grace_ms;
+  char limit_warning[512]; /* of the limit in force; "" when none */
   mg_child_events ev;
 
   /* State. */
@@ -140,10 +141,10 @@ int mg__sup_mode_check(mg_sup *sup, mg_enforce e, int has_limit,
                        mg_enforce *resolved, char *err, size_t err_len);
 /* The mode of a new child before its first run: auto with a limit tries
  * the child's own group (c->cg) and falls back to RLIMIT_DATA, RLIMIT_AS,
- * none, logging enforce_chosen; cgroup makes the group; data and as probe
- * their resource. Sets c->enforce. */
-int mg__sup_resolve(mg_child *c, mg_enforce e, char *err, size_t err_len);
-
+ * none, saying why in `why` (left empty for every other mode); cgroup
+ * makes the group; data and as probe their resource. Sets c->enforce. */
+int mg__sup_resolve(mg_child *c, mg_enforce e, char *why, size_t why_len,
+                    char *err, size_t err_len);
 /* Start one run of `c` (fork, set up, exec). 0, or a negative code with a
  * message naming the field in err; nothing is left running on failure. */
 int mg__sup_exec(mg_child *c, char *err, size_t err_len);
@@ -162,6 +163,16 @@ int mg__sup_sample(mg_child *c, mg_child_sample *s, char *err, size_t err_len);
 void mg__sup_run_started(mg_child *c);
 void mg__sup_on_sigchld(uv_signal_t *h, int signum);
 void mg__sup_kill_hard(mg_child *c);
+
+/* A limit value on its own: 1..2^63-1 bytes (-EINVAL otherwise). */
+int mg__sup_limit_value(uint64_t bytes, char *err, size_t err_len);
+/* The limit rule for mode `e` (resolved), see mg_sup.h; a warning above
+ * 90 % of the effective memory is logged (limit_warning, naming the child
+ * `name`) and copied to warn (may be NULL). bytes 0: no limit, nothing to
+ * check. */
+int mg__sup_limit_rule(mg_sup *sup, const char *name, mg_enforce e,
+                       uint64_t bytes, char *warn, size_t warn_len, char *err,
+                       size_t err_len);
 
 /* mg_sup_exec.c: make the run's group c->cg with c->limit_bytes (a
  * leftover of the previous run is removed first); 0, or a negative code

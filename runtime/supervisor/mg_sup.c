@@ -377,11 +377,16 @@ int mg_child_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
                       char *err, size_t err_len) {
   if (enforce)
     *enforce = MG_ENFORCE_NONE;
+  int has_limit = o && o->limit_bytes != MG_CHILD_NO_LIMIT;
+  mg_enforce e = MG_ENFORCE_NONE;
   int rc = mg__sup_validate(sup, o, NULL, err, err_len);
   if (rc == 0)
-    rc =
-        mg__sup_mode_check(sup, o->enforce, o->limit_bytes != MG_CHILD_NO_LIMIT,
-                           enforce, err, err_len);
+    rc = mg__sup_mode_check(sup, o->enforce, has_limit, &e, err, err_len);
+  if (rc == 0)
+    rc = mg__sup_limit_rule(sup, o->name, e, has_limit ? o->limit_bytes : 0,
+                            NULL, 0, err, err_len);
+  if (rc == 0 && enforce)
+    *enforce = e;
   return rc;
 }
 
@@ -468,7 +473,22 @@ int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
   mg_child *c = sup__child_new(sup, o, path, ev);
   if (!c)
     return mg_errf(err, err_len, -ENOMEM, "spawn: out of memory");
-  rc = mg__sup_resolve(c, o->enforce, err, err_len);
+  char why[1024];
+  rc = mg__sup_resolve(c, o->enforce, why, sizeof why, err, err_len);
+  if (rc == 0)
+    rc = mg__sup_limit_rule(sup, c->name, c->enforce, c->limit_bytes,
+                            c->limit_warning, sizeof c->limit_warning, err,
+                            err_len);
+  if (rc == 0 && why[0]) { /* auto was resolved: once, with the why */
+    mg_log_field f[] = {
+        MG_LF_STR("name", c->name),
+        MG_LF_STR("enforce", mg_enforce_name(c->enforce)),
+        MG_LF_STR("why", why),
+        MG_LF_STR("cgroup", mg_cgroup_version_name(sup->cg.version)),
+    };
+    sup__log(sup, c->enforce == MG_ENFORCE_NONE ? MG_LOG_WARN : MG_LOG_INFO,
+             "enforce_chosen", f, 4);
+  }
   if (rc == 0)
     rc = sup__sigchld_start(sup, err, err_len);
   if (rc == 0)
@@ -526,6 +546,10 @@ uint64_t mg_child_limit(const mg_child *c) {
   return c ? c->limit_bytes : 0;
 }
 
+const char *mg_child_limit_warning(const mg_child *c) {
+  return c && c->limit_warning[0] ? c->limit_warning : NULL;
+}
+
 const char *mg_child_cgroup_dir(const mg_child *c) {
   return c && c->cg ? mg_cgroup_dir(c->cg) : NULL;
 }
@@ -542,34 +566,42 @@ int mg_child_memory(mg_child *c, mg_child_sample *out, char *err,
 int mg_child_set_limit(mg_child *c, uint64_t bytes, char *err, size_t err_len) {
   if (!c)
     return mg_errf(err, err_len, -EINVAL, "mg_child_set_limit: no child");
-  if (bytes > MG_SIZE_MAX)
-    return mg_errf(err, err_len, MG_ERANGE_SIZE,
-                   "limit: %" PRIu64 " bytes is more than 2^63-1", bytes);
-  if (bytes == 0 && c->enforce != MG_ENFORCE_NONE)
-    return mg_errf(err, err_len, -EINVAL, "limit: required with enforce=%s",
+  if (bytes == MG_CHILD_NO_LIMIT && c->enforce != MG_ENFORCE_NONE)
+    return mg_errf(err, err_len, -EINVAL,
+                   "limit: required with enforce=%s (only a watched limit "
+                   "can be removed)",
                    mg_enforce_name(c->enforce));
+  if (bytes == MG_CHILD_NO_LIMIT)
+    bytes = 0;
+  else if (mg__sup_limit_value(bytes, err, err_len) < 0)
+    return -EINVAL;
+  char e[1024], warn[256] = "", mem_warn[sizeof c->limit_warning];
+  int rc = mg__sup_limit_rule(c->sup, c->name, c->enforce, bytes, mem_warn,
+                              sizeof mem_warn, err, err_len);
+  if (rc < 0)
+    return rc;
   uint64_t applied = bytes;
-  char e[1024], warn[256] = "";
   if (c->pid > 0 && c->enforce == MG_ENFORCE_CGROUP && c->cg) {
-    int rc = mg_cgroup_set_limit(c->cg, bytes, NULL, e, sizeof e);
+    rc = mg_cgroup_set_limit(c->cg, bytes, NULL, e, sizeof e);
     if (rc < 0)
       return mg_errf(err, err_len, rc, "limit: %s", e);
   } else if (c->pid > 0 &&
              (c->enforce == MG_ENFORCE_DATA || c->enforce == MG_ENFORCE_AS)) {
     mg_rlimit_resource r =
         c->enforce == MG_ENFORCE_DATA ? MG_RLIMIT_DATA : MG_RLIMIT_AS;
-    int rc = mg_rlimit_set(c->pid, r, bytes, 1, &applied, warn, sizeof warn, e,
-                           sizeof e);
+    rc = mg_rlimit_set(c->pid, r, bytes, 1, &applied, warn, sizeof warn, e,
+                       sizeof e);
     if (rc < 0)
       return mg_errf(err, err_len, rc, "limit: %s", e);
   }
   c->limit_bytes = bytes;
+  memcpy(c->limit_warning, mem_warn, sizeof c->limit_warning);
   char l[32], a[32];
   mg_log_field f[] = {
       MG_LF_STR("name", c->name),
       MG_LF_INT("pid", c->pid),
       MG_LF_STR("enforce", mg_enforce_name(c->enforce)),
-      MG_LF_STR("limit", mg_size_format(bytes, l, sizeof l)),
+      MG_LF_STR("limit", bytes ? mg_size_format(bytes, l, sizeof l) : "none"),
       MG_LF_STR("applied", mg_size_format(applied, a, sizeof a)),
       MG_LF_STR("warning", warn),
   };

@@ -16,6 +16,16 @@
 
 #define SUP__DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
+int mg__sup_limit_value(uint64_t bytes, char *err, size_t err_len) {
+  if (bytes == 0)
+    return mg_errf(err, err_len, -EINVAL,
+                   "limit: must be positive (omit it for no limit)");
+  if (bytes > MG_SIZE_MAX)
+    return mg_errf(err, err_len, -EINVAL,
+                   "limit: %" PRIu64 " bytes is more than 2^63-1", bytes);
+  return 0;
+}
+
 /* The one name rule, and unique among the children not yet closed. */
 static int sup__check_name(mg_sup *sup, const char *name, char *err,
                            size_t err_len) {
@@ -58,13 +68,9 @@ static int sup__check_values(const mg_child_opts *o, char *err,
     return mg_errf(err, err_len, -EINVAL,
                    "restart: unknown policy %d (no, on-failure, always)",
                    (int)o->restart);
-  if (o->limit_bytes == 0)
-    return mg_errf(err, err_len, -EINVAL,
-                   "limit: must be positive (omit it for no limit)");
-  if (o->limit_bytes > MG_SIZE_MAX && o->limit_bytes != MG_CHILD_NO_LIMIT)
-    return mg_errf(err, err_len, -EINVAL,
-                   "limit: %" PRIu64 " bytes is more than 2^63-1",
-                   o->limit_bytes);
+  if (o->limit_bytes != MG_CHILD_NO_LIMIT &&
+      mg__sup_limit_value(o->limit_bytes, err, err_len) < 0)
+    return -EINVAL;
   if (!(o->warn_at >= 0 && o->warn_at <= 1))
     return mg_errf(err, err_len, -EINVAL,
                    "warn_at: %g is out of range (accepted: a fraction 0 < "
@@ -490,10 +496,12 @@ static int sup__own_group(mg_child *c, char *reason, size_t reason_len) {
   return rc;
 }
 
-int mg__sup_resolve(mg_child *c, mg_enforce e, char *err, size_t err_len) {
+int mg__sup_resolve(mg_child *c, mg_enforce e, char *why, size_t why_len,
+                    char *err, size_t err_len) {
   mg_sup *sup = c->sup;
-  char reason[sizeof sup->cg_reason], why[1024];
+  char reason[sizeof sup->cg_reason];
   int rc;
+  why[0] = '\0';
   c->enforce = e;
   switch (e) {
   case MG_ENFORCE_DATA:
@@ -519,20 +527,61 @@ int mg__sup_resolve(mg_child *c, mg_enforce e, char *err, size_t err_len) {
   rc = sup__own_group(c, reason, sizeof reason);
   if (rc == 0) {
     c->enforce = MG_ENFORCE_CGROUP;
-    snprintf(why, sizeof why, "its own cgroup %s group %s has the limit",
+    snprintf(why, why_len, "its own cgroup %s group %s has the limit",
              mg_cgroup_version_name(sup->cg.version), mg_cgroup_dir(c->cg));
   } else if (sup__cg_unusable(rc)) {
-    c->enforce = sup__fallback(sup->cg_reason, why, sizeof why);
+    c->enforce = sup__fallback(sup->cg_reason, why, why_len);
   } else {
     return mg_errf(err, err_len, rc, "enforce: %s", reason);
   }
-  mg_log_field f[] = {
-      MG_LF_STR("name", c->name),
-      MG_LF_STR("enforce", mg_enforce_name(c->enforce)),
-      MG_LF_STR("why", why),
-      MG_LF_STR("cgroup", mg_cgroup_version_name(sup->cg.version)),
-  };
-  mg_log(sup->log, c->enforce == MG_ENFORCE_NONE ? MG_LOG_WARN : MG_LOG_INFO,
-         "enforce_chosen", f, 4);
+  return 0;
+}
+
+/* ------------------------------------------------------- the limit rule */
+
+int mg__sup_limit_rule(mg_sup *sup, const char *name, mg_enforce e,
+                       uint64_t bytes, char *warn, size_t warn_len, char *err,
+                       size_t err_len) {
+  char e1[1024], a[32], b[32];
+  if (warn && warn_len)
+    warn[0] = '\0';
+  if (bytes == 0) /* no limit */
+    return 0;
+  if (e == MG_ENFORCE_AS) { /* address space, not RAM */
+    uint64_t hard = MG_RLIMIT_UNLIMITED;
+    int rc = mg_rlimit_get(0, MG_RLIMIT_AS, NULL, &hard, e1, sizeof e1);
+    if (rc < 0)
+      return mg_errf(err, err_len, rc, "limit: %s", e1);
+    if (hard != MG_RLIMIT_UNLIMITED && bytes > hard)
+      return mg_errf(err, err_len, MG_ELIMIT,
+                     "limit: %s is above the hard RLIMIT_AS of this process, "
+                     "%s, which the child inherits (accepted: 1 byte to %s)",
+                     mg_size_format(bytes, a, sizeof a),
+                     mg_size_format(hard, b, sizeof b), b);
+    return 0;
+  }
+  mg_meminfo mi;
+  mg_effmem eff;
+  int rc = mg_meminfo_read(sup->paths.proc_root, &mi, e1, sizeof e1);
+  if (rc == 0)
+    rc = mg_effective_memory(&sup->paths, &mi, &sup->cg, &eff, e1, sizeof e1);
+  if (rc < 0)
+    return mg_errf(err, err_len, rc,
+                   "limit: cannot check it against the effective memory: %s",
+                   e1);
+  mg_validation v;
+  mg_validate_limit((double)bytes, eff.total_bytes, &v);
+  if (!v.ok)
+    return mg_errf(err, err_len, MG_ELIMIT,
+                   "limit: Memory limit validation failed: %s", v.message);
+  if (v.warning[0]) {
+    mg_log_field f[] = {MG_LF_STR("name", name),
+                        MG_LF_STR("enforce", mg_enforce_name(e)),
+                        MG_LF_STR("limit", mg_size_format(bytes, a, sizeof a)),
+                        MG_LF_STR("warning", v.warning)};
+    mg_log(sup->log, MG_LOG_WARN, "limit_warning", f, 4);
+    if (warn && warn_len)
+      snprintf(warn, warn_len, "%s", v.warning);
+  }
   return 0;
 }

@@ -233,6 +233,9 @@ TEST(set_limit_running) {
       ASSERT_U64_EQ(mg_child_limit(c), 48 * MIB);
     }
     ASSERT_EQ(mg_child_set_limit(c, 0, err, sizeof err), -EINVAL);
+    ASSERT_CONTAINS(err, "limit: must be positive");
+    ASSERT_EQ(mg_child_set_limit(c, MG_CHILD_NO_LIMIT, err, sizeof err),
+              -EINVAL);
     ASSERT_CONTAINS(err, "limit: required with enforce=data");
     ASSERT_EQ(mg_child_stop(c, 200), 0);
     mg_child_release(c);

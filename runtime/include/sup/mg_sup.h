@@ -53,21 +53,71 @@
  *     mg_sup_shutdown(); on_close may run inside mg_child_stop() or
  *     mg_sup_shutdown() for a child that was waiting for a restart. The
  *     SIGCHLD handle keeps the loop alive only while some child runs.
- *   - `auto` with a limit: cgroup if writable, else data if enforced, else
- *     as if enforced, else none (watch only; logged at warn level).
- *     `auto` without a limit is none.
+ *   - Probing only what the mode needs, at the first spawn that needs it
+ *     (mg_sup_new probes nothing). `auto` with a limit creates the child's
+ *     own group with the limit; when that fails for want of permission or
+ *     controller (EACCES, EPERM, EROFS, ENOENT, EBUSY, ENODEV, ENOTSUP)
+ *     it falls back to data if RLIMIT_DATA is enforced, else as if
+ *     RLIMIT_AS is, else none (watch only; logged at warn level). It logs
+ *     enforce_chosen once per child, with the why; explicit modes never
+ *     do. What a group attempt learnt is kept for later children. `auto`
+ *     without a limit is none. Explicit data / as probe only that
+ *     resource (mg_rlimit_probe_one: once per process), none probes
+ *     nothing, cgroup needs its group. A child keeps its mode across
+ *     restarts.
  *   - A released child gets no more events but is supervised as before
  *     (reaped, restarted per its policy) until it is closed.
  *   - mg_sup_opts.paths apply to everything the supervisor reads: cgroup
- *     detection, and the children's status files, start times and
- *     process trees under proc_root (a fixture proc root hides real
- *     children from sampling and from the tree walk of a stop).
- *   - Log events: enforce_chosen, stale_cgroups_removed,
+ *     detection, the effective memory (meminfo), and the children's
+ *     status files, start times and process trees under proc_root (a
+ *     fixture proc root hides real children from sampling and from the
+ *     tree walk of a stop).
+ *   - Log events: enforce_chosen, limit_warning, stale_cgroups_removed,
  *     stale_cgroups_remove_failed, child_started, child_exited,
  *     child_warn, child_restarting, restart_failed,
  *     restart_limit_reached, child_stopping, child_killed,
  *     leftovers_killed, limit_changed, cgroup_created, cgroup_removed,
- *     cgroup_remove_failed, child_closed, shutdown, shutdown_done.
+ *     cgroup_remove_failed, child_closed, shutdown (only when some child
+ *     is still running or waiting to restart), shutdown_done.
+ *
+ * The limit rule (mg_child_spawn, mg_child_validate, mg_child_set_limit),
+ * applied once the mode is resolved: a limit is 1..2^63-1 bytes. One that
+ * bounds memory (cgroup, data, none) must not exceed the effective memory
+ * (mg_effective_memory under paths: MemTotal or this process's cgroup
+ * limit); the message is the seed's ("limit: Memory limit validation
+ * failed: Requested limit 100.00 TiB exceeds total system memory 23.42
+ * GiB"); above 90 % it is valid with a warning, logged (limit_warning)
+ * and kept (mg_child_limit_warning). An `as` limit bounds address space,
+ * not RAM: it must be within this process's hard RLIMIT_AS, which the
+ * child inherits.
+ *
+ * Errors. Every function returns 0 or a negative code, and err says what
+ * was wrong (naming the field) and what is accepted:
+ *   -EINVAL          a bad option value (range, unknown mode or policy,
+ *                    missing name or cmd, limit 0 or missing with an
+ *                    enforcing mode, empty cwd or output path, env entry
+ *                    without a name, a name too long for its cgroup), a
+ *                    bad cgroup_parent (not in the memory hierarchy) or
+ *                    group_prefix, a NULL argument
+ *   -ENOENT          program not found; cwd or cgroup_parent does not
+ *                    exist
+ *   -EACCES          program not executable; cwd or an output file's
+ *                    directory not usable (other errno values of the
+ *                    file system come through as they are)
+ *   -EISDIR          the program or an output file is a directory
+ *   -ENOTDIR         cwd or cgroup_parent is not a directory
+ *   -EEXIST          a live child has that name
+ *   -ECANCELED       the supervisor is shutting down
+ *   -ESRCH           the child is not running (memory, signal)
+ *   -ENOMEM          out of memory
+ *   MG_ELIMIT        the limit is above the effective memory (or, for as,
+ *                    above the hard RLIMIT_AS)
+ *   MG_ENOTENFORCED  enforce data / as: that rlimit is not enforced here
+ *   MG_ENOTSUP       enforce cgroup: no group can be made here (or a
+ *                    cgroup_parent without a memory controller)
+ *   a failure between fork and exec: the errno of that step (-ENOEXEC for
+ *   a file that is no program, …); changing a running child's limit: the
+ *   errno of prlimit or of the cgroup file (-EPERM, -EBUSY).
  */
 #ifndef MG_SUP_H
 #define MG_SUP_H
@@ -124,8 +174,9 @@ typedef enum mg_stdio {
 #define MG_SUP_SAMPLE_MS 1000
 #define MG_SUP_GRACE_MS 5000
 #define MG_SUP_BACKOFF_MS 100
-#define MG_SUP_BACKOFF_MAX_MS 10000 /* raised to backoff_ms when that is more  \
-                                     */
+#define MG_SUP_BACKOFF_MAX_MS                                                  \
+  10000 /* raised to backoff_ms when that is more                              \
+         */
 #define MG_SUP_BACKOFF_RESET_MS 10000
 /* What the options accept (mg__sup_validate refuses anything else). */
 #define MG_SUP_SAMPLE_MS_MIN 10 /* smallest sample_ms other than 0 */
@@ -164,14 +215,19 @@ typedef struct mg_sup_opts {
                                 <prefix>-<pid>-<name> */
 } mg_sup_opts;
 
-/* Create the supervisor: detect cgroups, probe whether a limited child
- * group can be created under the parent (and why not), probe rlimit
- * enforcement, remove stale groups <prefix>-<deadpid>-* left by a dead
- * earlier run (logged). *out is owned by the caller: mg_sup_free() after
- * mg_sup_shutdown() has called `done` (or before any child was spawned). */
+/* Create the supervisor, cheaply: detect cgroups, check cgroup_parent
+ * (it exists, is a directory and lies inside the memory hierarchy:
+ * "cgroup_parent: '/nope' does not exist"), remove the stale groups
+ * <prefix>-<deadpid>-* of dead earlier runs (logged at info level as
+ * stale_cgroups_removed removed=N). No probe group, no probe child: each
+ * mode probes what it needs at spawn. *out is owned by the caller:
+ * mg_sup_free() after mg_sup_shutdown() has called `done` (or before any
+ * child was spawned). */
 int mg_sup_new(const mg_sup_opts *o, mg_sup **out, char *err, size_t err_len);
 
-/* What `auto` resolves to here, and why (a sentence for the log). */
+/* What `auto` with a limit resolves to here, and why (a sentence for the
+ * log; owned by sup). Runs the full probe the first time (a probe group
+ * created and removed, the rlimit probes): for mgrun --check and tests. */
 mg_enforce mg_sup_auto_enforce(mg_sup *sup, const char **why);
 
 /* One memory sample of a child. `used_bytes` is what its limit counts:
@@ -270,6 +326,9 @@ int mg_child_closed(const mg_child *c);         /* no further run will happen */
 mg_enforce mg_child_enforce(const mg_child *c); /* resolved, never AUTO */
 uint64_t mg_child_limit(const mg_child *c);
 const char *mg_child_cgroup_dir(const mg_child *c); /* NULL unless cgroup */
+/* The warning of the limit in force (above 90 % of the effective memory,
+ * also logged as limit_warning), owned by the child; NULL when none. */
+const char *mg_child_limit_warning(const mg_child *c);
 
 /* Sample now (also when sampling is off). -ESRCH when not running. */
 int mg_child_memory(mg_child *c, mg_child_sample *out, char *err,
