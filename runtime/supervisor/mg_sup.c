@@ -639,8 +639,16 @@ int mg_sup_shutdown(mg_sup *sup, void (*done)(mg_sup *sup, void *ud),
   sup->shutting_down = 1;
   sup->done = done;
   sup->done_ud = ud;
-  mg_log_field f[] = {MG_LF_UINT("children", mg_sup_children(sup, NULL, 0))};
-  sup__log(sup, MG_LOG_INFO, "shutdown", f, 1);
+  /* Only what is really left: a child whose last run was just reaped
+   * (shutdown called from its on_exit) is not running any more. */
+  size_t left = 0;
+  for (mg_child *c = sup->head; c; c = c->next)
+    left += !c->closed &&
+            (c->pid > 0 || uv_is_active((uv_handle_t *)&c->backoff_timer));
+  if (left > 0) {
+    mg_log_field f[] = {MG_LF_UINT("children", left)};
+    sup__log(sup, MG_LOG_INFO, "shutdown", f, 1);
+  }
   unsigned round = ++sup->round;
   for (;;) {
     mg_child *c = sup->head;
