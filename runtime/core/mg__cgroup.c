@@ -16,6 +16,14 @@ int mg__cg_join(char *out, size_t len, const char *dir, const char *name) {
   return 0;
 }
 
+int mg__cg_copy(char *out, size_t len, const char *s) {
+  size_t n = strlen(s);
+  if (n >= len)
+    return -ENAMETOOLONG;
+  memcpy(out, s, n + 1);
+  return 0;
+}
+
 int mg__cg_slurp(const char *path, char **out) {
   return mg__read_file_alloc(path, (size_t)64 << 20, out, NULL);
 }

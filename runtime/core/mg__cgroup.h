@@ -16,6 +16,9 @@
 /* "<dir>/<name>" into out; -ENAMETOOLONG when it does not fit. */
 int mg__cg_join(char *out, size_t len, const char *dir, const char *name);
 
+/* Copy `s` into out; -ENAMETOOLONG when it does not fit. */
+int mg__cg_copy(char *out, size_t len, const char *s);
+
 /* Read a whole file of any size (mountinfo, cgroup.procs) into a new heap
  * buffer (*out, caller frees). */
 int mg__cg_slurp(const char *path, char **out);

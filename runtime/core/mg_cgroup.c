@@ -153,15 +153,6 @@ static int cg__rmdir(const char *dir) {
   }
 }
 
-/* Copy a directory name with a truncation check. */
-static int cg__copy_dir(char *out, size_t len, const char *dir) {
-  size_t n = strlen(dir);
-  if (n >= len)
-    return -ENAMETOOLONG;
-  memcpy(out, dir, n + 1);
-  return 0;
-}
-
 static const char *cg__parent(const mg_cgroup_info *info,
                               const char *parent_dir) {
   return parent_dir && *parent_dir ? parent_dir : info->dir;
@@ -328,7 +319,7 @@ int mg_cgroup_open(mg_cgroup_version version, const char *dir, mg_cgroup **out,
   if (!cg)
     return mg_errf(err, err_len, -ENOMEM, "out of memory");
   cg->version = version;
-  int rc = cg__copy_dir(cg->dir, sizeof cg->dir, dir);
+  int rc = mg__cg_copy(cg->dir, sizeof cg->dir, dir);
   if (rc < 0) {
     free(cg);
     return mg_errf(err, err_len, rc, "path too long: %s", dir);

@@ -19,15 +19,6 @@
 #include "mg__cgroup.h"
 #include "mg__fileio.h"
 
-/* Copy with a truncation check. */
-static int cg__copy(char *out, size_t len, const char *s) {
-  size_t n = strlen(s);
-  if (n >= len)
-    return -ENAMETOOLONG;
-  memcpy(out, s, n + 1);
-  return 0;
-}
-
 /* Decode mountinfo's octal escapes (\040 space, \011 tab, \012 newline,
  * \134 backslash) in place. */
 static void cg__unescape(char *s) {
@@ -169,7 +160,7 @@ static int cg__locate(const mg_paths *paths, const cg__mount *mt,
     n = snprintf(out->dir, sizeof out->dir, "%s%s", out->mount, rel);
   if (n < 0 || (size_t)n >= sizeof out->dir)
     return -ENAMETOOLONG;
-  return cg__copy(out->path, sizeof out->path, cgpath);
+  return mg__cg_copy(out->path, sizeof out->path, cgpath);
 }
 
 /* Walk from out->dir up to out->mount; keep the tightest finite limit. */

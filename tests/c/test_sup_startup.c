@@ -19,48 +19,7 @@
 static char *const true_argv[] = {"true", NULL};
 static char *const sleep_argv[] = {"sleep", "5", NULL};
 
-static FILE *log_file;
-static mg_logger *log_sink;
 static char no_cgroup_why[1024]; /* set when the cgroup parts could not run */
-
-static const char *log_text(void) {
-  static char text[16384];
-  fflush(log_file);
-  rewind(log_file);
-  size_t n = fread(text, 1, sizeof text - 1, log_file);
-  text[n] = '\0';
-  return text;
-}
-
-static void log_close(void) {
-  if (log_sink)
-    mg_logger_free(log_sink);
-  if (log_file)
-    fclose(log_file);
-  log_sink = NULL;
-  log_file = NULL;
-}
-
-/* mg_sup_new on the real system (or `paths`) under `parent`, logging into
- * log_file; returns its code. */
-static int sup_logged(const mg_paths *paths, const char *parent) {
-  log_close();
-  if (!loop_open) {
-    ASSERT_EQ(uv_loop_init(&loop), 0);
-    loop_open = 1;
-  }
-  log_file = tmpfile();
-  ASSERT(log_file != NULL);
-  log_sink = mg_logger_new(log_file, MG_LOG_TEXT, MG_LOG_DEBUG);
-  mg_sup_opts o;
-  memset(&o, 0, sizeof o);
-  o.loop = &loop;
-  o.logger = log_sink;
-  if (paths)
-    o.paths = *paths;
-  o.cgroup_parent = parent;
-  return mg_sup_new(&o, &sup, err, sizeof err);
-}
 
 /* ----------------------------------------------- what each mode probes */
 
@@ -112,7 +71,7 @@ static const char *created(void) {
 static int one_mode(const char *name, mg_enforce e, int probes,
                     const char *made) {
   count_children();
-  ASSERT_EQ(sup_logged(NULL, NULL), 0);
+  ASSERT_EQ(sup_start_logged(NULL, NULL), 0);
   ASSERT_EQ(chld_count, 0);     /* mg_sup_new: no probe child… */
   ASSERT_STR_EQ(created(), ""); /* …and no probe group */
   mg_child_opts o = child_opts(name, true_argv);
@@ -135,7 +94,7 @@ static int one_mode(const char *name, mg_enforce e, int probes,
   mg_enforce got = mg_child_enforce(c);
   mg_child_release(c);
   sup_finish();
-  const char *text = log_text();
+  const char *text = cap_text();
   const char *chosen = strstr(text, "enforce_chosen");
   if (e != MG_ENFORCE_AUTO) {
     ASSERT(chosen == NULL);
@@ -183,7 +142,7 @@ TEST(probes_only_what_the_mode_needs) {
     ASSERT_EQ(one_mode("m-auto", MG_ENFORCE_AUTO, 0, group), 0);
     /* the full probe of mg_sup_auto_enforce makes a probe group: the
      * watch sees what there is to see */
-    ASSERT_EQ(sup_logged(NULL, NULL), 0);
+    ASSERT_EQ(sup_start_logged(NULL, NULL), 0);
     ASSERT_EQ(mg_sup_auto_enforce(sup, NULL), MG_ENFORCE_CGROUP);
     char probe[64];
     snprintf(probe, sizeof probe, "mgrun-probe-%ld", (long)getpid());
@@ -198,39 +157,21 @@ TEST(probes_only_what_the_mode_needs) {
 
 /* ------------------------------------------------------ cgroup_parent */
 
-static char root[PATH_MAX];
-
-static void put(const char *rel, const char *text) {
-  char path[PATH_MAX + 256];
-  snprintf(path, sizeof path, "%s/%s", root, rel);
-  FILE *f = fopen(path, "w");
-  if (!f)
-    MG__FAIL("cannot write %s: %s", path, strerror(errno));
-  fputs(text, f);
-  fclose(f);
-}
-
-static void mkdirs(const char *rel) {
-  char cmd[PATH_MAX + 300];
-  snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", root, rel);
-  ASSERT_EQ(system(cmd), 0);
-}
-
 #define MEM "fs/sys/fs/cgroup/memory"
 
 /* A v1 machine with this process in /box. */
 static mg_paths build_v1(const char *name) {
   static char proc[PATH_MAX + 16], fs[PATH_MAX + 16];
-  snprintf(root, sizeof root, "%s", tmp_path(name));
-  mkdirs("proc/self");
-  mkdirs(MEM "/box/sub");
-  put("proc/self/mountinfo", "34 30 0:31 / /sys/fs/cgroup/memory rw,nosuid "
-                             "- cgroup cgroup rw,memory\n");
-  put("proc/self/cgroup", "4:memory:/box\n");
-  put(MEM "/memory.limit_in_bytes", "9223372036854771712\n");
-  put(MEM "/box/memory.limit_in_bytes", "9223372036854771712\n");
-  snprintf(proc, sizeof proc, "%s/proc", root);
-  snprintf(fs, sizeof fs, "%s/fs", root);
+  snprintf(fx_root, sizeof fx_root, "%s", tmp_path(name));
+  fx_mkdirs("proc/self");
+  fx_mkdirs(MEM "/box/sub");
+  fx_put("proc/self/mountinfo", "34 30 0:31 / /sys/fs/cgroup/memory rw,nosuid "
+                                "- cgroup cgroup rw,memory\n");
+  fx_put("proc/self/cgroup", "4:memory:/box\n");
+  fx_put(MEM "/memory.limit_in_bytes", "9223372036854771712\n");
+  fx_put(MEM "/box/memory.limit_in_bytes", "9223372036854771712\n");
+  snprintf(proc, sizeof proc, "%s/proc", fx_root);
+  snprintf(fs, sizeof fs, "%s/fs", fx_root);
   mg_paths p = {proc, fs};
   return p;
 }
@@ -238,61 +179,61 @@ static mg_paths build_v1(const char *name) {
 TEST(bad_cgroup_parent) {
   mg_paths paths = build_v1("parent");
   char dir[PATH_MAX + 64];
-  ASSERT_EQ(sup_logged(&paths, "/nope"), -ENOENT);
+  ASSERT_EQ(sup_start_logged(&paths, "/nope"), -ENOENT);
   ASSERT_STR_EQ(err, "cgroup_parent: '/nope' does not exist");
   ASSERT(sup == NULL);
-  snprintf(dir, sizeof dir, "%s/" MEM "/box/memory.limit_in_bytes", root);
-  ASSERT_EQ(sup_logged(&paths, dir), -ENOTDIR);
+  snprintf(dir, sizeof dir, "%s/" MEM "/box/memory.limit_in_bytes", fx_root);
+  ASSERT_EQ(sup_start_logged(&paths, dir), -ENOTDIR);
   ASSERT_CONTAINS(err, "is not a directory");
-  ASSERT_EQ(sup_logged(&paths, "/tmp"), -EINVAL);
+  ASSERT_EQ(sup_start_logged(&paths, "/tmp"), -EINVAL);
   ASSERT_CONTAINS(err, "cgroup_parent: '/tmp' is not inside the cgroup v1 "
                        "memory hierarchy");
-  snprintf(dir, sizeof dir, "%s/" MEM "/box/sub", root);
-  ASSERT_EQ(sup_logged(&paths, dir), 0);
+  snprintf(dir, sizeof dir, "%s/" MEM "/box/sub", fx_root);
+  ASSERT_EQ(sup_start_logged(&paths, dir), 0);
   sup_finish();
   /* no memory controller at all */
   char proc[PATH_MAX + 64];
   snprintf(proc, sizeof proc, "%s/cgroup/none/proc", MG_TEST_FIXTURES);
   mg_paths none = {proc, NULL};
-  ASSERT_EQ(sup_logged(&none, "/tmp"), MG_ENOTSUP);
+  ASSERT_EQ(sup_start_logged(&none, "/tmp"), MG_ENOTSUP);
   ASSERT_CONTAINS(err, "no cgroup memory controller is mounted");
-  ASSERT_EQ(sup_logged(&none, NULL), 0); /* fine without a parent */
+  ASSERT_EQ(sup_start_logged(&none, NULL), 0); /* fine without a parent */
   sup_finish();
-  log_close();
+  cap_close();
 }
 
 /* Stale groups <prefix>-<deadpid>-* under the parent go at mg_sup_new,
  * and the log says how many; live ones, strangers and other parents stay. */
 TEST(stale_groups_removed_at_start) {
   mg_paths paths = build_v1("stale");
-  mkdirs(MEM "/box/sub/mgrun-2147483646-old");
-  mkdirs(MEM "/box/sub/mgrun-2147483645-older");
+  fx_mkdirs(MEM "/box/sub/mgrun-2147483646-old");
+  fx_mkdirs(MEM "/box/sub/mgrun-2147483645-older");
   char live[128];
   snprintf(live, sizeof live, MEM "/box/sub/mgrun-%ld-live", (long)getpid());
-  mkdirs(live);
-  mkdirs(MEM "/box/sub/other-2147483646-x");
-  mkdirs(MEM "/box/mgrun-2147483646-elsewhere");
+  fx_mkdirs(live);
+  fx_mkdirs(MEM "/box/sub/other-2147483646-x");
+  fx_mkdirs(MEM "/box/mgrun-2147483646-elsewhere");
   char parent[PATH_MAX + 64], p[PATH_MAX + 128];
-  snprintf(parent, sizeof parent, "%s/" MEM "/box/sub", root);
-  ASSERT_EQ(sup_logged(&paths, parent), 0);
+  snprintf(parent, sizeof parent, "%s/" MEM "/box/sub", fx_root);
+  ASSERT_EQ(sup_start_logged(&paths, parent), 0);
   snprintf(p, sizeof p, "%s/mgrun-2147483646-old", parent);
   ASSERT(!dir_exists(p));
   snprintf(p, sizeof p, "%s/mgrun-2147483645-older", parent);
   ASSERT(!dir_exists(p));
-  snprintf(p, sizeof p, "%s/%s", root, live);
+  snprintf(p, sizeof p, "%s/%s", fx_root, live);
   ASSERT(dir_exists(p));
   snprintf(p, sizeof p, "%s/other-2147483646-x", parent);
   ASSERT(dir_exists(p));
-  snprintf(p, sizeof p, "%s/" MEM "/box/mgrun-2147483646-elsewhere", root);
+  snprintf(p, sizeof p, "%s/" MEM "/box/mgrun-2147483646-elsewhere", fx_root);
   ASSERT(dir_exists(p));
   sup_finish();
   char want[PATH_MAX + 128];
   snprintf(want, sizeof want,
            " info  stale_cgroups_removed parent=%s prefix=mgrun- removed=2",
            parent);
-  ASSERT_CONTAINS(log_text(), want);
-  ASSERT(!strstr(log_text(), "enforce_chosen"));
-  log_close();
+  ASSERT_CONTAINS(cap_text(), want);
+  ASSERT(!strstr(cap_text(), "enforce_chosen"));
+  cap_close();
 }
 
 /* ------------------------------------------------------------ shutdown */
@@ -307,7 +248,7 @@ static void shutdown_from_exit(mg_child *c, const mg_child_exit *e, rec *r) {
 /* "shutdown children=N" counts what still runs or waits to restart, and
  * is not logged when nothing does (a policy that exits from on_exit). */
 TEST(shutdown_counts_what_is_left) {
-  ASSERT_EQ(sup_logged(NULL, NULL), 0);
+  ASSERT_EQ(sup_start_logged(NULL, NULL), 0);
   mg_child_opts o = child_opts("sleeper", sleep_argv);
   o.grace_ms = 0; /* SIGKILL at once */
   ASSERT_EQ(mg_child_spawn(sup, &o, NULL, NULL, err, sizeof err), 0);
@@ -317,9 +258,9 @@ TEST(shutdown_counts_what_is_left) {
   ASSERT_EQ(mg_child_spawn(sup, &o, &ev, NULL, err, sizeof err), 0);
   ASSERT(run_until(rec_closed, &r, 20000));
   ASSERT_LT(sup_finish(), 1000);
-  ASSERT_CONTAINS(log_text(), " info  shutdown children=1\n");
+  ASSERT_CONTAINS(cap_text(), " info  shutdown children=1\n");
 
-  ASSERT_EQ(sup_logged(NULL, NULL), 0);
+  ASSERT_EQ(sup_start_logged(NULL, NULL), 0);
   rec r2 = {0};
   r2.after_exit = shutdown_from_exit;
   ev = rec_events(&r2);
@@ -331,10 +272,10 @@ TEST(shutdown_counts_what_is_left) {
   sup = NULL;
   ASSERT_EQ(uv_loop_close(&loop), 0);
   loop_open = 0;
-  const char *text = log_text();
+  const char *text = cap_text();
   ASSERT_CONTAINS(text, "shutdown_done");
   ASSERT(!strstr(text, " shutdown children"));
-  log_close();
+  cap_close();
 }
 
 int main(void) {
@@ -343,7 +284,7 @@ int main(void) {
   SUP_RUN(bad_cgroup_parent);
   SUP_RUN(stale_groups_removed_at_start);
   SUP_RUN(shutdown_counts_what_is_left);
-  log_close();
+  cap_close();
   if (no_cgroup_why[0] && mg__test_failed_total == 0)
     SKIP_CGROUP("the cgroup parts did not run: %s", no_cgroup_why);
   return mg_test_report();

@@ -12,87 +12,36 @@
 static char *const true_argv[] = {"true", NULL};
 static char *const sleep_argv[] = {"sleep", "5", NULL};
 
-static char root[PATH_MAX];
-static FILE *log_file;
-
-static void put(const char *rel, const char *text) {
-  char path[PATH_MAX + 256];
-  snprintf(path, sizeof path, "%s/%s", root, rel);
-  FILE *f = fopen(path, "w");
-  if (!f)
-    MG__FAIL("cannot write %s: %s", path, strerror(errno));
-  fputs(text, f);
-  fclose(f);
-}
-
-static void mkdirs(const char *rel) {
-  char cmd[PATH_MAX + 300];
-  snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", root, rel);
-  ASSERT_EQ(system(cmd), 0);
-}
-
 /* A machine of 8 GiB; with `cgroup_limit`, this process sits in a v1
  * memory group limited to 2 GiB (a container). */
 static void build_tree(const char *name, int cgroup_limit) {
-  snprintf(root, sizeof root, "%s", tmp_path(name));
-  mkdirs("proc/self");
-  put("proc/meminfo", "MemTotal:        8388608 kB\n"
-                      "MemFree:         4194304 kB\n"
-                      "MemAvailable:    6291456 kB\n");
+  snprintf(fx_root, sizeof fx_root, "%s", tmp_path(name));
+  fx_mkdirs("proc/self");
+  fx_put("proc/meminfo", "MemTotal:        8388608 kB\n"
+                         "MemFree:         4194304 kB\n"
+                         "MemAvailable:    6291456 kB\n");
   if (!cgroup_limit) {
-    put("proc/self/mountinfo",
+    fx_put(
+        "proc/self/mountinfo",
         "22 26 0:21 / /proc rw,nosuid - proc proc rw\n"
         "31 30 0:28 / /sys/fs/cgroup/cpu rw,nosuid - cgroup cgroup rw,cpu\n");
-    put("proc/self/cgroup", "1:cpu:/\n");
+    fx_put("proc/self/cgroup", "1:cpu:/\n");
     return;
   }
-  mkdirs("fs/sys/fs/cgroup/memory/box");
-  put("proc/self/mountinfo", "34 30 0:31 / /sys/fs/cgroup/memory rw,nosuid "
-                             "- cgroup cgroup rw,memory\n");
-  put("proc/self/cgroup", "4:memory:/box\n");
-  put("fs/sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n");
-  put("fs/sys/fs/cgroup/memory/box/memory.limit_in_bytes", "2147483648\n");
-  put("fs/sys/fs/cgroup/memory/box/memory.usage_in_bytes", "104857600\n");
+  fx_mkdirs("fs/sys/fs/cgroup/memory/box");
+  fx_put("proc/self/mountinfo", "34 30 0:31 / /sys/fs/cgroup/memory rw,nosuid "
+                                "- cgroup cgroup rw,memory\n");
+  fx_put("proc/self/cgroup", "4:memory:/box\n");
+  fx_put("fs/sys/fs/cgroup/memory/memory.limit_in_bytes",
+         "9223372036854771712\n");
+  fx_put("fs/sys/fs/cgroup/memory/box/memory.limit_in_bytes", "2147483648\n");
+  fx_put("fs/sys/fs/cgroup/memory/box/memory.usage_in_bytes", "104857600\n");
 }
 
-/* A supervisor on the tree of build_tree, logging into log_file. */
+/* A supervisor on the tree of build_tree. */
 static void sup_on_tree(void) {
-  char proc[PATH_MAX + 16], fs[PATH_MAX + 16];
-  snprintf(proc, sizeof proc, "%s/proc", root);
-  snprintf(fs, sizeof fs, "%s/fs", root);
-  ASSERT_EQ(uv_loop_init(&loop), 0);
-  loop_open = 1;
-  log_file = tmpfile();
-  ASSERT(log_file != NULL);
-  mg_logger *lg = mg_logger_new(log_file, MG_LOG_TEXT, MG_LOG_INFO);
-  logger = lg; /* sup_cleanup does not free it: test_logger's slot */
-  mg_sup_opts o;
-  memset(&o, 0, sizeof o);
-  o.loop = &loop;
-  o.logger = lg;
-  o.paths.proc_root = proc;
-  o.paths.fs_root = fs;
-  ASSERT_EQ(mg_sup_new(&o, &sup, err, sizeof err), 0);
-}
-
-static const char *log_text(void) {
-  static char text[16384];
-  fflush(log_file);
-  rewind(log_file);
-  size_t n = fread(text, 1, sizeof text - 1, log_file);
-  text[n] = '\0';
-  return text;
-}
-
-static void log_done(void) {
-  if (logger) {
-    mg_logger_free(logger);
-    logger = NULL;
-  }
-  if (log_file) {
-    fclose(log_file);
-    log_file = NULL;
-  }
+  mg_paths paths = fx_paths();
+  ASSERT_EQ(sup_start_logged(&paths, NULL), 0);
 }
 
 /* Refused by spawn and validation alike with `code`; err starts with
@@ -204,7 +153,7 @@ TEST(every_range) {
   o.backoff_ms = 20000;
   ASSERT_EQ(mg_child_validate(sup, &o, NULL, err, sizeof err), 0);
   sup_finish();
-  log_done();
+  cap_close();
 }
 
 /* The other options and the codes of mg_sup.h's list. */
@@ -277,7 +226,7 @@ TEST(other_options_and_codes) {
                      "are unique among live processes)");
   mg_child_release(c);
   sup_finish();
-  log_done();
+  cap_close();
 }
 
 /* none and data bound memory: not above the effective memory (here the
@@ -322,7 +271,7 @@ TEST(limit_rule_per_mode) {
   ASSERT_CONTAINS(mg_child_limit_warning(c),
                   "Requested limit 7.50 GiB is 93.8% of total system memory "
                   "8.00 GiB");
-  ASSERT_CONTAINS(log_text(), "limit_warning name=high enforce=none");
+  ASSERT_CONTAINS(cap_text(), "limit_warning name=high enforce=none");
 
   /* set_limit: the same rule */
   ASSERT_EQ(mg_child_set_limit(c, 9 * 1024 * MIB, err, sizeof err), MG_ELIMIT);
@@ -335,7 +284,7 @@ TEST(limit_rule_per_mode) {
   ASSERT_U64_EQ(mg_child_limit(c), 0); /* a watched limit can go */
   mg_child_release(c);
   sup_finish();
-  log_done();
+  cap_close();
 }
 
 /* Inside a container: the cgroup's 2 GiB limit is the effective memory. */
@@ -351,7 +300,7 @@ TEST(limit_rule_in_a_limited_cgroup) {
   o.limit_bytes = 1024 * MIB;
   ASSERT_EQ(mg_child_validate(sup, &o, NULL, err, sizeof err), 0);
   sup_finish();
-  log_done();
+  cap_close();
 }
 
 /* In a child whose hard RLIMIT_AS is set: an as limit above it refused. */
@@ -392,7 +341,7 @@ TEST(as_limit_within_hard_rlimit) {
   ASSERT(WIFEXITED(st));
   ASSERT_EQ(WEXITSTATUS(st), 0);
   sup_finish();
-  log_done();
+  cap_close();
 }
 
 int main(void) {
@@ -403,6 +352,6 @@ int main(void) {
   SUP_RUN(limit_rule_per_mode);
   SUP_RUN(limit_rule_in_a_limited_cgroup);
   SUP_RUN(as_limit_within_hard_rlimit);
-  log_done();
+  cap_close();
   return mg_test_report();
 }
