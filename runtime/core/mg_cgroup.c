@@ -633,8 +633,10 @@ int mg_cgroup_kill_all(mg_cgroup *cg, int timeout_ms) {
     return 0; /* the group is gone: nothing left to kill */
   if (rc < 0)
     return rc;
+  if (n == (size_t)self_inside)
+    return 0; /* empty (the usual end of a run): nothing to kill */
   int used_kill = 0;
-  if (n > 0 && cg->version == MG_CGROUP_V2 && !self_inside) {
+  if (cg->version == MG_CGROUP_V2 && !self_inside) {
     char path[PATH_MAX];
     used_kill = mg__cg_join(path, sizeof path, cg->dir, "cgroup.kill") == 0 &&
                 cg__exists(path) && cg__write(path, "1") == 0;

@@ -1,7 +1,9 @@
 /* mg_sup_validate.c — validation of a spawn (supervisor layer): every
  * option, the name, argv[0] resolved through PATH in the parent (like
  * execvp), the working directory and the output files, before anything
- * is started. The fork/exec step is in mg_sup_exec.c.
+ * is started; then what can enforce its limit (the mode resolved, with
+ * only the probes it needs: `auto` tries the child's own group) and the
+ * limit rule. The fork/exec step is in mg_sup_exec.c.
  */
 #include <errno.h>
 #include <inttypes.h>
