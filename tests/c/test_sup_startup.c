@@ -45,8 +45,18 @@ static void count_children(void) {
 
 static int ino = -1; /* inotify on the default parent of child groups */
 
-/* Names created in the watched directory since the last call, joined by
- * ' ' (static buffer; "" without a watch). */
+/* Is `name` one of this process's groups (mgrun-<pid>-…, mgrun-probe-<pid>)?
+ * Other test executables create theirs in the same directory meanwhile. */
+static int ours(const char *name) {
+  char mid[32], end[32];
+  snprintf(mid, sizeof mid, "-%ld-", (long)getpid());
+  snprintf(end, sizeof end, "-%ld", (long)getpid());
+  size_t nl = strlen(name), el = strlen(end);
+  return strstr(name, mid) || (nl >= el && strcmp(name + nl - el, end) == 0);
+}
+
+/* Our names created in the watched directory since the last call, joined
+ * by ' ' (static buffer; "" without a watch). */
 static const char *created(void) {
   static char names[4096];
   char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -54,7 +64,7 @@ static const char *created(void) {
   for (ssize_t n; ino >= 0 && (n = read(ino, buf, sizeof buf)) > 0;)
     for (char *p = buf; p < buf + n;) {
       struct inotify_event *ev = (struct inotify_event *)(void *)p;
-      if ((ev->mask & IN_CREATE) && ev->len) {
+      if ((ev->mask & IN_CREATE) && ev->len && ours(ev->name)) {
         size_t l = strlen(names);
         snprintf(names + l, sizeof names - l, "%s%s", l ? " " : "", ev->name);
       }
