@@ -90,9 +90,8 @@ struct mg_child {
   uv_timer_t sample_timer, backoff_timer, grace_timer;
 
   /* Per run. */
-  mg_cgroup *cg;            /* the run's group (cgroup mode) */
-  mg_cgroup *cg_leftover;   /* a group whose removal failed: retried */
-  mg_cgroup_stats cg_start; /* counters when the run started */
+  mg_cgroup *cg;          /* the run's group (cgroup mode) */
+  mg_cgroup *cg_leftover; /* a group whose removal failed: retried */
   int warn_armed;
   uint64_t max_used_bytes; /* highest sampled `used_bytes` of the run */
   uint64_t last_hwm_bytes;
@@ -109,7 +108,7 @@ typedef struct mg__sup_run {
   const char *cgroup_dir;
   mg_cgroup_version cgroup_version;
   int has_oom_kill;         /* the oom_kill counter exists */
-  mg_cgroup_stats cg_start; /* at run start */
+  mg_cgroup_stats cg_start; /* at run start (a new group: all 0) */
   mg_cgroup_stats cg_end;   /* after the run (read before removal) */
   int cg_end_ok;            /* cg_end could be read */
   uint64_t max_used_bytes;  /* highest sample */

@@ -255,8 +255,6 @@ int mg__sup_cgroup_make(mg_child *c, char *reason, size_t reason_len) {
     mg_cgroup_free(cg);
     return mg_errf(reason, reason_len, rc, "%s", e);
   }
-  memset(&c->cg_start, 0, sizeof c->cg_start);
-  mg_cgroup_stats_read(cg, &c->cg_start, NULL, 0);
   char lim[32];
   mg_log_field lf[] = {
       MG_LF_STR("name", c->name),

@@ -295,9 +295,9 @@ static void sup__reap(mg_child *c) {
     r.has_cgroup = 1;
     r.cgroup_dir = mg_cgroup_dir(c->cg);
     r.cgroup_version = mg_cgroup_get_version(c->cg);
-    r.has_oom_kill = c->cg_start.has_oom_kill;
-    r.cg_start = c->cg_start;
+    /* every run has a new group: its counters started at 0 (r.cg_start) */
     r.cg_end_ok = mg_cgroup_stats_read(c->cg, &r.cg_end, NULL, 0) == 0;
+    r.has_oom_kill = r.cg_end.has_oom_kill;
     size_t left = 0;
     if (mg_cgroup_count_pids(c->cg, &left) == 0 && left > 0) {
       mg_log_field f[] = {MG_LF_STR("name", c->name),
