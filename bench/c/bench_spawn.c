@@ -164,11 +164,14 @@ static double sup_run_ms(uv_loop_t *loop, mg_sup *sup, mg_enforce enforce,
   memset(&s, 0, sizeof s);
   snprintf(name, sizeof name, "b%d", i);
   mg_child_opts o;
-  memset(&o, 0, sizeof o);
+  mg_child_opts_init(&o);
   o.name = name;
   o.argv = argv;
   o.enforce = enforce;
-  o.limit_bytes = enforce == MG_ENFORCE_NONE ? 0 : (uint64_t)256 << 20;
+  if (enforce != MG_ENFORCE_NONE)
+    o.limit_bytes = (uint64_t)256 << 20;
+  o.sample_ms = 0; /* spawn to exit only */
+  o.warn_at = 0;
   o.stdout_mode = o.stderr_mode = MG_STDIO_NULL;
   mg_child_events ev = {NULL, NULL, on_exit_cb, NULL, on_close_cb, &s};
   mg_child *c;
@@ -253,7 +256,7 @@ static void bench_sample_cost(int cgroup_ok) {
     char name[32];
     snprintf(name, sizeof name, "idle%d", i);
     mg_child_opts o;
-    memset(&o, 0, sizeof o);
+    mg_child_opts_init(&o);
     o.name = name;
     o.argv = argv;
     o.enforce = cgroup_ok ? MG_ENFORCE_CGROUP : MG_ENFORCE_DATA;
@@ -416,7 +419,7 @@ static void bench_crossing(void) {
     char name[32];
     snprintf(name, sizeof name, "cross%d", i);
     mg_child_opts o;
-    memset(&o, 0, sizeof o);
+    mg_child_opts_init(&o);
     o.name = name;
     o.argv = argv;
     o.enforce = MG_ENFORCE_NONE; /* the policy limit is the only one */

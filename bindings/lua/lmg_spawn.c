@@ -1,18 +1,6 @@
-/* lmg_spawn.c — mg.spawn, the process object and mg.processes (bindings
- * layer, on the supervisor: runtime/include/sup/mg_sup.h).
- *
- * Lifetime. The process userdata holds the binding's state itself (an
- * lproc): the supervisor calls back into it only until on_close, or until
- * mg_child_release() — whichever comes first — so nothing outlives the
- * userdata. While a child is running or waiting for a restart, the lproc
- * keeps a registry reference to its own userdata (self_ref), so a policy
- * that drops every reference to `p` still gets its events; on_close drops
- * that reference, and __gc releases the mg_child. The supervisor is created
- * at the first mg.spawn and kept in the env; the runtime host shuts it down
- * and frees it.
- *
- * Every event reaches Lua through mg_lua_pcall (a budget of its own): a failing
- * handler is logged and never harms the child. */
+/* lmg_spawn.c — mg.spawn and mg.processes (bindings layer, on the
+ * supervisor: runtime/include/sup/mg_sup.h). The process object it returns
+ * is lmg_proc.c's; their shared state is in mg__lproc.h. */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -23,188 +11,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lua/mg__lua.h"
-#include "sup/mg_sup.h"
+#include "lua/mg__lproc.h"
 
-#define PROC_MT "mg.process"
-#define MAX_ARGS 4096
-#define MAX_ENV 4096
-#define DEFAULT_SAMPLE_MS 1000
-#define DEFAULT_WARN_AT 0.8
-
-typedef struct mg_lua_proc lproc;
-struct mg_lua_proc {
-  mg_lua_env *env;
-  mg_child *child;    /* NULL: never started (--check) or released */
-  lproc *prev, *next; /* env->procs, spawn order, while not closed */
-  int self_ref;       /* registry ref of the userdata while not closed */
-  int started;
-  int closed;         /* on_close ran (or never started) */
-  int linked;         /* in env->procs */
-  mg_enforce enforce; /* resolved, for an unstarted (--check) process */
-  uint64_t limit_bytes;
-  char name[72];
-};
-
-static const char *const events[] = {"warn", "sample", "exit", "restart", NULL};
-
-/* ------------------------------------------------------------ the list */
-
-static void link_proc(mg_lua_env *env, lproc *p) {
-  lproc *last = env->procs;
-  while (last && last->next)
-    last = last->next;
-  p->prev = last;
-  p->next = NULL;
-  if (last)
-    last->next = p;
-  else
-    env->procs = p;
-  p->linked = 1;
-}
-
-static void unlink_proc(mg_lua_env *env, lproc *p) {
-  if (!p->linked)
-    return;
-  if (p->prev)
-    p->prev->next = p->next;
-  else
-    env->procs = p->next;
-  if (p->next)
-    p->next->prev = p->prev;
-  p->prev = p->next = NULL;
-  p->linked = 0;
-}
-
-/* ------------------------------------------------------------ tables */
-
-/* A sample as a Lua table: { pid, rss, hwm, vsize, data, swap, used,
- * limit (nil when none), fraction, cgroup_current, cgroup_peak }. */
-static void push_sample(lua_State *L, const mg_child_sample *s) {
-  lua_createtable(L, 0, 12);
-  mg_lua_setint(L, "pid", s->pid);
-  mg_lua_setu64(L, "rss", s->rss_bytes);
-  mg_lua_setu64(L, "hwm", s->hwm_bytes);
-  mg_lua_setu64(L, "vsize", s->vsize_bytes);
-  mg_lua_setu64(L, "data", s->data_bytes);
-  mg_lua_setu64(L, "swap", s->swap_bytes);
-  mg_lua_setu64(L, "used", s->used_bytes);
-  if (s->limit_bytes)
-    mg_lua_setu64(L, "limit", s->limit_bytes);
-  mg_lua_setnum(L, "fraction", s->fraction);
-  if (s->has_cgroup) {
-    mg_lua_setu64(L, "cgroup_current", s->cgroup_current_bytes);
-    mg_lua_setu64(L, "cgroup_peak", s->cgroup_peak_bytes);
-  }
-}
-
-/* Exit info: { pid, code (nil when signalled), signal (nil when it
- * exited), signame, status (code, or 128+signal as a shell reports it),
- * reason, detail, peak, runtime_ms, restarts, will_restart,
- * restart_in_ms }. */
-static void push_exit(lua_State *L, const mg_child_exit *e) {
-  lua_createtable(L, 0, 13);
-  mg_lua_setint(L, "pid", e->pid);
-  if (e->signal) {
-    mg_lua_setint(L, "signal", e->signal);
-    const char *sn = mg_signal_name(e->signal);
-    if (sn)
-      mg_lua_setstr(L, "signame", sn);
-    mg_lua_setint(L, "status", 128 + e->signal);
-  } else {
-    mg_lua_setint(L, "code", e->code);
-    mg_lua_setint(L, "status", e->code);
-  }
-  mg_lua_setstr(L, "reason", mg_exit_reason_name(e->reason));
-  mg_lua_setstr(L, "detail", e->detail);
-  mg_lua_setu64(L, "peak", e->peak_bytes);
-  mg_lua_setu64(L, "runtime_ms", e->runtime_ms);
-  mg_lua_setint(L, "restarts", e->restarts);
-  mg_lua_setbool(L, "will_restart", e->will_restart);
-  if (e->will_restart)
-    mg_lua_setu64(L, "restart_in_ms", e->restart_in_ms);
-}
-
-/* ------------------------------------------------------------ events */
-
-/* Call every handler of `event` as fn(p, <value at -1>); pops the value.
- * Stops after a handler that called mg.exit. Never raises. */
-static void dispatch(lproc *p, const char *event) {
-  lua_State *L = p->env->L;
-  int value = lua_gettop(L);
-  if (p->self_ref == LUA_NOREF || p->self_ref == LUA_REFNIL) {
-    lua_settop(L, value - 1);
-    return;
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, p->self_ref); /* value+1: userdata */
-  lua_getiuservalue(L, value + 1, 1);             /* value+2: handlers */
-  /* raw access only: no metamethod (policy code) may run outside the
-   * protected calls below */
-  if (lua_type(L, -1) == LUA_TTABLE &&
-      (lua_pushstring(L, event), lua_rawget(L, -2)) == LUA_TTABLE) {
-    /* value+3: list */
-    char what[128];
-    snprintf(what, sizeof what, "process %s %s", p->name, event);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, value + 3);
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, value + 3, i);
-      lua_pushvalue(L, value + 1);
-      lua_pushvalue(L, value);
-      if (mg_lua_pcall(L, 2, 0, what, NULL) == MG_LUA_EXIT)
-        break;
-    }
-  }
-  lua_settop(L, value - 1);
-}
-
-static void ev_sample(mg_child *c, const mg_child_sample *s, void *ud) {
-  lproc *p = ud;
-  (void)c;
-  luaL_checkstack(p->env->L, 8, NULL);
-  push_sample(p->env->L, s);
-  dispatch(p, "sample");
-}
-
-static void ev_warn(mg_child *c, const mg_child_sample *s, void *ud) {
-  lproc *p = ud;
-  (void)c;
-  luaL_checkstack(p->env->L, 8, NULL);
-  push_sample(p->env->L, s);
-  dispatch(p, "warn");
-}
-
-static void ev_exit(mg_child *c, const mg_child_exit *e, void *ud) {
-  lproc *p = ud;
-  (void)c;
-  luaL_checkstack(p->env->L, 8, NULL);
-  push_exit(p->env->L, e);
-  dispatch(p, "exit");
-}
-
-static void ev_restart(mg_child *c, int restarts, void *ud) {
-  lproc *p = ud;
-  (void)c;
-  lua_pushinteger(p->env->L, restarts);
-  dispatch(p, "restart");
-}
-
-/* No further run: the process leaves mg.processes() and lets Lua collect
- * its userdata (whose __gc releases the mg_child). */
-static void ev_close(mg_child *c, void *ud) {
-  lproc *p = ud;
-  (void)c;
-  p->closed = 1;
-  unlink_proc(p->env, p);
-  luaL_unref(p->env->L, LUA_REGISTRYINDEX, p->self_ref);
-  p->self_ref = LUA_NOREF;
-}
+typedef mg_lproc lproc;
 
 /* ------------------------------------------------------------ options */
 
-typedef struct spawn_args {
-  mg_child_opts o;
-  int has_limit;
-} spawn_args;
+/* Option reading checks types only, as luv's spawn does: every value goes
+ * to the supervisor as given, and mg_child_spawn / mg_child_validate apply
+ * every rule (ranges, defaults, names, limits) and say what is wrong. What
+ * the binding refuses itself is what cannot be passed at all: an unknown
+ * field, a string with a NUL byte, a number that is not an integer, a size
+ * that does not parse, an env name holding '=' (no "NAME=VALUE" string can
+ * carry it). */
 
 static const char *const fields[] = {
     "name",     "cmd",        "limit",          "enforce",
@@ -220,45 +39,46 @@ static int type_error(lua_State *L, const char *f, const char *expected,
                     expected, luaL_typename(L, idx));
 }
 
-/* Push t[f] and return its type. */
-static int get_field(lua_State *L, int t, const char *f) {
-  return lua_getfield(L, t, f);
+/* The string at `idx` if it holds no NUL byte, else NULL with err. */
+static const char *c_string(lua_State *L, int idx, const char *what, char *err,
+                            size_t len) {
+  size_t sl;
+  const char *s = lua_tolstring(L, idx, &sl);
+  if (strlen(s) == sl)
+    return s;
+  snprintf(err, len, "%s: contains a NUL byte", what);
+  return NULL;
 }
 
-/* An optional string field; NULL when absent. The string stays anchored
- * by the options table. */
-static const char *opt_string(lua_State *L, int t, const char *f) {
-  int ty = get_field(L, t, f);
-  const char *s = NULL;
+/* An optional string field into *out (NULL when absent); the string stays
+ * anchored by the options table. -1 with err for a NUL byte. */
+static int opt_string(lua_State *L, int t, const char *f, const char **out,
+                      char *err, size_t len) {
+  int ty = lua_getfield(L, t, f);
+  int rc = 0;
+  *out = NULL;
   if (ty == LUA_TSTRING)
-    s = lua_tostring(L, -1);
+    rc = (*out = c_string(L, -1, f, err, len)) ? 0 : -EINVAL;
   else if (ty != LUA_TNIL)
     type_error(L, f, "string", -1);
   lua_pop(L, 1);
-  return s;
+  return rc;
 }
 
-/* An optional integer field in [min, max]: 1 = set, 0 = absent, -1 = out
- * of range or not integral (err set). */
-static int opt_integer(lua_State *L, int t, const char *f, lua_Integer min,
-                       lua_Integer max, lua_Integer *out, char *err,
-                       size_t len) {
-  int ty = get_field(L, t, f);
+/* An optional integer field into *out (left alone when absent). -1 with
+ * err for a number that is not an integer. */
+static int opt_integer(lua_State *L, int t, const char *f, int64_t *out,
+                       char *err, size_t len) {
+  int ty = lua_getfield(L, t, f);
   int rc = 0;
   if (ty == LUA_TNUMBER) {
     int isnum = 0;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
-    if (!isnum) {
-      snprintf(err, len, "%s: %s is not an integer (accepted: %lld..%lld)", f,
-               lua_tostring(L, -1), (long long)min, (long long)max);
-      rc = -1;
-    } else if (v < min || v > max) {
-      snprintf(err, len, "%s: %lld is out of range (accepted: %lld..%lld)", f,
-               (long long)v, (long long)min, (long long)max);
-      rc = -1;
+    if (isnum) {
+      *out = (int64_t)v;
     } else {
-      *out = v;
-      rc = 1;
+      snprintf(err, len, "%s: %s is not an integer", f, lua_tostring(L, -1));
+      rc = -EINVAL;
     }
   } else if (ty != LUA_TNIL) {
     type_error(L, f, "integer", -1);
@@ -268,9 +88,11 @@ static int opt_integer(lua_State *L, int t, const char *f, lua_Integer min,
 }
 
 /* stdout / stderr: "inherit" | "null" | a path. */
-static void opt_stdio(lua_State *L, int t, const char *f, mg_stdio *mode,
-                      const char **path) {
-  const char *s = opt_string(L, t, f);
+static int opt_stdio(lua_State *L, int t, const char *f, mg_stdio *mode,
+                     const char **path, char *err, size_t len) {
+  const char *s;
+  if (opt_string(L, t, f, &s, err, len) < 0)
+    return -EINVAL;
   *path = NULL;
   if (s == NULL || strcmp(s, "inherit") == 0) {
     *mode = MG_STDIO_INHERIT;
@@ -280,6 +102,7 @@ static void opt_stdio(lua_State *L, int t, const char *f, mg_stdio *mode,
     *mode = MG_STDIO_FILE;
     *path = s;
   }
+  return 0;
 }
 
 /* Every key of the options table must be a known field. */
@@ -309,67 +132,26 @@ static int check_unknown(lua_State *L, int t, char *err, size_t len) {
     }
     if (!known) {
       lua_pop(L, 1);
-      return -1;
+      return -EINVAL;
     }
   }
   return 0;
 }
 
-/* A name made from the program: its basename, with characters outside
- * [A-Za-z0-9._-] turned into '_', at most 64 characters. */
-static void default_name(const char *prog, char *out, size_t len) {
-  const char *base = strrchr(prog, '/');
-  base = base ? base + 1 : prog;
-  size_t n = 0;
-  for (; n < 64 && n + 1 < len && base[n]; n++) {
-    char ch = base[n];
-    int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-             (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
-    out[n] = ok ? ch : '_';
-  }
-  out[n] = '\0';
-  if (n == 0 || strcmp(out, ".") == 0 || strcmp(out, "..") == 0)
-    snprintf(out, len, "child");
-}
-
-/* Read the options table at `t` into `a`. Type errors raise (naming the
- * field); bad values return -1 with err naming the field. Everything `a`
- * points to stays anchored until the caller resets the stack: argv is a
- * userdata left on the stack, the env array and the "K=V" strings are in
- * the table at index `anchor`, the other strings belong to the options
- * table. */
-static int read_opts(lua_State *L, int t, int anchor, spawn_args *a,
-                     char *name_buf, size_t name_len, char *err, size_t len) {
-  mg_child_opts *o = &a->o;
-  lua_Integer v;
-  memset(a, 0, sizeof *a);
-  o->warn_at = DEFAULT_WARN_AT;
-  o->sample_ms = DEFAULT_SAMPLE_MS;
-  o->max_restarts = -1;
-
-  if (check_unknown(L, t, err, len) < 0)
-    return -1;
-
-  /* cmd = { prog, args... } */
-  int ty = get_field(L, t, "cmd");
+/* cmd = { prog, args... } → a NULL-terminated argv in a userdata left on
+ * the stack (o->argv stays NULL when cmd is absent: the supervisor says it
+ * is required). */
+static int read_cmd(lua_State *L, int t, int anchor, mg_child_opts *o,
+                    char *err, size_t len) {
+  int ty = lua_getfield(L, t, "cmd");
   if (ty == LUA_TNIL) {
     lua_pop(L, 1);
-    snprintf(err, len, "cmd: required (a list: { program, args... })");
-    return -1;
+    return 0;
   }
   if (ty != LUA_TTABLE)
     return type_error(L, "cmd", "table { program, args... }", -1);
   int cmd = lua_gettop(L);
   lua_Integer n = (lua_Integer)lua_rawlen(L, cmd);
-  if (n == 0) {
-    snprintf(err, len, "cmd: empty (a list: { program, args... })");
-    return -1;
-  }
-  if (n > MAX_ARGS) {
-    snprintf(err, len, "cmd: %lld arguments (at most %d)", (long long)n,
-             MAX_ARGS);
-    return -1;
-  }
   char **argv = lua_newuserdatauv(L, sizeof *argv * (size_t)(n + 1), 0);
   for (lua_Integer i = 1; i <= n; i++) {
     int et = lua_rawgeti(L, cmd, i);
@@ -378,298 +160,198 @@ static int read_opts(lua_State *L, int t, int anchor, spawn_args *a,
                         "bad field 'cmd' in mg.spawn (cmd[%d]: string "
                         "expected, got %s)",
                         (int)i, luaL_typename(L, -1));
-    size_t sl;
-    const char *s = lua_tolstring(L, -1, &sl);
-    if (strlen(s) != sl) {
+    char what[32];
+    snprintf(what, sizeof what, "cmd[%d]", (int)i);
+    if (!(argv[i - 1] = (char *)c_string(L, -1, what, err, len))) {
       lua_pop(L, 1);
-      snprintf(err, len, "cmd[%d]: contains a NUL byte", (int)i);
-      return -1;
+      return -EINVAL;
     }
-    if (i == 1 && sl == 0) {
-      lua_pop(L, 1);
-      snprintf(err, len, "cmd[1]: the program must not be empty");
-      return -1;
-    }
-    argv[i - 1] = (char *)s;
     lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
   }
   argv[n] = NULL;
   o->argv = argv;
-  /* argv (the userdata) stays on the stack: the caller resets it after
-   * the spawn. The cmd table is below it. */
-
-  /* name */
-  const char *name = opt_string(L, t, "name");
-  if (name == NULL) {
-    default_name(argv[0], name_buf, name_len);
-    name = name_buf;
-  } else {
-    snprintf(name_buf, name_len, "%s", name);
-  }
-  o->name = name;
-
-  /* limit and enforce */
-  ty = get_field(L, t, "limit");
-  if (ty != LUA_TNIL) {
-    uint64_t bytes;
-    char e[512];
-    if (mg_lua_check_size(L, -1, "limit", &bytes, e, sizeof e) < 0) {
-      lua_pop(L, 1);
-      snprintf(err, len, "%s", e);
-      return -1;
-    }
-    if (bytes == 0) {
-      lua_pop(L, 1);
-      snprintf(err, len, "limit: must be positive (omit it for no limit)");
-      return -1;
-    }
-    o->limit_bytes = bytes;
-    a->has_limit = 1;
-  }
-  lua_pop(L, 1);
-  const char *enf = opt_string(L, t, "enforce");
-  o->enforce = MG_ENFORCE_AUTO;
-  if (enf) {
-    char e[256];
-    if (mg_enforce_parse(enf, &o->enforce, e, sizeof e) < 0) {
-      snprintf(err, len, "%s", e); /* "enforce: …" already */
-      return -1;
-    }
-  }
-  if (!a->has_limit && o->enforce != MG_ENFORCE_AUTO &&
-      o->enforce != MG_ENFORCE_NONE) {
-    snprintf(err, len,
-             "enforce: '%s' needs a limit (set limit, or use "
-             "enforce = \"none\")",
-             enf);
-    return -1;
-  }
-
-  /* warn_at: 0 < x <= 1, or false / 0 for no warn events */
-  ty = get_field(L, t, "warn_at");
-  if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
-    o->warn_at = 0;
-  } else if (ty == LUA_TNUMBER) {
-    double w = lua_tonumber(L, -1);
-    if (!(w >= 0 && w <= 1)) {
-      snprintf(err, len,
-               "warn_at: %s is out of range (accepted: a fraction "
-               "0 < warn_at <= 1, or 0 / false for none)",
-               lua_tostring(L, -1));
-      lua_pop(L, 1);
-      return -1;
-    }
-    o->warn_at = w;
-  } else if (ty != LUA_TNIL) {
-    return type_error(L, "warn_at", "number", -1);
-  }
-  lua_pop(L, 1);
-
-  v = (lua_Integer)o->sample_ms;
-  if (opt_integer(L, t, "sample_ms", 0, 86400000, &v, err, len) < 0)
-    return -1;
-  if (v != 0 && v < 10) {
-    snprintf(err, len,
-             "sample_ms: %lld is too small (accepted: 0 for no "
-             "sampling, or 10..86400000)",
-             (long long)v);
-    return -1;
-  }
-  o->sample_ms = (uint64_t)v;
-
-  const char *rs = opt_string(L, t, "restart");
-  o->restart = MG_RESTART_NO;
-  if (rs) {
-    char e[256];
-    if (mg_restart_parse(rs, &o->restart, e, sizeof e) < 0) {
-      snprintf(err, len, "%s", e); /* "restart: …" already */
-      return -1;
-    }
-  }
-  v = -1;
-  if (opt_integer(L, t, "max_restarts", -1, 1000000, &v, err, len) < 0)
-    return -1;
-  o->max_restarts = (int)v;
-
-  /* env = { K = "v" } → "K=v" */
-  ty = get_field(L, t, "env");
-  if (ty == LUA_TTABLE) {
-    int et = lua_gettop(L);
-    size_t count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, et) != 0) {
-      lua_pop(L, 1);
-      count++;
-    }
-    if (count > MAX_ENV) {
-      snprintf(err, len, "env: %zu variables (at most %d)", count, MAX_ENV);
-      return -1;
-    }
-    char **envv = lua_newuserdatauv(L, sizeof *envv * (count + 1), 0);
-    lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
-    size_t i = 0;
-    lua_pushnil(L);
-    while (lua_next(L, et) != 0) {
-      if (lua_type(L, -2) != LUA_TSTRING)
-        return luaL_error(L,
-                          "bad field 'env' in mg.spawn (names must be "
-                          "strings, got %s)",
-                          luaL_typename(L, -2));
-      int vt = lua_type(L, -1);
-      if (vt != LUA_TSTRING && vt != LUA_TNUMBER)
-        return luaL_error(L,
-                          "bad field 'env' in mg.spawn (env.%s: string "
-                          "expected, got %s)",
-                          lua_tostring(L, -2), luaL_typename(L, -1));
-      const char *k = lua_tostring(L, -2);
-      if (k[0] == '\0' || strchr(k, '=') || strlen(k) != lua_rawlen(L, -2)) {
-        snprintf(err, len,
-                 "env: invalid variable name '%s' (no '=', no NUL, "
-                 "not empty)",
-                 k);
-        lua_pop(L, 3);
-        return -1;
-      }
-      size_t vl;
-      const char *val = lua_tolstring(L, -1, &vl);
-      if (strlen(val) != vl) {
-        snprintf(err, len, "env.%s: contains a NUL byte", k);
-        lua_pop(L, 3);
-        return -1;
-      }
-      const char *kv = lua_pushfstring(L, "%s=%s", k, val);
-      envv[i++] = (char *)kv;
-      lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
-      lua_pop(L, 1);
-    }
-    envv[i] = NULL;
-    o->env = envv;
-  } else if (ty != LUA_TNIL) {
-    return type_error(L, "env", "table { NAME = \"value\" }", -1);
-  }
-  lua_pop(L, 1);
-
-  o->cwd = opt_string(L, t, "cwd");
-  if (o->cwd && o->cwd[0] == '\0') {
-    snprintf(err, len, "cwd: empty (omit it to inherit mgrun's)");
-    return -1;
-  }
-  opt_stdio(L, t, "stdout", &o->stdout_mode, &o->stdout_path);
-  opt_stdio(L, t, "stderr", &o->stderr_mode, &o->stderr_path);
-  if ((o->stdout_path && o->stdout_path[0] == '\0') ||
-      (o->stderr_path && o->stderr_path[0] == '\0')) {
-    snprintf(err, len,
-             "%s: empty (accepted: \"inherit\", \"null\" or a "
-             "file path)",
-             o->stdout_path && !o->stdout_path[0] ? "stdout" : "stderr");
-    return -1;
-  }
-
-  v = 5000;
-  if (opt_integer(L, t, "grace_ms", 0, 3600000, &v, err, len) < 0)
-    return -1;
-  o->grace_ms = v == 0 ? 1 : (uint64_t)v; /* 0: SIGKILL at once */
-  v = 0;
-  if (opt_integer(L, t, "backoff_ms", 1, 3600000, &v, err, len) < 0)
-    return -1;
-  o->backoff_ms = (uint64_t)v;
-  v = 0;
-  if (opt_integer(L, t, "backoff_max_ms", 1, 86400000, &v, err, len) < 0)
-    return -1;
-  o->backoff_max_ms = (uint64_t)v;
-  v = 0;
-  if (opt_integer(L, t, "backoff_reset_ms", 1, 86400000, &v, err, len) < 0)
-    return -1;
-  o->backoff_reset_ms = (uint64_t)v;
-  if (o->backoff_ms && o->backoff_max_ms && o->backoff_max_ms < o->backoff_ms) {
-    snprintf(err, len, "backoff_max_ms: %llu is below backoff_ms %llu",
-             (unsigned long long)o->backoff_max_ms,
-             (unsigned long long)o->backoff_ms);
-    return -1;
-  }
   return 0;
 }
 
-/* ------------------------------------------------------------ supervisor */
-
-/* The runtime's supervisor (the host owns it), or NULL with why. */
-static mg_sup *get_sup(mg_lua_env *env, char *err, size_t len) {
-  if (!env->sup)
-    snprintf(err, len, "%s",
-             env->sup_error ? env->sup_error
-                            : "this runtime has no process supervisor");
-  return env->sup;
+/* env = { K = "v" } → "K=v" strings in a userdata array, both anchored in
+ * the table at `anchor`. */
+static int read_env(lua_State *L, int t, int anchor, mg_child_opts *o,
+                    char *err, size_t len) {
+  int ty = lua_getfield(L, t, "env");
+  if (ty == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (ty != LUA_TTABLE)
+    return type_error(L, "env", "table { NAME = \"value\" }", -1);
+  int et = lua_gettop(L);
+  size_t count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, et) != 0) {
+    lua_pop(L, 1);
+    count++;
+  }
+  char **envv = lua_newuserdatauv(L, sizeof *envv * (count + 1), 0);
+  lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
+  size_t i = 0;
+  lua_pushnil(L);
+  while (lua_next(L, et) != 0) {
+    if (lua_type(L, -2) != LUA_TSTRING)
+      return luaL_error(L,
+                        "bad field 'env' in mg.spawn (names must be "
+                        "strings, got %s)",
+                        luaL_typename(L, -2));
+    int vt = lua_type(L, -1);
+    if (vt != LUA_TSTRING && vt != LUA_TNUMBER)
+      return luaL_error(L,
+                        "bad field 'env' in mg.spawn (env.%s: string "
+                        "expected, got %s)",
+                        lua_tostring(L, -2), luaL_typename(L, -1));
+    const char *k = lua_tostring(L, -2);
+    if (strchr(k, '=') || strlen(k) != lua_rawlen(L, -2)) {
+      snprintf(err, len, "env: invalid variable name '%s' (no '=', no NUL)", k);
+      lua_pop(L, 3);
+      return -EINVAL;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "env.%.80s", k);
+    const char *val = c_string(L, -1, what, err, len);
+    if (!val) {
+      lua_pop(L, 3);
+      return -EINVAL;
+    }
+    envv[i++] = (char *)lua_pushfstring(L, "%s=%s", k, val);
+    lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
+    lua_pop(L, 1);
+  }
+  envv[i] = NULL;
+  o->env = envv;
+  lua_pop(L, 1);
+  return 0;
 }
 
-static lproc *find_live(mg_lua_env *env, const char *name) {
-  for (lproc *p = env->procs; p; p = p->next)
-    if (!p->closed && strcmp(p->name, name) == 0)
-      return p;
-  return NULL;
+/* Read the options table at `t` into `o`, over mg_child_opts_init's
+ * defaults. Type errors raise (naming the field); what cannot be passed
+ * returns -1 with err. Everything `o` points to stays anchored until the
+ * caller resets the stack: argv is a userdata left on the stack, the env
+ * array and the "K=V" strings are in the table at `anchor`, the other
+ * strings belong to the options table; a default name is written to
+ * name_buf. */
+static int read_opts(lua_State *L, int t, int anchor, mg_child_opts *o,
+                     char *name_buf, size_t name_len, char *err, size_t len) {
+  mg_child_opts_init(o);
+  if (check_unknown(L, t, err, len) < 0 ||
+      read_cmd(L, t, anchor, o, err, len) < 0 ||
+      opt_string(L, t, "name", &o->name, err, len) < 0)
+    return -EINVAL;
+  if (o->name == NULL)
+    o->name =
+        mg_name_from(o->argv ? o->argv[0] : NULL, "child", name_buf, name_len);
+
+  if (lua_getfield(L, t, "limit") != LUA_TNIL) {
+    char e[512];
+    int rc = mg_lua_check_size(L, -1, "limit", &o->limit_bytes, e, sizeof e);
+    if (rc < 0) {
+      lua_pop(L, 1);
+      snprintf(err, len, "%s", e);
+      return rc; /* EPARSE, ERANGE_SIZE: a size that does not parse */
+    }
+  }
+  lua_pop(L, 1);
+  const char *enf, *rs;
+  if (opt_string(L, t, "enforce", &enf, err, len) < 0 ||
+      (enf && mg_enforce_parse(enf, &o->enforce, err, len) < 0) ||
+      opt_string(L, t, "restart", &rs, err, len) < 0 ||
+      (rs && mg_restart_parse(rs, &o->restart, err, len) < 0))
+    return -EINVAL;
+
+  /* warn_at: a number, or false for none */
+  int ty = lua_getfield(L, t, "warn_at");
+  if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+    o->warn_at = 0;
+  else if (ty == LUA_TNUMBER)
+    o->warn_at = lua_tonumber(L, -1);
+  else if (ty != LUA_TNIL)
+    return type_error(L, "warn_at", "number or false", -1);
+  lua_pop(L, 1);
+
+  if (opt_integer(L, t, "sample_ms", &o->sample_ms, err, len) < 0 ||
+      opt_integer(L, t, "max_restarts", &o->max_restarts, err, len) < 0 ||
+      opt_integer(L, t, "grace_ms", &o->grace_ms, err, len) < 0 ||
+      opt_integer(L, t, "backoff_ms", &o->backoff_ms, err, len) < 0 ||
+      opt_integer(L, t, "backoff_max_ms", &o->backoff_max_ms, err, len) < 0 ||
+      opt_integer(L, t, "backoff_reset_ms", &o->backoff_reset_ms, err, len) <
+          0 ||
+      read_env(L, t, anchor, o, err, len) < 0 ||
+      opt_string(L, t, "cwd", &o->cwd, err, len) < 0 ||
+      opt_stdio(L, t, "stdout", &o->stdout_mode, &o->stdout_path, err, len) <
+          0 ||
+      opt_stdio(L, t, "stderr", &o->stderr_mode, &o->stderr_path, err, len) < 0)
+    return -EINVAL;
+  return 0;
 }
 
-/* mg.spawn{ name=, cmd=, limit=, enforce=, ... } → process | nil, err.
- * err names the field; nothing is started when it fails. Under --check
- * the options are validated and an unstarted process is returned. */
+/* The sandbox's checks: the program must be one the host allows, and the
+ * working directory and output files must lie in allowed directories. */
+static int sandbox_check(mg_lua_env *env, const mg_child_opts *o, char *err,
+                         size_t len) {
+  int rc = 0;
+  if (!env->sandbox)
+    return 0;
+  if (o->argv && o->argv[0])
+    rc = mg_lua_program_allowed(env, o->argv[0], err, len);
+  if (rc == 0 && o->cwd)
+    rc = mg_lua_path_allowed(env, "cwd", o->cwd, 0, err, len);
+  if (rc == 0 && o->stdout_mode == MG_STDIO_FILE)
+    rc = mg_lua_path_allowed(env, "stdout", o->stdout_path, 1, err, len);
+  if (rc == 0 && o->stderr_mode == MG_STDIO_FILE)
+    rc = mg_lua_path_allowed(env, "stderr", o->stderr_path, 1, err, len);
+  return rc;
+}
+
+/* mg.spawn{ name=, cmd=, limit=, enforce=, ... } → process | nil, err,
+ * code. err is the supervisor's (it names the field); nothing is started
+ * when it fails. Under --check the options are validated and an unstarted
+ * process is returned. */
 static int l_spawn(lua_State *L) {
   mg_lua_env *env = mg_lua_env_get(L);
-  char err[1024], e2[1024];
-  char name[72];
-  spawn_args a;
+  char err[1024];
+  char name[MG_NAME_MAX + 1];
+  mg_child_opts o;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lua_newtable(L); /* 2: anchor for strings built here */
-
-  /* 3: the userdata, closed state first (so __gc is always safe). */
-  lproc *p = lua_newuserdatauv(L, sizeof *p, 1);
-  memset(p, 0, sizeof *p);
-  p->env = env;
-  p->self_ref = LUA_NOREF;
-  p->closed = 1;
-  luaL_setmetatable(L, PROC_MT);
-  lua_newtable(L); /* handlers by event */
-  lua_setiuservalue(L, 3, 1);
-
+  lua_newtable(L);            /* 2: anchor for strings built here */
+  lproc *p = mg_lproc_new(L); /* 3: closed state first: __gc is safe */
   err[0] = '\0';
-  if (read_opts(L, 1, 2, &a, name, sizeof name, err, sizeof err) < 0)
-    return mg_lua_fail(L, -EINVAL, err);
-  snprintf(p->name, sizeof p->name, "%s", name);
-  a.o.name = p->name;
-
-  if (env->exit_requested)
+  int rc = read_opts(L, 1, 2, &o, name, sizeof name, err, sizeof err);
+  if (rc == 0)
+    rc = sandbox_check(env, &o, err, sizeof err);
+  if (rc < 0)
+    return mg_lua_fail(L, rc, err);
+  if (env->exit_requested) /* before the supervisor knows: the top level */
     return mg_lua_fail(L, -ECANCELED, "mgrun is shutting down: no new process");
-  mg_sup *sup = get_sup(env, e2, sizeof e2);
-  if (sup == NULL) {
-    snprintf(err, sizeof err, "cannot start the supervisor: %s", e2);
-    return mg_lua_fail(L, -ENOTSUP, err);
-  }
-  if (!env->check_only && find_live(env, p->name)) {
-    snprintf(err, sizeof err,
-             "name: a process named '%s' is already running (names are "
-             "unique among live processes)",
-             p->name);
-    return mg_lua_fail(L, -EEXIST, err);
-  }
-
-  mg_child_events ev = {ev_sample, ev_warn, ev_exit, ev_restart, ev_close, p};
-  p->limit_bytes = a.o.limit_bytes;
+  mg_sup *sup = env->sup;
+  if (sup == NULL)
+    return mg_lua_fail(L, -ENOTSUP,
+                       env->sup_error ? env->sup_error
+                                      : "this runtime has no process "
+                                        "supervisor");
+  snprintf(p->name, sizeof p->name, "%s", o.name); /* events name it */
   if (env->check_only) {
-    int rc = mg_child_validate(sup, &a.o, err, sizeof err);
+    rc = mg_child_validate(sup, &o, &p->enforce, err, sizeof err);
     if (rc < 0)
       return mg_lua_fail(L, rc, err);
-    p->enforce =
-        a.o.enforce == MG_ENFORCE_AUTO
-            ? (a.has_limit ? mg_sup_auto_enforce(sup, NULL) : MG_ENFORCE_NONE)
-            : a.o.enforce;
+    p->limit_bytes = o.limit_bytes == MG_CHILD_NO_LIMIT ? 0 : o.limit_bytes;
     lua_settop(L, 3);
     return 1;
   }
+  mg_child_events ev;
+  mg_lproc_events(p, &ev);
   lua_pushvalue(L, 3);
-  p->self_ref =
-      luaL_ref(L, LUA_REGISTRYINDEX); /* before the spawn: can raise */
+  p->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* before the spawn: raises */
   p->closed = 0;
   mg_child *c;
-  int rc = mg_child_spawn(sup, &a.o, &ev, &c, err, sizeof err);
+  rc = mg_child_spawn(sup, &o, &ev, &c, err, sizeof err);
   if (rc < 0) {
     p->closed = 1;
     luaL_unref(L, LUA_REGISTRYINDEX, p->self_ref);
@@ -679,7 +361,7 @@ static int l_spawn(lua_State *L) {
   p->child = c;
   p->started = 1;
   if (!p->closed) /* on_close could only come later, but be safe */
-    link_proc(env, p);
+    mg_lproc_link(env, p);
   lua_settop(L, 3);
   return 1;
 }
@@ -699,250 +381,6 @@ static int l_processes(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------------------------ methods */
-
-static lproc *check_proc(lua_State *L, const char *method) {
-  return mg_lua_check_self(L, PROC_MT, method);
-}
-
-/* nil, err, code for a process that was never started or is released. */
-static int not_started(lua_State *L, const lproc *p) {
-  return mg_lua_fail(
-      L, -ESRCH, p->env->check_only ? "not started (--check)" : "not started");
-}
-
-static int errno_fail(lua_State *L, const lproc *p, int rc, const char *what) {
-  if (rc == -ESRCH)
-    return mg_lua_failf(L, rc, "%s: process '%s' is not running", what,
-                        p->name);
-  return mg_lua_failf(L, rc, "%s: %s", what, mg_strerror(rc));
-}
-
-/* p:memory() → { pid, name, rss, hwm, vsize, data, anon, file, shmem,
- * swap, used, limit, fraction [, cgroup_current, cgroup_peak] }
- * | nil, err (not running). */
-static int l_memory(lua_State *L) {
-  lproc *p = check_proc(L, "memory");
-  if (p->child == NULL)
-    return not_started(L, p);
-  mg_child_sample s;
-  char err[512];
-  int rc = mg_child_memory(p->child, &s, err, sizeof err);
-  if (rc == -ESRCH)
-    return errno_fail(L, p, rc, "memory");
-  if (rc < 0)
-    return mg_lua_fail(L, rc, err);
-  push_sample(L, &s);
-  mg_proc_status st;
-  if (mg_proc_status_read(p->env->paths.proc_root, s.pid, &st, NULL, 0) == 0) {
-    mg_lua_setstr(L, "name", st.name);
-    mg_lua_setu64(L, "anon", st.anon_bytes);
-    mg_lua_setu64(L, "file", st.file_bytes);
-    mg_lua_setu64(L, "shmem", st.shmem_bytes);
-  }
-  return 1;
-}
-
-/* p:on(event, fn) → p. Events: warn, sample, exit, restart; handlers of
- * one event run in the order they were added. */
-static int l_on(lua_State *L) {
-  check_proc(L, "on");
-  const char *name = luaL_checkstring(L, 2);
-  int ev = 0;
-  while (events[ev] && strcmp(events[ev], name) != 0)
-    ev++;
-  if (events[ev] == NULL)
-    return luaL_argerror(L, 2,
-                         lua_pushfstring(L,
-                                         "unknown event '%s' (accepted: "
-                                         "warn, sample, exit, restart)",
-                                         name));
-  luaL_checktype(L, 3, LUA_TFUNCTION);
-  lua_getiuservalue(L, 1, 1);
-  if (lua_getfield(L, -1, events[ev]) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, events[ev]);
-  }
-  lua_pushvalue(L, 3);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  lua_settop(L, 1);
-  return 1;
-}
-
-/* A signal argument: "TERM", "SIGTERM" or a number 1..64. Raises
- * otherwise. */
-static int check_signal(lua_State *L, int idx) {
-  int sig = 0;
-  char err[512];
-  if (lua_type(L, idx) == LUA_TNUMBER) {
-    lua_Integer n = luaL_checkinteger(L, idx);
-    luaL_argcheck(L, n > 0 && n < 65, idx, "signal number must be 1..64");
-    return (int)n;
-  }
-  const char *s = mg_lua_check_text(L, idx, NULL, NULL);
-  if (s[0] >= '0' && s[0] <= '9') /* a number as text is not a name */
-    s = "";
-  if (mg_signal_parse(s, &sig, err, sizeof err) < 0)
-    return luaL_argerror(
-        L, idx,
-        lua_pushfstring(L, "unknown signal '%s' (accepted: %s)",
-                        lua_tostring(L, idx), MG_SIGNAL_ACCEPTED));
-  return sig;
-}
-
-/* p:signal(sig) → true | nil, err. To the child's process group; the
- * restart policy applies if it dies of it. */
-static int l_signal(lua_State *L) {
-  lproc *p = check_proc(L, "signal");
-  int sig = check_signal(L, 2);
-  if (p->child == NULL)
-    return not_started(L, p);
-  int rc = mg_child_signal(p->child, sig);
-  if (rc < 0)
-    return errno_fail(L, p, rc, "signal");
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* p:kill() → true | nil, err: p:signal("KILL"). */
-static int l_kill(lua_State *L) {
-  lproc *p = check_proc(L, "kill");
-  if (p->child == NULL)
-    return not_started(L, p);
-  int rc = mg_child_signal(p->child, SIGKILL);
-  if (rc < 0)
-    return errno_fail(L, p, rc, "kill");
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* p:stop([grace_ms]) → true | nil, err. For good: SIGTERM, then SIGKILL
- * of the group (and cgroup) after grace_ms (default: the spawn's
- * grace_ms; 0: at once). Stopping a stopped process is a no-op. */
-static int l_stop(lua_State *L) {
-  lproc *p = check_proc(L, "stop");
-  uint64_t grace = 0;
-  if (!lua_isnoneornil(L, 2)) {
-    lua_Integer g = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, g >= 0 && g <= 3600000, 2, "grace_ms must be 0..3600000");
-    grace = g == 0 ? 1 : (uint64_t)g;
-  }
-  if (p->child == NULL)
-    return not_started(L, p);
-  if (!p->closed) {
-    int rc = mg_child_stop(p->child, grace);
-    if (rc < 0 && rc != -ESRCH)
-      return errno_fail(L, p, rc, "stop");
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* p:set_limit(size) → true | nil, err. Applies to the running child and
- * to later runs. */
-static int l_set_limit(lua_State *L) {
-  lproc *p = check_proc(L, "set_limit");
-  uint64_t bytes;
-  char err[512];
-  luaL_checkany(L, 2);
-  int src = mg_lua_check_size(L, 2, "size", &bytes, err, sizeof err);
-  if (src < 0)
-    return mg_lua_fail(L, src, err);
-  if (bytes == 0)
-    return mg_lua_fail(L, -EINVAL, "size: must be positive");
-  if (p->child == NULL)
-    return not_started(L, p);
-  int rc = mg_child_set_limit(p->child, bytes, err, sizeof err);
-  if (rc < 0)
-    return mg_lua_fail(L, rc, err);
-  p->limit_bytes = bytes;
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* Fields: name, pid (nil when not running), restarts, limit (nil when
- * none), enforce, started, running, closed, cgroup; then the methods. */
-static int l_index(lua_State *L) {
-  lproc *p = check_proc(L, "__index");
-  const char *k = luaL_checkstring(L, 2);
-  mg_child *c = p->child;
-  if (strcmp(k, "name") == 0) {
-    lua_pushstring(L, p->name);
-  } else if (strcmp(k, "pid") == 0) {
-    pid_t pid = c ? mg_child_pid(c) : 0;
-    if (pid > 0)
-      lua_pushinteger(L, pid);
-    else
-      lua_pushnil(L);
-  } else if (strcmp(k, "restarts") == 0) {
-    lua_pushinteger(L, c ? mg_child_restarts(c) : 0);
-  } else if (strcmp(k, "limit") == 0) {
-    uint64_t lim = c ? mg_child_limit(c) : p->limit_bytes;
-    if (lim)
-      lua_pushinteger(L, (lua_Integer)lim);
-    else
-      lua_pushnil(L);
-  } else if (strcmp(k, "enforce") == 0) {
-    lua_pushstring(L, mg_enforce_name(c ? mg_child_enforce(c) : p->enforce));
-  } else if (strcmp(k, "started") == 0) {
-    lua_pushboolean(L, p->started);
-  } else if (strcmp(k, "running") == 0) {
-    lua_pushboolean(L, c && mg_child_running(c));
-  } else if (strcmp(k, "closed") == 0) {
-    lua_pushboolean(L, p->closed);
-  } else if (strcmp(k, "cgroup") == 0) {
-    const char *d = c ? mg_child_cgroup_dir(c) : NULL;
-    if (d)
-      lua_pushstring(L, d);
-    else
-      lua_pushnil(L);
-  } else {
-    luaL_getmetafield(L, 1, "methods");
-    lua_getfield(L, -1, k);
-  }
-  return 1;
-}
-
-static int l_newindex(lua_State *L) {
-  check_proc(L, "__newindex");
-  return luaL_error(L, "process fields are read-only (got '%s')",
-                    luaL_tolstring(L, 2, NULL));
-}
-
-static int l_tostring(lua_State *L) {
-  lproc *p = check_proc(L, "__tostring");
-  pid_t pid = p->child ? mg_child_pid(p->child) : 0;
-  if (!p->started)
-    lua_pushfstring(L, "mg.process %s (not started)", p->name);
-  else if (pid > 0)
-    lua_pushfstring(L, "mg.process %s (pid %d)", p->name, (int)pid);
-  else if (p->closed)
-    lua_pushfstring(L, "mg.process %s (exited)", p->name);
-  else
-    lua_pushfstring(L, "mg.process %s (restarting)", p->name);
-  return 1;
-}
-
-/* __gc: the userdata is unreachable, so the child is closed (self_ref
- * would have kept it alive otherwise) or the state is closing. Release
- * the child: no event reaches this lproc afterwards. */
-static int l_gc(lua_State *L) {
-  lproc *p = check_proc(L, "__gc");
-  unlink_proc(p->env, p);
-  if (p->self_ref != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, p->self_ref);
-    p->self_ref = LUA_NOREF;
-  }
-  if (p->child) {
-    mg_child *c = p->child;
-    p->child = NULL;
-    mg_child_release(c);
-  }
-  return 0;
-}
-
 /* mg.bindir: the directory of the running executable (where mg-hog and
  * the other programs built with mgrun live), or nil. */
 static void push_bindir(lua_State *L) {
@@ -958,24 +396,9 @@ static void push_bindir(lua_State *L) {
 }
 
 void mg_lua_open_spawn(lua_State *L) {
-  static const luaL_Reg meta[] = {{"__index", l_index},
-                                  {"__newindex", l_newindex},
-                                  {"__tostring", l_tostring},
-                                  {"__gc", l_gc},
-                                  {NULL, NULL}};
-  static const luaL_Reg methods[] = {
-      {"memory", l_memory}, {"on", l_on},     {"signal", l_signal},
-      {"kill", l_kill},     {"stop", l_stop}, {"set_limit", l_set_limit},
-      {NULL, NULL}};
   static const luaL_Reg fns[] = {
       {"spawn", l_spawn}, {"processes", l_processes}, {NULL, NULL}};
-  luaL_newmetatable(L, PROC_MT);
-  luaL_setfuncs(L, meta, 0);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "methods");
-  lua_pushliteral(L, PROC_MT); /* getmetatable(p) gives the name */
-  lua_setfield(L, -2, "__metatable");
-  lua_pop(L, 1);
+  mg_lproc_open(L);
   luaL_setfuncs(L, fns, 0);
   push_bindir(L);
 }

@@ -1,4 +1,5 @@
-/* mg_proc.c — per-process memory from /proc/PID/status and smaps_rollup
+/* mg_proc.c — per-process memory from /proc/PID/status and smaps_rollup,
+ * start times from /proc/PID/stat, process trees from the children files
  * (core layer).
  *
  * status: "Name:\t<comm>" and "VmRSS:\t    1234 kB" lines. Kernel threads
@@ -7,15 +8,18 @@
  */
 #include "mg/mg_proc.h"
 
-#include "mg__fileio.h"
 #include "mg/mg_error.h"
+#include "mg__fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MG__PROC_MAX_FILE (16u << 20) /* a status file is a few KiB */
 
@@ -236,4 +240,86 @@ int mg_proc_pss_read(const char *proc_root, pid_t pid, uint64_t *pss_bytes,
                  "PSS not available: %s has no \"Pss:\" line (a kernel "
                  "thread or a zombie has no memory map)",
                  path);
+}
+
+int mg_proc_start_time(const char *proc_root, pid_t pid, uint64_t *ticks,
+                       char *err, size_t err_len) {
+  if (ticks)
+    *ticks = 0;
+  if (pid <= 0 || !ticks)
+    return mg_errf(err, err_len, -EINVAL,
+                   "mg_proc_start_time: a pid > 0 and ticks are required");
+  char path[4096], buf[1024];
+  if (pid_path(path, sizeof path, proc_root, pid, "stat") < 0)
+    return mg_errf(err, err_len, -ENAMETOOLONG, "stat: path too long");
+  int rc = mg__read_file(path, buf, sizeof buf, NULL);
+  if (rc == -ENOENT || rc == -ESRCH)
+    return mg_errf(err, err_len, -ESRCH, "no process with pid %ld", (long)pid);
+  if (rc < 0 && rc != -EFBIG) /* the fields we need are in the first KiB */
+    return mg_errf(err, err_len, rc, "cannot read %s: %s", path,
+                   mg_strerror(rc));
+  const char *p = strrchr(buf, ')'); /* comm may hold spaces and ')' */
+  /* from ")": each space starts the next field (state is field 3) */
+  for (int field = 2; p && field < 22 && *p; p++)
+    if (*p == ' ')
+      field++;
+  uint64_t v = 0;
+  const char *d = p;
+  for (; d && *d >= '0' && *d <= '9' && v < UINT64_MAX / 10; d++)
+    v = v * 10 + (uint64_t)(*d - '0');
+  if (!d || d == p || (*d != ' ' && *d != '\n' && *d != '\0'))
+    return mg_errf(err, err_len, MG_EPARSE,
+                   "%s: malformed: no start time in field 22 (\"%.80s\")", path,
+                   buf);
+  *ticks = v;
+  return 0;
+}
+
+/* Append the pids listed in one children file to out[*n..cap). */
+static void tree_add_children(const char *path, pid_t *out, size_t cap,
+                              size_t *n) {
+  char *text = NULL;
+  if (mg__read_file_alloc(path, MG__PROC_MAX_FILE, &text, NULL) < 0)
+    return;
+  for (char *s = text; *s && *n < cap;) {
+    char *end;
+    long pid = strtol(s, &end, 10);
+    if (end == s)
+      break;
+    s = end;
+    if (pid > 0)
+      out[(*n)++] = (pid_t)pid;
+  }
+  free(text);
+}
+
+int mg_proc_tree(const char *proc_root, pid_t root, pid_t *out, size_t cap,
+                 size_t *count) {
+  if (count)
+    *count = 0;
+  if (root <= 0 || !out || !count)
+    return -EINVAL;
+  size_t n = 0;
+  if (cap == 0)
+    return 0;
+  out[n++] = root;
+  for (size_t i = 0; i < n && n < cap; i++) {
+    char dir[4096];
+    if (pid_path(dir, sizeof dir, proc_root, out[i], "task") < 0)
+      continue;
+    DIR *d = opendir(dir);
+    if (!d)
+      continue; /* gone, or a fixture without threads */
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL && n < cap) {
+      if (ent->d_name[0] < '0' || ent->d_name[0] > '9')
+        continue;
+      char file[4096 + 300];
+      snprintf(file, sizeof file, "%s/%s/children", dir, ent->d_name);
+      tree_add_children(file, out, cap, &n);
+    }
+    closedir(d);
+  }
+  *count = n;
+  return 0;
 }

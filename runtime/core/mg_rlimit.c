@@ -5,7 +5,9 @@
  * after fork): it sets the limit 32 MiB above its own current use (VmData
  * or VmSize), which also works under AddressSanitizer, whose shadow memory
  * makes those numbers huge, then checks that 8 MiB can be mapped and 64 MiB
- * more cannot. The verdict comes back through a pipe.
+ * more cannot. Both limits are checked when a mapping is made, so no page
+ * is touched. The verdict comes back through a pipe; each resource's first
+ * verdict is cached for the life of the process.
  */
 #include "mg/mg_rlimit.h"
 
@@ -21,9 +23,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "mg__fileio.h"
 #include "mg/mg_error.h"
 #include "mg/mg_size.h"
+#include "mg__fileio.h"
 
 #define RL__MIB (UINT64_C(1) << 20)
 #define RL__HEADROOM_BYTES (32 * RL__MIB)
@@ -142,14 +144,11 @@ static void rl__child(mg_rlimit_resource r, int fd) {
     res.err = errno;
     goto report;
   }
-  volatile char *under = rl__mmap(RL__UNDER_BYTES);
-  if ((void *)under == MAP_FAILED) {
+  if (rl__mmap(RL__UNDER_BYTES) == MAP_FAILED) {
     res.verdict = RL__UNDER_FAILED;
     res.err = errno;
     goto report;
   }
-  for (uint64_t off = 0; off < RL__UNDER_BYTES; off += 4096)
-    under[off] = 1;
   if (rl__mmap(RL__PAST_BYTES) != MAP_FAILED) {
     res.verdict = RL__NOT_ENFORCED;
   } else {
@@ -279,22 +278,44 @@ int mg_rlimit_probe_uncached(mg_rlimit_support *out) {
   return rc < 0 ? rc : rc2;
 }
 
+/* The first verdict of each resource, for the life of the process. */
 static pthread_mutex_t rl__cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static int rl__cache_valid;
-static mg_rlimit_support rl__cache;
+static struct {
+  int valid, enforced;
+  char reason[sizeof((mg_rlimit_support *)0)->data_reason];
+} rl__cache[2];
+
+int mg_rlimit_probe_one(mg_rlimit_resource r, int *enforced, char *reason,
+                        size_t reason_len) {
+  if (enforced)
+    *enforced = 0;
+  if (rl__resource(r) < 0)
+    return mg_errf(reason, reason_len, -EINVAL,
+                   "mg_rlimit_probe_one: bad resource %d", (int)r);
+  pthread_mutex_lock(&rl__cache_lock);
+  int rc = 0;
+  if (!rl__cache[r].valid) {
+    rc = rl__probe_one(r, &rl__cache[r].enforced, rl__cache[r].reason,
+                       sizeof rl__cache[r].reason);
+    rl__cache[r].valid = rc == 0; /* a failed fork is retried next time */
+  }
+  if (enforced)
+    *enforced = rl__cache[r].enforced;
+  if (reason && reason_len)
+    snprintf(reason, reason_len, "%s", rl__cache[r].reason);
+  pthread_mutex_unlock(&rl__cache_lock);
+  return rc;
+}
 
 int mg_rlimit_probe(mg_rlimit_support *out) {
   if (!out)
     return -EINVAL;
-  pthread_mutex_lock(&rl__cache_lock);
-  int rc = 0;
-  if (!rl__cache_valid) {
-    rc = mg_rlimit_probe_uncached(&rl__cache);
-    rl__cache_valid = rc == 0; /* a failed fork is retried next time */
-  }
-  *out = rl__cache;
-  pthread_mutex_unlock(&rl__cache_lock);
-  return rc;
+  memset(out, 0, sizeof *out);
+  int rc = mg_rlimit_probe_one(MG_RLIMIT_DATA, &out->data_enforced,
+                               out->data_reason, sizeof out->data_reason);
+  int rc2 = mg_rlimit_probe_one(MG_RLIMIT_AS, &out->as_enforced, out->as_reason,
+                                sizeof out->as_reason);
+  return rc < 0 ? rc : rc2;
 }
 
 int mg_rlimit_preferred(const mg_rlimit_support *s, mg_rlimit_resource *out,

@@ -1,6 +1,8 @@
 /* mg__sup.h — internals of the supervisor layer shared by its files
- * (mg_sup.c: the supervisor, reaping, restarts, shutdown; mg_sup_exec.c:
- * validation and the fork/exec step; mg_sup_classify.c: why a run ended).
+ * (mg_sup.c: the supervisor, spawning, the lifetime of children, shutdown;
+ * mg_sup_run.c: sampling, reaping, restarts, stop; mg_sup_validate.c:
+ * validation of a spawn; mg_sup_exec.c: the fork/exec step;
+ * mg_sup_classify.c: why a run ended).
  * Not installed; tests include it to reach mg__sup_classify.
  */
 #ifndef MG__SUP_H
@@ -23,10 +25,14 @@ struct mg_sup {
   char prefix[32]; /* group name prefix, without the trailing '-' */
   char *parent;    /* owned copy of cgroup_parent, or NULL */
   pid_t self_pid;
-  mg_cgroup_info cg;   /* detection result (version NONE when unusable) */
-  int cg_writable;     /* a limited child group can be created */
-  char cg_reason[768]; /* why (not) */
-  mg_rlimit_support rl;
+  mg_cgroup_info cg; /* detection result (version NONE when unusable) */
+  /* Learnt only when a mode needs it (nothing is probed at start): can a
+   * limited child group be created (the probe of mg_sup_auto_enforce, or
+   * a child's own group), and why (not). rlimit verdicts are cached by
+   * mg_rlimit_probe_one. */
+  int cg_known, cg_usable;
+  char cg_reason[768];
+  int auto_known; /* mg_sup_auto_enforce has run its full probe */
   mg_enforce auto_enforce;
   char auto_why[1024];
 
@@ -63,6 +69,7 @@ struct mg_child {
   mg_restart restart;
   int max_restarts;
   uint64_t backoff_ms, backoff_max_ms, backoff_reset_ms, grace_ms;
+  char limit_warning[512]; /* of the limit in force; "" when none */
   mg_child_events ev;
 
   /* State. */
@@ -76,17 +83,15 @@ struct mg_child {
    * group (setsid, double forks) are reparented away the moment the main
    * process exits, so they are remembered here to be killed with it. */
   pid_t *stop_tree;
-  unsigned long long *stop_tree_start;
+  uint64_t *stop_tree_start;
   size_t stop_tree_n;
   unsigned round;
   int handles_open;
   uv_timer_t sample_timer, backoff_timer, grace_timer;
 
   /* Per run. */
-  mg_cgroup *cg;            /* the run's group (cgroup mode) */
-  mg_cgroup *cg_leftover;   /* a group whose removal failed: retried */
-  mg_cgroup_stats cg_start; /* counters when the run started */
-  int cg_has_oom_kill;      /* v1 memory.oom_control lists oom_kill */
+  mg_cgroup *cg;          /* the run's group (cgroup mode) */
+  mg_cgroup *cg_leftover; /* a group whose removal failed: retried */
   int warn_armed;
   uint64_t max_used_bytes; /* highest sampled `used_bytes` of the run */
   uint64_t last_hwm_bytes;
@@ -103,7 +108,7 @@ typedef struct mg__sup_run {
   const char *cgroup_dir;
   mg_cgroup_version cgroup_version;
   int has_oom_kill;         /* the oom_kill counter exists */
-  mg_cgroup_stats cg_start; /* at run start */
+  mg_cgroup_stats cg_start; /* at run start (a new group: all 0) */
   mg_cgroup_stats cg_end;   /* after the run (read before removal) */
   int cg_end_ok;            /* cg_end could be read */
   uint64_t max_used_bytes;  /* highest sample */
@@ -120,26 +125,58 @@ void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e);
 /* The allocation-failure texts looked for in a run's output, lowercase. */
 const char *mg__sup_find_marker(const char *text, size_t len);
 
-/* "SIGKILL"-style name of a signal (static string). */
-const char *mg__sup_signame(int sig);
+/* "SIGKILL"-style name of a signal (mg_signal_name with the prefix), or
+ * "signal" for a number without a name; written to buf, returned. */
+const char *mg__sup_signame(int sig, char *buf, size_t len);
 
-/* Deep-copied options of a spawn; see mg_sup_exec.c. */
-int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
-                     char **path, char *err, size_t err_len);
-
+/* mg_sup_validate.c: check every option of a spawn that needs no probe
+ * (nothing is started; *path gets argv[0] resolved, caller frees). */
+int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, char **path,
+                     char *err, size_t err_len);
+/* The mode `e` (possibly auto) of a child with or without a limit, as
+ * mg_child_validate sees it: probes what the mode needs (auto: the full
+ * probe of mg_sup_auto_enforce), creates nothing. */
+int mg__sup_mode_check(mg_sup *sup, mg_enforce e, int has_limit,
+                       mg_enforce *resolved, char *err, size_t err_len);
+/* The mode of a new child before its first run: auto with a limit tries
+ * the child's own group (c->cg) and falls back to RLIMIT_DATA, RLIMIT_AS,
+ * none, saying why in `why` (left empty for every other mode); cgroup
+ * makes the group; data and as probe their resource. Sets c->enforce. */
+int mg__sup_resolve(mg_child *c, mg_enforce e, char *why, size_t why_len,
+                    char *err, size_t err_len);
 /* Start one run of `c` (fork, set up, exec). 0, or a negative code with a
  * message naming the field in err; nothing is left running on failure. */
 int mg__sup_exec(mg_child *c, char *err, size_t err_len);
 
-/* The child's process tree (children files under /proc/<pid>/task), up to
- * `cap` pids, the root first. Returns the count. */
-size_t mg__sup_tree(const char *proc_root, pid_t root, pid_t *out, size_t cap);
-/* Start time of `pid` (clock ticks since boot, field 22 of stat); 0 when
- * it is gone. */
-unsigned long long mg__sup_start_time(pid_t pid);
-
 uint64_t mg__sup_now_ms(void);
 
+/* mg_sup.c: no further run of `c` (close its handles, then on_close);
+ * reference the SIGCHLD handle only while some child runs. */
+void mg__sup_child_close(mg_child *c);
+void mg__sup_update_ref(mg_sup *sup);
+
+/* mg_sup_run.c: sample `c` now (-ESRCH when not running); a run has been
+ * exec'd (reset its state, start sampling, log); SIGCHLD arrived; SIGKILL
+ * the run's whole tree, process group and cgroup. */
+int mg__sup_sample(mg_child *c, mg_child_sample *s, char *err, size_t err_len);
+void mg__sup_run_started(mg_child *c);
+void mg__sup_on_sigchld(uv_signal_t *h, int signum);
+void mg__sup_kill_hard(mg_child *c);
+
+/* A limit value on its own: 1..2^63-1 bytes (-EINVAL otherwise). */
+int mg__sup_limit_value(uint64_t bytes, char *err, size_t err_len);
+/* The limit rule for mode `e` (resolved), see mg_sup.h; a warning above
+ * 90 % of the effective memory is logged (limit_warning, naming the child
+ * `name`) and copied to warn (may be NULL). bytes 0: no limit, nothing to
+ * check. */
+int mg__sup_limit_rule(mg_sup *sup, const char *name, mg_enforce e,
+                       uint64_t bytes, char *warn, size_t warn_len, char *err,
+                       size_t err_len);
+
+/* mg_sup_exec.c: make the run's group c->cg with c->limit_bytes (a
+ * leftover of the previous run is removed first); 0, or a negative code
+ * with the bare reason. */
+int mg__sup_cgroup_make(mg_child *c, char *reason, size_t reason_len);
 /* Kill what is left in the run's group, read nothing, remove it; a group
  * that cannot be removed is kept in c->cg_leftover for a later retry. */
 void mg__sup_cgroup_drop(mg_child *c);

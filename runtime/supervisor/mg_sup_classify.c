@@ -52,47 +52,13 @@ const char *mg__sup_find_marker(const char *text, size_t len) {
   return NULL;
 }
 
-const char *mg__sup_signame(int sig) {
-  switch (sig) {
-  case SIGHUP:
-    return "SIGHUP";
-  case SIGINT:
-    return "SIGINT";
-  case SIGQUIT:
-    return "SIGQUIT";
-  case SIGILL:
-    return "SIGILL";
-  case SIGTRAP:
-    return "SIGTRAP";
-  case SIGABRT:
-    return "SIGABRT";
-  case SIGBUS:
-    return "SIGBUS";
-  case SIGFPE:
-    return "SIGFPE";
-  case SIGKILL:
-    return "SIGKILL";
-  case SIGUSR1:
-    return "SIGUSR1";
-  case SIGSEGV:
-    return "SIGSEGV";
-  case SIGUSR2:
-    return "SIGUSR2";
-  case SIGPIPE:
-    return "SIGPIPE";
-  case SIGALRM:
-    return "SIGALRM";
-  case SIGTERM:
-    return "SIGTERM";
-  case SIGXCPU:
-    return "SIGXCPU";
-  case SIGXFSZ:
-    return "SIGXFSZ";
-  case SIGSYS:
-    return "SIGSYS";
-  default:
-    return "signal";
-  }
+const char *mg__sup_signame(int sig, char *buf, size_t len) {
+  const char *name = mg_signal_name(sig);
+  if (name)
+    snprintf(buf, len, "SIG%s", name);
+  else
+    snprintf(buf, len, "signal");
+  return buf;
 }
 
 static const char *sup__rl_name(mg_enforce e) {
@@ -105,9 +71,10 @@ static const char *sup__used_name(mg_enforce e) {
 
 /* "exit code 3" / "SIGSEGV (11)" */
 static void sup__how(const mg_child_exit *e, char *buf, size_t len) {
+  char name[16];
   if (e->signal)
-    snprintf(buf, len, "killed by %s (%d)", mg__sup_signame(e->signal),
-             e->signal);
+    snprintf(buf, len, "killed by %s (%d)",
+             mg__sup_signame(e->signal, name, sizeof name), e->signal);
   else
     snprintf(buf, len, "exit code %d", e->code);
 }

@@ -1,15 +1,13 @@
-/* mg_sup_exec.c — validation of a spawn and the fork/exec step of each run
- * (supervisor layer).
+/* mg_sup_exec.c — the fork/exec step of each run (supervisor layer).
  *
  * Everything the child needs is prepared in the parent before fork: the
- * program's absolute path (PATH searched here, like execvp), the
- * environment, the stdio files, the cgroup's cgroup.procs descriptor, the
- * rlimit. Between fork and exec the child makes only async-signal-safe
- * system calls; a failure there is reported as {step, errno} through a
- * close-on-exec pipe (end of file on it means exec succeeded) and the
- * child leaves with _exit(127).
+ * program's absolute path (resolved by validation), the environment, the
+ * stdio files, the cgroup's cgroup.procs descriptor, the rlimit. Between
+ * fork and exec the child makes only async-signal-safe system calls; a
+ * failure there is reported as {step, errno} through a close-on-exec pipe
+ * (end of file on it means exec succeeded) and the child leaves with
+ * _exit(127). Validation is in mg_sup_validate.c.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -29,300 +27,13 @@
 
 #include "mg__sup.h"
 
+#define SUP__KILL_WAIT_MS 1000 /* mg_cgroup_kill_all's wait at run end */
+
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-#define SUP__DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
-
 extern char **environ;
-
-/* ---------------------------------------------------------- validation */
-
-static int sup__name_char(char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-         (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
-}
-
-static int sup__check_name(mg_sup *sup, const char *name, char *err,
-                           size_t err_len) {
-  static const char accepted[] =
-      "1 to 64 characters from A-Z a-z 0-9 . _ - (not \".\" or \"..\")";
-  if (!name || !*name)
-    return mg_errf(err, err_len, -EINVAL, "name: required: %s", accepted);
-  size_t n = strlen(name);
-  int ok = n <= 64 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
-  for (size_t i = 0; ok && i < n; i++)
-    ok = sup__name_char(name[i]);
-  if (!ok)
-    return mg_errf(err, err_len, -EINVAL, "name: invalid name '%.80s%s': %s",
-                   name, n > 80 ? "..." : "", accepted);
-  for (mg_child *c = sup->head; c; c = c->next)
-    if (!c->closed && strcmp(c->name, name) == 0)
-      return mg_errf(err, err_len, -EEXIST,
-                     "name: a process named '%s' is already supervised "
-                     "(names must be unique)",
-                     name);
-  return 0;
-}
-
-/* The value of `key` in opts env (last wins), else in environ. */
-static const char *sup__env_get(char *const *env, const char *key) {
-  size_t kl = strlen(key);
-  const char *found = NULL;
-  for (size_t i = 0; env && env[i]; i++)
-    if (strncmp(env[i], key, kl) == 0 && env[i][kl] == '=')
-      found = env[i] + kl + 1;
-  return found ? found : getenv(key);
-}
-
-/* An absolute path for `p`: as is, or under `base` (cwd option or our
- * working directory). Caller frees. */
-static char *sup__absolute(const char *p, const char *base) {
-  if (p[0] == '/')
-    return strdup(p);
-  char here[PATH_MAX];
-  if (!base || base[0] != '/') {
-    if (!getcwd(here, sizeof here))
-      return NULL;
-    if (base) { /* a relative cwd option: under our working directory */
-      size_t hl = strlen(here);
-      if (snprintf(here + hl, sizeof here - hl, "/%s", base) >=
-          (int)(sizeof here - hl))
-        return NULL;
-    }
-    base = here;
-  }
-  size_t len = strlen(base) + strlen(p) + 2;
-  char *out = malloc(len);
-  if (out)
-    snprintf(out, len, "%s/%s", base, p);
-  return out;
-}
-
-/* Resolve argv[0] like execvp, in the parent: *path gets an absolute path
- * (caller frees). */
-static int sup__resolve(const char *prog, char *const *env, const char *cwd,
-                        char **path, char *err, size_t err_len) {
-  struct stat st;
-  *path = NULL;
-  if (strchr(prog, '/')) {
-    char *p = sup__absolute(prog, cwd);
-    if (!p)
-      return mg_errf(err, err_len, -ENOMEM, "cmd: path of '%s' too long", prog);
-    int rc = 0;
-    if (stat(p, &st) < 0)
-      rc = mg_errf(err, err_len, -errno, "cmd: program '%s' not found (%s)",
-                   prog, strerror(errno));
-    else if (S_ISDIR(st.st_mode))
-      rc = mg_errf(err, err_len, -EISDIR, "cmd: '%s' is a directory", prog);
-    else if (access(p, X_OK) < 0)
-      rc = mg_errf(err, err_len, -EACCES,
-                   "cmd: program '%s' is not "
-                   "executable",
-                   prog);
-    if (rc < 0) {
-      free(p);
-      return rc;
-    }
-    *path = p;
-    return 0;
-  }
-  const char *search = sup__env_get(env, "PATH");
-  if (!search || !*search)
-    search = SUP__DEFAULT_PATH;
-  char *not_exec = NULL;
-  for (const char *d = search;;) {
-    size_t dl = strcspn(d, ":");
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%.*s", (int)(dl ? dl : 1), dl ? d : ".");
-    char cand[PATH_MAX];
-    if (snprintf(cand, sizeof cand, "%s/%s", dir, prog) < (int)sizeof cand &&
-        stat(cand, &st) == 0 && !S_ISDIR(st.st_mode)) {
-      if (access(cand, X_OK) == 0) {
-        free(not_exec);
-        *path = sup__absolute(cand, NULL);
-        if (!*path)
-          return mg_errf(err, err_len, -ENOMEM, "cmd: path of '%s' too long",
-                         prog);
-        return 0;
-      }
-      if (!not_exec)
-        not_exec = strdup(cand);
-    }
-    if (!d[dl])
-      break;
-    d += dl + 1;
-  }
-  int rc;
-  if (not_exec)
-    rc = mg_errf(err, err_len, -EACCES,
-                 "cmd: program '%s' found at %s but it is not executable", prog,
-                 not_exec);
-  else
-    rc = mg_errf(err, err_len, -ENOENT,
-                 "cmd: program '%s' not found in PATH (%s)", prog, search);
-  free(not_exec);
-  return rc;
-}
-
-/* Can the supervisor append to `path` (checked without creating it)? */
-static int sup__check_out(const char *field, mg_stdio mode, const char *path,
-                          char *err, size_t err_len) {
-  if (mode == MG_STDIO_INHERIT || mode == MG_STDIO_NULL)
-    return 0;
-  if (mode != MG_STDIO_FILE)
-    return mg_errf(err, err_len, -EINVAL,
-                   "%s: unknown mode %d (inherit, null or a file path)", field,
-                   (int)mode);
-  if (!path || !*path)
-    return mg_errf(err, err_len, -EINVAL,
-                   "%s: a file path is required with MG_STDIO_FILE", field);
-  struct stat st;
-  if (stat(path, &st) == 0) {
-    if (S_ISDIR(st.st_mode))
-      return mg_errf(err, err_len, -EISDIR, "%s: '%s' is a directory", field,
-                     path);
-    if (access(path, W_OK) < 0)
-      return mg_errf(err, err_len, -errno, "%s: cannot write '%s': %s", field,
-                     path, strerror(errno));
-    return 0;
-  }
-  if (errno != ENOENT)
-    return mg_errf(err, err_len, -errno, "%s: cannot use '%s': %s", field, path,
-                   strerror(errno));
-  char dir[PATH_MAX];
-  const char *slash = strrchr(path, '/');
-  if (!slash)
-    snprintf(dir, sizeof dir, ".");
-  else if (slash == path)
-    snprintf(dir, sizeof dir, "/");
-  else
-    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-  if (access(dir, W_OK | X_OK) < 0)
-    return mg_errf(err, err_len, -errno,
-                   "%s: cannot create '%s': directory '%s': %s", field, path,
-                   dir, strerror(errno));
-  return 0;
-}
-
-int mg__sup_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
-                     char **path, char *err, size_t err_len) {
-  if (path)
-    *path = NULL;
-  if (!sup || !o)
-    return mg_errf(err, err_len, -EINVAL,
-                   "spawn: supervisor and options are "
-                   "required");
-  if (sup->shutting_down || sup->free_requested)
-    return mg_errf(err, err_len, -ECANCELED,
-                   "spawn: the supervisor is shutting down");
-  int rc = sup__check_name(sup, o->name, err, err_len);
-  if (rc < 0)
-    return rc;
-  if (!o->argv || !o->argv[0])
-    return mg_errf(err, err_len, -EINVAL,
-                   "cmd: required: the program and its arguments");
-  if (!o->argv[0][0])
-    return mg_errf(err, err_len, -EINVAL, "cmd: the program name is empty");
-  if (o->cwd) {
-    struct stat st;
-    if (!*o->cwd)
-      return mg_errf(err, err_len, -EINVAL, "cwd: empty path");
-    if (stat(o->cwd, &st) < 0)
-      return mg_errf(err, err_len, -errno, "cwd: '%s': %s", o->cwd,
-                     strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-      return mg_errf(err, err_len, -ENOTDIR, "cwd: '%s' is not a directory",
-                     o->cwd);
-    if (access(o->cwd, X_OK) < 0)
-      return mg_errf(err, err_len, -errno, "cwd: cannot enter '%s': %s", o->cwd,
-                     strerror(errno));
-  }
-  for (size_t i = 0; o->env && o->env[i]; i++) {
-    const char *eq = strchr(o->env[i], '=');
-    if (!eq || eq == o->env[i])
-      return mg_errf(err, err_len, -EINVAL,
-                     "env: entry '%.80s' is not KEY=VALUE", o->env[i]);
-  }
-
-  if ((int)o->enforce < MG_ENFORCE_AUTO || o->enforce > MG_ENFORCE_NONE)
-    return mg_errf(err, err_len, -EINVAL,
-                   "enforce: unknown mode %d (auto, cgroup, data, as, none)",
-                   (int)o->enforce);
-  if (o->limit_bytes > MG_SIZE_MAX)
-    return mg_errf(err, err_len, MG_ERANGE_SIZE,
-                   "limit: %" PRIu64 " bytes is more than 2^63-1",
-                   o->limit_bytes);
-  mg_enforce e = o->enforce;
-  if (e == MG_ENFORCE_AUTO)
-    e = o->limit_bytes ? sup->auto_enforce : MG_ENFORCE_NONE;
-  if (e != MG_ENFORCE_NONE && o->limit_bytes == 0)
-    return mg_errf(err, err_len, -EINVAL, "limit: required with enforce=%s",
-                   mg_enforce_name(e));
-  if (e == MG_ENFORCE_CGROUP) {
-    if (!sup->cg_writable)
-      return mg_errf(err, err_len, MG_ENOTSUP,
-                     "enforce: cgroup not available here: %s", sup->cg_reason);
-    char group[160];
-    int gl = snprintf(group, sizeof group, "%s-%ld-%s", sup->prefix,
-                      (long)sup->self_pid, o->name);
-    if (gl > 64)
-      return mg_errf(err, err_len, -ENAMETOOLONG,
-                     "name: '%s' makes the cgroup name '%s' longer than 64 "
-                     "characters; use a shorter name",
-                     o->name, group);
-  }
-  if (e == MG_ENFORCE_DATA && !sup->rl.data_enforced)
-    return mg_errf(err, err_len, MG_ENOTENFORCED,
-                   "enforce: data (RLIMIT_DATA) is not enforced here: %s",
-                   sup->rl.data_reason);
-  if (e == MG_ENFORCE_AS && !sup->rl.as_enforced)
-    return mg_errf(err, err_len, MG_ENOTENFORCED,
-                   "enforce: as (RLIMIT_AS) is not enforced here: %s",
-                   sup->rl.as_reason);
-  if (!(o->warn_at >= 0 && o->warn_at <= 1))
-    return mg_errf(err, err_len, -EINVAL,
-                   "warn_at: must be a fraction of the limit in (0, 1] (0: "
-                   "no warn events), got %g",
-                   o->warn_at);
-  if (o->sample_ms > 0 && o->sample_ms < MG_SUP_MIN_SAMPLE_MS)
-    return mg_errf(err, err_len, -EINVAL,
-                   "sample_ms: must be 0 (no sampling) or at least %d, got "
-                   "%" PRIu64,
-                   MG_SUP_MIN_SAMPLE_MS, o->sample_ms);
-  if ((int)o->restart < MG_RESTART_NO || o->restart > MG_RESTART_ALWAYS)
-    return mg_errf(err, err_len, -EINVAL,
-                   "restart: unknown policy %d (no, on-failure, always)",
-                   (int)o->restart);
-  if (o->max_restarts < -1)
-    return mg_errf(err, err_len, -EINVAL,
-                   "max_restarts: must be -1 (unlimited) or >= 0, got %d",
-                   o->max_restarts);
-  uint64_t bo = o->backoff_ms ? o->backoff_ms : MG_SUP_BACKOFF_MS;
-  if (o->backoff_max_ms && o->backoff_max_ms < bo)
-    return mg_errf(err, err_len, -EINVAL,
-                   "backoff_max_ms: %" PRIu64 " is below backoff_ms %" PRIu64,
-                   o->backoff_max_ms, bo);
-  rc = sup__check_out("stdout", o->stdout_mode, o->stdout_path, err, err_len);
-  if (rc == 0)
-    rc = sup__check_out("stderr", o->stderr_mode, o->stderr_path, err, err_len);
-  if (rc < 0)
-    return rc;
-  char *p = NULL;
-  rc = sup__resolve(o->argv[0], o->env, o->cwd, &p, err, err_len);
-  if (rc < 0)
-    return rc;
-  if (path)
-    *path = p;
-  else
-    free(p);
-  if (enforce)
-    *enforce = e;
-  if (err && err_len)
-    err[0] = '\0';
-  return 0;
-}
 
 /* ----------------------------------------------------- the child's side */
 
@@ -512,18 +223,14 @@ static int sup__open_out(const char *field, mg_stdio mode, const char *path,
   return 0;
 }
 
-/* Create the run's group, set its limit, open cgroup.procs. */
-static int sup__cgroup_setup(mg_child *c, int *fd_procs, char *err,
-                             size_t err_len) {
+int mg__sup_cgroup_make(mg_child *c, char *reason, size_t reason_len) {
   mg_sup *sup = c->sup;
   char name[160], e[PATH_MAX + 256];
-  *fd_procs = -1;
   if (c->cg_leftover) {
     mg__sup_cgroup_drop(c);
     if (c->cg_leftover)
-      return mg_errf(err, err_len, -EBUSY,
-                     "enforce: the cgroup %s of the previous run cannot be "
-                     "removed",
+      return mg_errf(reason, reason_len, -EBUSY,
+                     "the cgroup %s of the previous run cannot be removed",
                      mg_cgroup_dir(c->cg_leftover));
   }
   snprintf(name, sizeof name, "%s-%ld-%s", sup->prefix, (long)sup->self_pid,
@@ -540,41 +247,13 @@ static int sup__cgroup_setup(mg_child *c, int *fd_procs, char *err,
       rc = mg_cgroup_create(&sup->cg, sup->parent, name, &cg, e, sizeof e);
   }
   if (rc < 0)
-    return mg_errf(err, err_len, rc, "enforce: %s", e);
+    return mg_errf(reason, reason_len, rc, "%s", e);
   int swap_limited = 0;
   rc = mg_cgroup_set_limit(cg, c->limit_bytes, &swap_limited, e, sizeof e);
   if (rc < 0) {
     mg_cgroup_remove(cg, NULL, 0);
     mg_cgroup_free(cg);
-    return mg_errf(err, err_len, rc, "limit: %s", e);
-  }
-  memset(&c->cg_start, 0, sizeof c->cg_start);
-  mg_cgroup_stats_read(cg, &c->cg_start, NULL, 0);
-  c->cg_has_oom_kill = 1;
-  if (mg_cgroup_get_version(cg) == MG_CGROUP_V1) {
-    char path[PATH_MAX + 32], buf[512] = {0};
-    snprintf(path, sizeof path, "%s/memory.oom_control", mg_cgroup_dir(cg));
-    int f = open(path, O_RDONLY | O_CLOEXEC);
-    if (f >= 0) {
-      ssize_t n = read(f, buf, sizeof buf - 1);
-      buf[n > 0 ? n : 0] = '\0';
-      close(f);
-    }
-    c->cg_has_oom_kill = strstr(buf, "oom_kill ") != NULL;
-  }
-  char procs[PATH_MAX + 32];
-  snprintf(procs, sizeof procs, "%s/cgroup.procs", mg_cgroup_dir(cg));
-  int f;
-  do {
-    f = open(procs, O_WRONLY | O_CLOEXEC);
-  } while (f < 0 && errno == EINTR);
-  f = sup__high_fd(f);
-  if (f < 0) {
-    rc = -errno;
-    mg_cgroup_remove(cg, NULL, 0);
-    mg_cgroup_free(cg);
-    return mg_errf(err, err_len, rc, "enforce: cannot open %s: %s", procs,
-                   strerror(-rc));
+    return mg_errf(reason, reason_len, rc, "%s", e);
   }
   char lim[32];
   mg_log_field lf[] = {
@@ -586,6 +265,28 @@ static int sup__cgroup_setup(mg_child *c, int *fd_procs, char *err,
   };
   mg_log(sup->log, MG_LOG_DEBUG, "cgroup_created", lf, 5);
   c->cg = cg;
+  return 0;
+}
+
+/* The run's group (made now for a restart; the first run's was made when
+ * its mode was resolved) and its cgroup.procs, opened for the child. */
+static int sup__cgroup_setup(mg_child *c, int *fd_procs, char *err,
+                             size_t err_len) {
+  char e[PATH_MAX + 256];
+  *fd_procs = -1;
+  int rc = c->cg ? 0 : mg__sup_cgroup_make(c, e, sizeof e);
+  if (rc < 0)
+    return mg_errf(err, err_len, rc, "enforce: %s", e);
+  char procs[PATH_MAX + 32];
+  snprintf(procs, sizeof procs, "%s/cgroup.procs", mg_cgroup_dir(c->cg));
+  int f;
+  do {
+    f = open(procs, O_WRONLY | O_CLOEXEC);
+  } while (f < 0 && errno == EINTR);
+  f = sup__high_fd(f);
+  if (f < 0)
+    return mg_errf(err, err_len, -errno, "enforce: cannot open %s: %s", procs,
+                   strerror(errno)); /* the caller drops the group */
   *fd_procs = f;
   return 0;
 }
@@ -712,69 +413,28 @@ fail:
   return rc;
 }
 
-/* ------------------------------------------------------ process trees */
+/* ------------------------------------------------------------ cgroups */
 
-size_t mg__sup_tree(const char *proc_root, pid_t root, pid_t *out, size_t cap) {
-  const char *proc = proc_root ? proc_root : "/proc";
-  size_t n = 0;
-  if (cap == 0 || root <= 0)
-    return 0;
-  out[n++] = root;
-  for (size_t i = 0; i < n; i++) {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/%ld/task", proc, (long)out[i]);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-      continue;
-    DIR *d = fdopendir(dfd);
-    if (!d) {
-      close(dfd);
-      continue;
-    }
-    struct dirent *ent;
-    while ((ent = readdir(d)) != NULL) {
-      if (ent->d_name[0] < '0' || ent->d_name[0] > '9')
-        continue;
-      char file[PATH_MAX + 300], buf[4096];
-      snprintf(file, sizeof file, "%s/%s/children", dir, ent->d_name);
-      int f = open(file, O_RDONLY | O_CLOEXEC);
-      if (f < 0)
-        continue;
-      ssize_t len = read(f, buf, sizeof buf - 1);
-      close(f);
-      buf[len > 0 ? len : 0] = '\0';
-      for (char *s = buf; *s && n < cap;) {
-        char *end;
-        long pid = strtol(s, &end, 10);
-        if (end == s)
-          break;
-        s = end;
-        if (pid > 0)
-          out[n++] = (pid_t)pid;
-      }
-    }
-    closedir(d);
+void mg__sup_cgroup_drop(mg_child *c) {
+  mg_cgroup **slot = c->cg ? &c->cg : &c->cg_leftover;
+  mg_cgroup *cg = *slot;
+  if (!cg)
+    return;
+  char e[PATH_MAX + 256];
+  mg_cgroup_kill_all(cg, SUP__KILL_WAIT_MS);
+  int rc = mg_cgroup_remove(cg, e, sizeof e);
+  mg_log_field f[] = {MG_LF_STR("name", c->name),
+                      MG_LF_STR("dir", mg_cgroup_dir(cg)),
+                      MG_LF_STR("error", e)};
+  if (rc < 0) {
+    mg_log(c->sup->log, MG_LOG_ERROR, "cgroup_remove_failed", f, 3);
+    *slot = NULL;
+    if (c->cg_leftover && c->cg_leftover != cg)
+      mg_cgroup_free(c->cg_leftover);
+    c->cg_leftover = cg;
+    return;
   }
-  return n;
-}
-
-unsigned long long mg__sup_start_time(pid_t pid) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-  int f = open(path, O_RDONLY | O_CLOEXEC);
-  if (f < 0)
-    return 0;
-  ssize_t len = read(f, buf, sizeof buf - 1);
-  close(f);
-  if (len <= 0)
-    return 0;
-  buf[len] = '\0';
-  char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
-  if (!p)
-    return 0;
-  /* after ")": state is field 3; starttime is field 22 */
-  for (int field = 2; field < 22 && *p; p++)
-    if (*p == ' ')
-      field++;
-  return strtoull(p, NULL, 10);
+  mg_log(c->sup->log, MG_LOG_DEBUG, "cgroup_removed", f, 2);
+  *slot = NULL;
+  mg_cgroup_free(cg);
 }

@@ -2,10 +2,11 @@
 --
 -- mgrun's main() runs require("mg.default")(limit, enforce, cmd...) with
 -- the limit and the mode as typed. The policy:
---   * validates the limit against effective memory (exit 2 if it does
---     not fit, a warning above 90 %),
 --   * spawns CMD under the limit (enforce: auto|cgroup|data|as|none),
---     stdout and stderr inherited, no restart,
+--     stdout and stderr inherited, no restart; the supervisor holds the one
+--     limit rule (positive; for cgroup, data and none within the effective
+--     memory, a warning above 90 %; for as within the hard RLIMIT_AS), and
+--     a refusal exits 2,
 --   * samples CMD every 250 ms (a sample log line at debug level) and
 --     warns (log event memory_warning) each time its usage crosses 80 % of
 --     the limit,
@@ -61,13 +62,6 @@ return function(limit, enforce, prog, ...)
     say("no command given (usage: mgrun --limit SIZE -- CMD [ARGS...])")
     mg.exit(2)
   end
-  local ok, msg, warning = mg.validate_limit(limit)
-  if not ok then
-    say("Memory limit validation failed: " .. msg)
-    mg.exit(2)
-  end
-  if warning then mg.log.warn("limit_warning", { message = warning }) end
-
   -- the limit as the user typed it: mg.spawn parses it (once) and the
   -- supervisor decides whether it is accepted; the name comes from prog
   local p, err, code = mg.spawn {

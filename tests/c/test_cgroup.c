@@ -1,6 +1,8 @@
-/* test_cgroup.c — cgroup detection against fixture trees, and group name
- * validation. Each case under tests/fixtures/cgroup/<case>/ has proc/ (the
- * proc root: self/mountinfo, self/cgroup) and fs/ (mirrors the mounts). */
+/* test_cgroup.c — cgroup detection against fixture trees, group name
+ * validation, parents of child groups, and counters of fixture groups. Each
+ * case under tests/fixtures/cgroup/<case>/ has proc/ (the proc root:
+ * self/mountinfo, self/cgroup) and fs/ (mirrors the mounts);
+ * tests/fixtures/cgroup/counters/ holds plain group directories. */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -206,12 +208,12 @@ TEST(name_validation) {
     } else {
       if (rc != -EINVAL)
         MG__FAIL("\"%s\" accepted (rc %d)", cases[i].name, rc);
-      ASSERT_CONTAINS(err, "invalid cgroup name");
+      ASSERT_CONTAINS(err, "cgroup name: ");
       ASSERT_CONTAINS(err, "A-Z a-z 0-9 . _ -");
     }
   }
   ASSERT_EQ(mg_cgroup_validate_name("a/b", err, sizeof err), -EINVAL);
-  ASSERT_CONTAINS(err, "\"a/b\"");
+  ASSERT_CONTAINS(err, "'a/b'");
   ASSERT_EQ(mg_cgroup_validate_name(NULL, err, sizeof err), -EINVAL);
   ASSERT_EQ(mg_cgroup_validate_name("..", NULL, 0), -EINVAL);
 }
@@ -222,7 +224,7 @@ TEST(create_rejects_bad_name_before_touching_disk) {
   ASSERT_EQ(mg_cgroup_create(&info, NULL, "../escape", &cg, err, sizeof err),
             -EINVAL);
   ASSERT(cg == NULL);
-  ASSERT_CONTAINS(err, "\"../escape\"");
+  ASSERT_CONTAINS(err, "'../escape'");
 }
 
 /* Write `text` to <dir>/<file> (a plain file in the fake tree). */
@@ -342,6 +344,82 @@ TEST(v2_group_files_on_a_fake_tree) {
   fake_root[0] = fake_group[0] = '\0';
 }
 
+/* The oom_kill counter's presence, from fixture groups: v1 memory.oom_control
+ * with "oom_kill" (Linux >= 4.13) and without, v2 memory.events without. */
+TEST(oom_kill_counter_presence) {
+  static const struct {
+    const char *dir;
+    mg_cgroup_version v;
+    int has;
+    uint64_t kills, events;
+  } cases[] = {
+      {"v1_oom_kill", MG_CGROUP_V1, 1, 2, 12},
+      {"v1_old_kernel", MG_CGROUP_V1, 0, 0, 12},
+      {"v2_old_kernel", MG_CGROUP_V2, 0, 0, 3},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/cgroup/counters/%s", MG_TEST_FIXTURES,
+             cases[i].dir);
+    mg_cgroup *cg = NULL;
+    ASSERT_EQ(mg_cgroup_open(cases[i].v, dir, &cg, err, sizeof err), 0);
+    ASSERT_STR_EQ(mg_cgroup_dir(cg), dir);
+    mg_cgroup_stats st;
+    memset(&st, 0xab, sizeof st);
+    ASSERT_EQ(mg_cgroup_stats_read(cg, &st, err, sizeof err), 0);
+    ASSERT_EQ(st.has_oom_kill, cases[i].has);
+    ASSERT_U64_EQ(st.oom_kills, cases[i].kills);
+    ASSERT_U64_EQ(st.oom_events, cases[i].events);
+    ASSERT_U64_EQ(st.limit_bytes, 64 << 20);
+    mg_cgroup_free(cg);
+  }
+  mg_cgroup *cg = (mg_cgroup *)1;
+  ASSERT_EQ(mg_cgroup_open(MG_CGROUP_V1, "/nonexistent/mg-group", &cg, err,
+                           sizeof err),
+            -ENOENT);
+  ASSERT(cg == NULL);
+  ASSERT_EQ(mg_cgroup_open(MG_CGROUP_NONE, "/tmp", &cg, err, sizeof err),
+            -EINVAL);
+}
+
+/* A parent for child groups must exist, be a directory and lie inside the
+ * memory hierarchy. */
+TEST(check_parent) {
+  ASSERT_EQ(detect("v1_limit"), 0);
+  const char *what = "cgroup_parent";
+  ASSERT_EQ(mg_cgroup_check_parent(&info, what, fs("/sys/fs/cgroup/memory"),
+                                   err, sizeof err),
+            0);
+  ASSERT_EQ(mg_cgroup_check_parent(&info, what,
+                                   fs("/sys/fs/cgroup/memory/process_api/"),
+                                   err, sizeof err),
+            0);
+  ASSERT_EQ(mg_cgroup_check_parent(&info, what, "/nope", err, sizeof err),
+            -ENOENT);
+  ASSERT_STR_EQ(err, "cgroup_parent: '/nope' does not exist");
+  const char *file = fs("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+  ASSERT_EQ(mg_cgroup_check_parent(&info, what, file, err, sizeof err),
+            -ENOTDIR);
+  ASSERT_CONTAINS(err, "is not a directory");
+  ASSERT_EQ(mg_cgroup_check_parent(&info, what, "/tmp", err, sizeof err),
+            -EINVAL);
+  ASSERT_CONTAINS(err, "cgroup_parent: '/tmp' is not inside the cgroup v1 "
+                       "memory hierarchy");
+  /* "..": resolved before the comparison */
+  ASSERT_EQ(mg_cgroup_check_parent(&info, what,
+                                   fs("/sys/fs/cgroup/memory/../cpu"), err,
+                                   sizeof err),
+            -ENOENT); /* the fixture has no cpu directory */
+  ASSERT_EQ(mg_cgroup_check_parent(&info, NULL, fs("/sys/fs/cgroup/memory/.."),
+                                   err, sizeof err),
+            -EINVAL);
+  ASSERT_CONTAINS(err, "cgroup parent: ");
+  ASSERT_EQ(detect("none"), 0);
+  ASSERT_EQ(mg_cgroup_check_parent(&info, what, "/tmp", err, sizeof err),
+            MG_ENOTSUP);
+  ASSERT_CONTAINS(err, "no cgroup memory controller is mounted");
+}
+
 int main(void) {
   RUN(v1_limit_on_own_group);
   RUN(v1_unlimited);
@@ -359,6 +437,8 @@ int main(void) {
   RUN(name_validation);
   RUN(create_rejects_bad_name_before_touching_disk);
   RUN(v2_group_files_on_a_fake_tree);
+  RUN(oom_kill_counter_presence);
+  RUN(check_parent);
   fake_cleanup();
   return mg_test_report();
 }

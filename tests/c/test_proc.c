@@ -1,5 +1,6 @@
-/* test_proc.c — /proc/PID/status and smaps_rollup, from fixtures (a fake
- * /proc root under tests/fixtures/proc) and from this process. */
+/* test_proc.c — /proc/PID/status, smaps_rollup, start times and process
+ * trees, from fixtures (a fake /proc root under tests/fixtures/proc) and
+ * from this process. */
 #include "mg/mg_error.h"
 #include "mg/mg_proc.h"
 #include "mg_test.h"
@@ -229,6 +230,88 @@ TEST(pss_eacces) {
   ASSERT_EQ(WEXITSTATUS(status), 0);
 }
 
+/* Start times from stat, past a comm with spaces and parentheses. */
+TEST(start_time_fixture) {
+  uint64_t t = 1;
+  char err[512] = "";
+  ASSERT_EQ(mg_proc_start_time(mg_fixture("proc"), 7000, &t, err, sizeof err),
+            0);
+  ASSERT_U64_EQ(t, 123456);
+  ASSERT_EQ(mg_proc_start_time(mg_fixture("proc"), 7001, &t, err, sizeof err),
+            0);
+  ASSERT_U64_EQ(t, 123500);
+  ASSERT_EQ(mg_proc_start_time(mg_fixture("proc"), 7005, &t, err, sizeof err),
+            MG_EPARSE);
+  ASSERT_CONTAINS(err, "no start time in field 22");
+  ASSERT_U64_EQ(t, 0);
+  ASSERT_EQ(mg_proc_start_time(mg_fixture("proc"), 7003, &t, err, sizeof err),
+            -ESRCH);
+  ASSERT_EQ(mg_proc_start_time(mg_fixture("proc"), 0, &t, err, sizeof err),
+            -EINVAL);
+}
+
+static int has_pid(const pid_t *v, size_t n, pid_t pid) {
+  for (size_t i = 0; i < n; i++)
+    if (v[i] == pid)
+      return 1;
+  return 0;
+}
+
+/* The tree: the children of every thread, then theirs; a process without
+ * a task directory adds nothing; cap cuts it short. */
+TEST(tree_fixture) {
+  pid_t t[16];
+  size_t n = 99;
+  ASSERT_EQ(mg_proc_tree(mg_fixture("proc"), 7000, t, 16, &n), 0);
+  ASSERT_EQ(n, 5);
+  ASSERT_EQ(t[0], 7000);
+  for (pid_t p = 7001; p <= 7004; p++)
+    ASSERT(has_pid(t, n, p));
+  ASSERT_EQ(t[4], 7004); /* a grandchild comes after the children */
+  ASSERT_EQ(mg_proc_tree(mg_fixture("proc"), 7000, t, 3, &n), 0);
+  ASSERT_EQ(n, 3);
+  ASSERT_EQ(mg_proc_tree(mg_fixture("proc"), 7003, t, 16, &n), 0);
+  ASSERT_EQ(n, 1); /* no task directory: the root alone */
+  ASSERT_EQ(mg_proc_tree(mg_fixture("proc"), 9999, t, 16, &n), 0);
+  ASSERT_EQ(n, 1);
+  ASSERT_EQ(t[0], 9999);
+  ASSERT_EQ(mg_proc_tree(mg_fixture("proc"), 7000, t, 0, &n), 0);
+  ASSERT_EQ(n, 0);
+  ASSERT_EQ(mg_proc_tree(mg_fixture("proc"), 0, t, 16, &n), -EINVAL);
+}
+
+/* This process: its start time is stable, a forked child is in its tree
+ * and starts later. */
+TEST(tree_and_start_time_live) {
+  uint64_t a = 0, b = 0, c = 0;
+  ASSERT_EQ(mg_proc_start_time(NULL, getpid(), &a, NULL, 0), 0);
+  ASSERT_GT(a, 0);
+  ASSERT_EQ(mg_proc_start_time("/proc", getpid(), &b, NULL, 0), 0);
+  ASSERT_U64_EQ(a, b);
+  int pfd[2];
+  ASSERT_EQ(pipe(pfd), 0);
+  pid_t kid = fork();
+  ASSERT_GE(kid, 0);
+  if (kid == 0) {
+    char ch;
+    close(pfd[1]);
+    while (read(pfd[0], &ch, 1) < 0) {
+    }
+    _exit(0);
+  }
+  close(pfd[0]);
+  pid_t t[64];
+  size_t n = 0;
+  ASSERT_EQ(mg_proc_tree(NULL, getpid(), t, 64, &n), 0);
+  ASSERT_EQ(t[0], getpid());
+  ASSERT(has_pid(t, n, kid));
+  ASSERT_EQ(mg_proc_start_time(NULL, kid, &c, NULL, 0), 0);
+  ASSERT_GE(c, a);
+  close(pfd[1]);
+  waitpid(kid, NULL, 0);
+  ASSERT_EQ(mg_proc_start_time(NULL, kid, &c, NULL, 0), -ESRCH);
+}
+
 int main(void) {
   RUN(fixture_process);
   RUN(fixture_self_is_pid_0);
@@ -243,5 +326,8 @@ int main(void) {
   RUN(pss_fixture);
   RUN(pss_self);
   RUN(pss_eacces);
+  RUN(start_time_fixture);
+  RUN(tree_fixture);
+  RUN(tree_and_start_time_live);
   return mg_test_report();
 }

@@ -96,6 +96,26 @@ TEST(probe_cached_and_uncached_agree) {
   ASSERT_EQ(mg_rlimit_probe(NULL), -EINVAL);
 }
 
+/* One resource alone: the same verdict and reason as the pair, from the
+ * same cache. */
+TEST(probe_one_resource) {
+  mg_rlimit_support s;
+  ASSERT_EQ(mg_rlimit_probe(&s), 0);
+  int enforced = -1;
+  char reason[256];
+  ASSERT_EQ(
+      mg_rlimit_probe_one(MG_RLIMIT_DATA, &enforced, reason, sizeof reason), 0);
+  ASSERT_EQ(enforced, s.data_enforced);
+  ASSERT_STR_EQ(reason, s.data_reason);
+  ASSERT_EQ(mg_rlimit_probe_one(MG_RLIMIT_AS, &enforced, NULL, 0), 0);
+  ASSERT_EQ(enforced, s.as_enforced);
+  ASSERT_EQ(mg_rlimit_probe_one((mg_rlimit_resource)5, &enforced, reason,
+                                sizeof reason),
+            -EINVAL);
+  ASSERT_EQ(enforced, 0);
+  ASSERT_CONTAINS(reason, "bad resource 5");
+}
+
 TEST(preferred) {
   mg_rlimit_support s;
   mg_rlimit_resource r = MG_RLIMIT_AS;
@@ -344,6 +364,7 @@ TEST(probe_with_a_low_hard_limit) {
 
 int main(void) {
   RUN(probe_cached_and_uncached_agree);
+  RUN(probe_one_resource);
   RUN(preferred);
   RUN(names);
   RUN(set_self_data_limit_is_enforced);

@@ -6,7 +6,8 @@
  * shutdown of a child that ignores SIGTERM and whose grandchildren left
  * its process group (setsid) leaves no process and no group; a supervisor
  * killed with SIGKILL takes its child along (PDEATHSIG) and the next one
- * removes the stale group, killing what the group still held. Skipped
+ * removes the stale group, killing what the group still held; a limit
+ * above the effective memory leaves no group behind. Skipped
  * without a writable cgroup (a failure under MG_REQUIRE_CGROUP=1). */
 #include "test_sup_util.h"
 
@@ -267,7 +268,33 @@ TEST(stale_group_after_sigkill) {
   fclose(logf);
   ASSERT_CONTAINS(text, "stale_cgroups_removed");
   ASSERT_CONTAINS(text, "removed=1");
-  ASSERT_CONTAINS(text, "enforce_chosen enforce=cgroup");
+  ASSERT(!strstr(text, "enforce_chosen")); /* nothing resolved at start */
+}
+
+/* A limit above the effective memory is refused after the mode is
+ * resolved, for cgroup and for auto (which made its group first): no
+ * group is left. */
+TEST(limit_rule_leaves_no_group) {
+  sup_start();
+  require_cgroup();
+  char *const argv[] = {"true", NULL};
+  mg_enforce modes[] = {MG_ENFORCE_CGROUP, MG_ENFORCE_AUTO};
+  for (int i = 0; i < 2; i++) {
+    mg_child_opts o = child_opts("huge", argv);
+    o.enforce = modes[i];
+    o.limit_bytes = (uint64_t)100 << 40;
+    mg_child *c = (mg_child *)1;
+    ASSERT_EQ(mg_child_spawn(sup, &o, NULL, &c, err, sizeof err), MG_ELIMIT);
+    ASSERT(c == NULL);
+    ASSERT_CONTAINS(err, "limit: Memory limit validation failed: Requested "
+                         "limit 100.00 TiB exceeds total system memory");
+    mg_cgroup_info info;
+    ASSERT_EQ(mg_cgroup_detect(NULL, &info, NULL, 0), 0);
+    char dir[PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s/mgrun-%ld-huge", info.dir, (long)getpid());
+    ASSERT(!dir_exists(dir));
+  }
+  sup_finish();
 }
 
 int main(void) {
@@ -276,5 +303,6 @@ int main(void) {
   SUP_RUN(cgroup_limit_before_first_instruction);
   SUP_RUN(shutdown_setsid_grandchildren);
   SUP_RUN(stale_group_after_sigkill);
+  SUP_RUN(limit_rule_leaves_no_group);
   return mg_test_report();
 }

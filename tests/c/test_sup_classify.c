@@ -1,8 +1,9 @@
 /* test_sup_classify.c — why a run ended (mg__sup_classify) for every
  * reason and both cgroup versions, the allocation-failure texts, and the
- * supervisor on a cgroup v2 fixture tree (detection, the writability
- * probe's reason, `auto`, stale-group removal, the v2 counters read back
- * through mg_cgroup_stats_read). No real cgroup v2 machine is needed. */
+ * supervisor on a cgroup v2 fixture tree (detection, `auto` trying the
+ * child's own group and falling back with the reason, stale-group
+ * removal, the v2 counters read back through mg_cgroup_stats_read). No
+ * real cgroup v2 machine is needed. */
 #include "test_sup_util.h"
 
 #include "supervisor/mg__sup.h"
@@ -172,28 +173,13 @@ TEST(markers) {
   ASSERT(mg__sup_find_marker(s, strlen(s)) == NULL);
   s = "cannot allocate mem"; /* cut short: no match past the length */
   ASSERT(mg__sup_find_marker(s, 12) == NULL);
-  ASSERT_STR_EQ(mg__sup_signame(SIGSEGV), "SIGSEGV");
+  char name[16];
+  ASSERT_STR_EQ(mg__sup_signame(SIGSEGV, name, sizeof name), "SIGSEGV");
+  ASSERT_STR_EQ(mg__sup_signame(SIGWINCH, name, sizeof name), "SIGWINCH");
+  ASSERT_STR_EQ(mg__sup_signame(40, name, sizeof name), "signal");
 }
 
 /* --------------------------------------------------- cgroup v2 fixture */
-
-static char root[PATH_MAX];
-
-static void put(const char *rel, const char *text) {
-  char path[PATH_MAX + 256];
-  snprintf(path, sizeof path, "%s/%s", root, rel);
-  FILE *f = fopen(path, "w");
-  if (!f)
-    MG__FAIL("cannot write %s: %s", path, strerror(errno));
-  fputs(text, f);
-  fclose(f);
-}
-
-static void mkdirs(const char *rel) {
-  char cmd[PATH_MAX + 300];
-  snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", root, rel);
-  ASSERT_EQ(system(cmd), 0);
-}
 
 #define CG "fs/sys/fs/cgroup"
 #define SLICE CG "/mgrun.slice"
@@ -201,82 +187,81 @@ static void mkdirs(const char *rel) {
 /* A unified (v2-only) machine: this process in /mgrun.slice, memory
  * delegated to its children. */
 static void build_v2_tree(void) {
-  snprintf(root, sizeof root, "%s", tmp_path("v2"));
-  mkdirs("proc/self");
-  mkdirs(SLICE);
-  put("proc/self/mountinfo",
-      "22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc "
-      "proc rw\n"
-      "30 22 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 "
-      "- cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n");
-  put("proc/self/cgroup", "0::/mgrun.slice\n");
-  put(CG "/cgroup.controllers", "cpuset cpu io memory pids\n");
-  put(CG "/cgroup.subtree_control", "memory pids\n");
-  put(SLICE "/cgroup.controllers", "memory pids\n");
-  put(SLICE "/cgroup.subtree_control", "memory\n");
-  put(SLICE "/memory.max", "max\n");
-  put(SLICE "/cgroup.procs", "1\n");
+  snprintf(fx_root, sizeof fx_root, "%s", tmp_path("v2"));
+  fx_mkdirs("proc/self");
+  fx_mkdirs(SLICE);
+  fx_put("proc/self/mountinfo",
+         "22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc "
+         "proc rw\n"
+         "30 22 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 "
+         "- cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n");
+  fx_put("proc/self/cgroup", "0::/mgrun.slice\n");
+  fx_put("proc/meminfo",
+         "MemTotal:       16777216 kB\nMemFree:         8388608 kB\n"
+         "MemAvailable:    8388608 kB\n");
+  fx_put(CG "/cgroup.controllers", "cpuset cpu io memory pids\n");
+  fx_put(CG "/cgroup.subtree_control", "memory pids\n");
+  fx_put(SLICE "/cgroup.controllers", "memory pids\n");
+  fx_put(SLICE "/cgroup.subtree_control", "memory\n");
+  fx_put(SLICE "/memory.max", "max\n");
+  fx_put(SLICE "/cgroup.procs", "1\n");
   /* a stale group of a dead run, one of a live run (ours), a stranger */
-  mkdirs(SLICE "/mgrun-2147483646-old");
+  fx_mkdirs(SLICE "/mgrun-2147483646-old");
   char ours[128];
   snprintf(ours, sizeof ours, SLICE "/mgrun-%ld-live", (long)getpid());
-  mkdirs(ours);
-  mkdirs(SLICE "/other-2147483646-x");
+  fx_mkdirs(ours);
+  fx_mkdirs(SLICE "/other-2147483646-x");
 }
 
 TEST(v2_fixture_supervisor) {
   build_v2_tree();
-  char proc[PATH_MAX + 16], fs[PATH_MAX + 16];
-  snprintf(proc, sizeof proc, "%s/proc", root);
-  snprintf(fs, sizeof fs, "%s/fs", root);
-  ASSERT_EQ(uv_loop_init(&loop), 0);
-  loop_open = 1;
-  FILE *logf = tmpfile();
-  ASSERT(logf != NULL);
-  mg_logger *lg = mg_logger_new(logf, MG_LOG_TEXT, MG_LOG_DEBUG);
-  mg_sup_opts o;
-  memset(&o, 0, sizeof o);
-  o.loop = &loop;
-  o.logger = lg;
-  o.paths.proc_root = proc;
-  o.paths.fs_root = fs;
-  ASSERT_EQ(mg_sup_new(&o, &sup, err, sizeof err), 0);
+  mg_paths paths = fx_paths();
+  ASSERT_EQ(sup_start_logged(&paths, NULL), 0);
 
-  /* detected as v2; a plain directory has no memory.max, so the probe
-   * fails there and says why */
+  /* detected as v2, nothing resolved yet. `auto` tries the child's own
+   * group: a plain directory has no memory.max, so it falls back, and says
+   * why */
+  char *const argv[] = {"true", NULL};
+  mg_child_opts co = child_opts("v2auto", argv);
+  co.limit_bytes = 64 * MIB;
+  mg_child *c;
+  ASSERT_EQ(mg_child_spawn(sup, &co, NULL, &c, err, sizeof err), 0);
+  ASSERT(mg_child_enforce(c) != MG_ENFORCE_CGROUP);
+  ASSERT(mg_child_cgroup_dir(c) == NULL);
+  char p[PATH_MAX + 128];
+  snprintf(p, sizeof p, "%s/" SLICE "/mgrun-%ld-v2auto", fx_root,
+           (long)getpid());
+  ASSERT(!dir_exists(p)); /* the failed group is gone */
+  mg_child_release(c);
   const char *why;
   mg_enforce e = mg_sup_auto_enforce(sup, &why);
   ASSERT(e != MG_ENFORCE_CGROUP);
   ASSERT_CONTAINS(why, "no writable cgroup");
   ASSERT_CONTAINS(why, "memory.max");
   ASSERT_CONTAINS(why, "mgrun.slice");
-  char *const argv[] = {"true", NULL};
-  mg_child_opts co = child_opts("v2child", argv);
+  co = child_opts("v2child", argv);
   co.enforce = MG_ENFORCE_CGROUP;
   co.limit_bytes = 64 * MIB;
-  ASSERT(mg_child_spawn(sup, &co, NULL, NULL, err, sizeof err) < 0);
+  ASSERT_EQ(mg_child_spawn(sup, &co, NULL, NULL, err, sizeof err), MG_ENOTSUP);
   ASSERT_CONTAINS(err, "enforce: cgroup not available here: ");
   ASSERT_CONTAINS(err, "memory.max");
 
   /* stale removal: only the dead run's group went */
-  char p[PATH_MAX + 128];
-  snprintf(p, sizeof p, "%s/" SLICE "/mgrun-2147483646-old", root);
+  snprintf(p, sizeof p, "%s/" SLICE "/mgrun-2147483646-old", fx_root);
   ASSERT(!dir_exists(p));
-  snprintf(p, sizeof p, "%s/" SLICE "/mgrun-%ld-live", root, (long)getpid());
+  snprintf(p, sizeof p, "%s/" SLICE "/mgrun-%ld-live", fx_root, (long)getpid());
   ASSERT(dir_exists(p));
-  snprintf(p, sizeof p, "%s/" SLICE "/other-2147483646-x", root);
+  snprintf(p, sizeof p, "%s/" SLICE "/other-2147483646-x", fx_root);
   ASSERT(dir_exists(p));
   sup_finish();
-  mg_logger_free(lg);
-  rewind(logf);
-  char text[8192];
-  size_t n = fread(text, 1, sizeof text - 1, logf);
-  text[n] = '\0';
-  fclose(logf);
+  const char *text = cap_text();
   ASSERT_CONTAINS(text, "stale_cgroups_removed");
   ASSERT_CONTAINS(text, "removed=1");
-  ASSERT_CONTAINS(text, "enforce_chosen");
+  ASSERT_CONTAINS(text, "enforce_chosen name=v2auto enforce=");
   ASSERT_CONTAINS(text, "cgroup=v2");
+  ASSERT_EQ(strstr(strstr(text, "enforce_chosen") + 1, "enforce_chosen"),
+            NULL); /* once: the explicit mode logs nothing */
+  cap_close();
 }
 
 /* The v2 counters a run's classification reads: memory.events oom_kill,
@@ -284,10 +269,7 @@ TEST(v2_fixture_supervisor) {
  * created in the fixture. */
 TEST(v2_fixture_counters) {
   build_v2_tree();
-  char proc[PATH_MAX + 16], fs[PATH_MAX + 16];
-  snprintf(proc, sizeof proc, "%s/proc", root);
-  snprintf(fs, sizeof fs, "%s/fs", root);
-  mg_paths paths = {proc, fs};
+  mg_paths paths = fx_paths();
   mg_cgroup_info info;
   ASSERT_EQ(mg_cgroup_detect(&paths, &info, err, sizeof err), 0);
   ASSERT_EQ(info.version, MG_CGROUP_V2);
@@ -299,20 +281,20 @@ TEST(v2_fixture_counters) {
   snprintf(rel, sizeof rel, SLICE "/%s", name);
   char f[PATH_MAX + 64];
   snprintf(f, sizeof f, "%s/memory.current", rel);
-  put(f, "1048576\n");
+  fx_put(f, "1048576\n");
   snprintf(f, sizeof f, "%s/memory.peak", rel);
-  put(f, "67108864\n");
+  fx_put(f, "67108864\n");
   snprintf(f, sizeof f, "%s/memory.max", rel);
-  put(f, "67108864\n");
+  fx_put(f, "67108864\n");
   snprintf(f, sizeof f, "%s/memory.events", rel);
-  put(f, "low 0\nhigh 0\nmax 12\noom 1\noom_kill 0\n");
+  fx_put(f, "low 0\nhigh 0\nmax 12\noom 1\noom_kill 0\n");
   mg__sup_run r = base_run(MG_ENFORCE_CGROUP, 64 * MIB);
   r.has_cgroup = 1;
   r.has_oom_kill = 1;
   r.cgroup_dir = mg_cgroup_dir(cg);
   r.cgroup_version = mg_cgroup_get_version(cg);
   ASSERT_EQ(mg_cgroup_stats_read(cg, &r.cg_start, err, sizeof err), 0);
-  put(f, "low 0\nhigh 0\nmax 40\noom 3\noom_kill 1\n");
+  fx_put(f, "low 0\nhigh 0\nmax 40\noom 3\noom_kill 1\n");
   ASSERT_EQ(mg_cgroup_stats_read(cg, &r.cg_end, err, sizeof err), 0);
   r.cg_end_ok = 1;
   r.status = SIGNALED(SIGKILL);

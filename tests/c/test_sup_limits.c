@@ -50,7 +50,7 @@ TEST(data_limit_before_first_instruction) {
   mg_child_events ev2 = rec_events(&r2);
   o.name = "first-free";
   o.enforce = MG_ENFORCE_NONE;
-  o.limit_bytes = 0;
+  o.limit_bytes = MG_CHILD_NO_LIMIT;
   ASSERT_EQ(mg_child_spawn(sup, &o, &ev2, NULL, err, sizeof err), 0);
   ASSERT(run_until(rec_closed, &r2, 20000));
   ASSERT_EQ(r2.exit[0].code, 0);
@@ -233,6 +233,9 @@ TEST(set_limit_running) {
       ASSERT_U64_EQ(mg_child_limit(c), 48 * MIB);
     }
     ASSERT_EQ(mg_child_set_limit(c, 0, err, sizeof err), -EINVAL);
+    ASSERT_CONTAINS(err, "limit: must be positive");
+    ASSERT_EQ(mg_child_set_limit(c, MG_CHILD_NO_LIMIT, err, sizeof err),
+              -EINVAL);
     ASSERT_CONTAINS(err, "limit: required with enforce=data");
     ASSERT_EQ(mg_child_stop(c, 200), 0);
     mg_child_release(c);

@@ -103,7 +103,7 @@ static void expect_invalid(const mg_child_opts *o, const char *want) {
   ASSERT(c == NULL);
   ASSERT_CONTAINS(err, want);
   ASSERT(strncmp(err, want, strlen(want)) == 0);
-  ASSERT(mg_child_validate(sup, o, err, sizeof err) < 0);
+  ASSERT(mg_child_validate(sup, o, NULL, err, sizeof err) < 0);
   ASSERT_CONTAINS(err, want);
   ASSERT_EQ(mg_sup_children(sup, NULL, 0), 0);
 }
@@ -176,12 +176,14 @@ TEST(validation) {
   o.limit_bytes = 64 * MIB;
   expect_invalid(&o, "enforce: unknown mode 42");
   o.enforce = MG_ENFORCE_NONE;
-  o.limit_bytes = UINT64_MAX;
-  expect_invalid(&o, "limit:");
+  o.limit_bytes = UINT64_MAX - 1;
+  expect_invalid(&o, "limit: 18446744073709551614 bytes is more than 2^63-1");
+  o.limit_bytes = 0;
+  expect_invalid(&o, "limit: must be positive (omit it for no limit)");
 
   o = child_opts("x", true_argv);
   o.warn_at = 1.5;
-  expect_invalid(&o, "warn_at: must be a fraction");
+  expect_invalid(&o, "warn_at: 1.5 is out of range (accepted: a fraction");
   o.warn_at = -0.1;
   expect_invalid(&o, "warn_at:");
   o.warn_at = NAN;
@@ -220,9 +222,9 @@ TEST(validation) {
   mg_child_opts o2 = child_opts("dup", true_argv);
   mg_child *c2 = NULL;
   ASSERT_EQ(mg_child_spawn(sup, &o2, NULL, &c2, err, sizeof err), -EEXIST);
-  ASSERT_CONTAINS(err, "name: a process named 'dup' is already supervised");
+  ASSERT_CONTAINS(err, "name: a process named 'dup' is already running");
   ASSERT(c2 == NULL);
-  ASSERT_EQ(mg_child_validate(sup, &o, err, sizeof err), -EEXIST);
+  ASSERT_EQ(mg_child_validate(sup, &o, NULL, err, sizeof err), -EEXIST);
   mg_child_release(c);
   ASSERT_LE(sup_finish(), 2000);
 }
@@ -505,6 +507,41 @@ TEST(idle_loop_ends) {
   sup_finish();
 }
 
+/* Children are read under the supervisor's proc root: a root that lacks
+ * the child's directory hides it, a link to the real one shows it. */
+TEST(children_read_under_proc_root) {
+  char root[PATH_MAX], link[PATH_MAX + 32];
+  snprintf(root, sizeof root, "%s", tmp_path("proc-root"));
+  ASSERT_EQ(mkdir(root, 0755), 0);
+  snprintf(link, sizeof link, "%s/self", root);
+  ASSERT_EQ(symlink("/proc/self", link), 0);
+  snprintf(link, sizeof link, "%s/meminfo", root);
+  ASSERT_EQ(symlink("/proc/meminfo", link), 0);
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  loop_open = 1;
+  mg_sup_opts so;
+  memset(&so, 0, sizeof so);
+  so.loop = &loop;
+  so.logger = test_logger();
+  so.paths.proc_root = root;
+  ASSERT_EQ(mg_sup_new(&so, &sup, err, sizeof err), 0);
+  char *const sleeper[] = {"sleep", "5", NULL};
+  mg_child_opts o = child_opts("hidden", sleeper);
+  mg_child *c;
+  ASSERT_EQ(mg_child_spawn(sup, &o, NULL, &c, err, sizeof err), 0);
+  mg_child_sample s;
+  ASSERT_EQ(mg_child_memory(c, &s, err, sizeof err), -ESRCH);
+  char target[64];
+  snprintf(target, sizeof target, "/proc/%ld", (long)mg_child_pid(c));
+  snprintf(link, sizeof link, "%s/%ld", root, (long)mg_child_pid(c));
+  ASSERT_EQ(symlink(target, link), 0);
+  ASSERT_EQ(mg_child_memory(c, &s, err, sizeof err), 0);
+  ASSERT_EQ(s.pid, mg_child_pid(c));
+  ASSERT_GT(s.rss_bytes, 0);
+  mg_child_release(c);
+  ASSERT_LE(sup_finish(), 2000);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   SUP_RUN(names_parse);
@@ -518,5 +555,6 @@ int main(void) {
   SUP_RUN(exec_failure_reported);
   SUP_RUN(spawn_from_on_exit_and_release);
   SUP_RUN(idle_loop_ends);
+  SUP_RUN(children_read_under_proc_root);
   return mg_test_report();
 }

@@ -20,8 +20,8 @@
 #include <uv.h>
 
 #include "mg/mg.h"
-#include "sup/mg_sup.h"
 #include "mg_test.h"
+#include "sup/mg_sup.h"
 
 #define MIB (UINT64_C(1) << 20)
 #define REC_MAX_EXITS 16
@@ -84,6 +84,35 @@ static inline void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
   }
+}
+
+/* A fixture tree written by a test: fx_root (under tmp_path), files and
+ * directories given relative to it. */
+static __attribute__((unused)) char fx_root[PATH_MAX];
+
+static inline void fx_put(const char *rel, const char *text) {
+  char path[PATH_MAX + 256];
+  snprintf(path, sizeof path, "%s/%s", fx_root, rel);
+  FILE *f = fopen(path, "w");
+  if (!f)
+    MG__FAIL("cannot write %s: %s", path, strerror(errno));
+  fputs(text, f);
+  fclose(f);
+}
+
+static inline void fx_mkdirs(const char *rel) {
+  char cmd[PATH_MAX + 300];
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", fx_root, rel);
+  ASSERT_EQ(system(cmd), 0);
+}
+
+/* Its roots: fx_root/proc and fx_root/fs (static strings). */
+static inline mg_paths fx_paths(void) {
+  static char proc[PATH_MAX + 16], fs[PATH_MAX + 16];
+  snprintf(proc, sizeof proc, "%s/proc", fx_root);
+  snprintf(fs, sizeof fs, "%s/fs", fx_root);
+  mg_paths p = {proc, fs};
+  return p;
 }
 
 /* ------------------------------------------------------- processes */
@@ -175,6 +204,52 @@ static inline mg_sup *sup_start(void) {
   if (rc < 0)
     MG__FAIL("mg_sup_new: %s", err);
   return sup;
+}
+
+/* A logger into a temporary file, and the text it wrote so far. */
+static __attribute__((unused)) FILE *cap_file;
+static __attribute__((unused)) mg_logger *cap_logger;
+
+static inline void cap_close(void) {
+  if (cap_logger)
+    mg_logger_free(cap_logger);
+  if (cap_file)
+    fclose(cap_file);
+  cap_logger = NULL;
+  cap_file = NULL;
+}
+
+static inline const char *cap_text(void) {
+  static char text[32768];
+  text[0] = '\0';
+  if (!cap_file)
+    return text;
+  fflush(cap_file);
+  rewind(cap_file);
+  size_t n = fread(text, 1, sizeof text - 1, cap_file);
+  text[n] = '\0';
+  return text;
+}
+
+/* mg_sup_new on `paths` (NULL: the real system) under `parent`, logging
+ * into a fresh capture at debug level; returns its code. */
+static inline int sup_start_logged(const mg_paths *paths, const char *parent) {
+  cap_close();
+  if (!loop_open) {
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    loop_open = 1;
+  }
+  cap_file = tmpfile();
+  ASSERT(cap_file != NULL);
+  cap_logger = mg_logger_new(cap_file, MG_LOG_TEXT, MG_LOG_DEBUG);
+  mg_sup_opts o;
+  memset(&o, 0, sizeof o);
+  o.loop = &loop;
+  o.logger = cap_logger;
+  if (paths)
+    o.paths = *paths;
+  o.cgroup_parent = parent;
+  return mg_sup_new(&o, &sup, err, sizeof err);
 }
 
 static inline void on_done(mg_sup *s, void *ud) {
@@ -310,13 +385,12 @@ static inline int rec_exited(void *arg) {
   return ((rec *)arg)->exits > 0;
 }
 
-/* Options with the fields every test sets. */
+/* The default options with a name and argv. */
 static inline mg_child_opts child_opts(const char *name, char *const *argv) {
   mg_child_opts o;
-  memset(&o, 0, sizeof o);
+  mg_child_opts_init(&o);
   o.name = name;
   o.argv = argv;
-  o.max_restarts = -1;
   return o;
 }
 

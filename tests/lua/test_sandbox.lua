@@ -69,6 +69,37 @@ function TestSandbox:test_allowed_directory_and_its_escapes()
   lu.assertEquals(select(2, h.sh("ls " .. h.q(outside))), "") -- nothing escaped
 end
 
+function TestSandbox:test_spawn_only_allowed_programs()
+  local status, out = run([[
+    print("none", select(3, mg.spawn { cmd = { "/bin/true" } }))
+  ]])
+  lu.assertEquals(status, 0, out)
+  lu.assertStrContains(out, "none\tEACCES")
+  status, out = run([[
+    local function try(tag, t)
+      local p, err, code = mg.spawn(t)
+      print(tag, p and "started" or code, err)
+      if p then p:stop(0) end
+    end
+    try("allowed", { name = "a", cmd = { "/bin/true" } })
+    try("bare", { name = "b", cmd = { "true" } })
+    try("other", { name = "c", cmd = { "/bin/sh", "-c", "true" } })
+    try("out-outside", { name = "d", cmd = { "/bin/true" }, stdout = OUT .. "/o" })
+    try("out-inside", { name = "e", cmd = { "/bin/true" }, stdout = D .. "/o" })
+    try("cwd-outside", { name = "f", cmd = { "/bin/true" }, cwd = OUT })
+    try("err-escape", { name = "g", cmd = { "/bin/true" }, stderr = D .. "/escape/e" })
+  ]], { "--allow-spawn", "/bin/true", "--allow-dir", dir })
+  lu.assertEquals(status, 0, out)
+  lu.assertStrContains(out, "allowed\tstarted")
+  lu.assertStrContains(out, "bare\tEACCES\tcmd: the sandbox runs programs by their path")
+  lu.assertStrContains(out, "other\tEACCES\tcmd: the sandbox does not allow running '/bin/sh'")
+  lu.assertStrContains(out, "out-outside\tEACCES\tstdout: the sandbox does not allow writing")
+  lu.assertStrContains(out, "out-inside\tstarted")
+  lu.assertStrContains(out, "cwd-outside\tEACCES\tcwd: the sandbox does not allow reading")
+  lu.assertStrContains(out, "err-escape\tEACCES")
+  lu.assertEquals(select(2, h.sh("ls " .. h.q(outside))), "") -- nothing escaped
+end
+
 function TestSandbox:test_limits_only_for_own_processes()
   local status, out = run([[
     print("pid1", mg.set_limit("1G", { pid = 1, strict = false }))

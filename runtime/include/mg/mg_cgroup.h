@@ -1,6 +1,7 @@
 /* mg_cgroup.h — cgroup v1 and v2 memory controller: detection, the
  * effective limit of this process, writability, and child groups
- * (core layer).
+ * (core layer). Detection is implemented in mg_cgroup_detect.c, child
+ * groups in mg_cgroup.c.
  */
 #ifndef MG_CGROUP_H
 #define MG_CGROUP_H
@@ -46,9 +47,18 @@ const char *mg_cgroup_version_name(mg_cgroup_version v);
 int mg_cgroup_detect(const mg_paths *paths, mg_cgroup_info *out, char *err,
                      size_t err_len);
 
-/* Group names: 1..64 bytes of [A-Za-z0-9._-], not "." or "..", no "/".
- * -EINVAL with err quoting the name and saying what is accepted. */
+/* Group names follow mg_name_check (1..64 bytes of [A-Za-z0-9._-], not
+ * "." or "..", so never a "/"). -EINVAL with err ("cgroup name: …")
+ * quoting the name and saying what is accepted. */
 int mg_cgroup_validate_name(const char *name, char *err, size_t err_len);
+
+/* Check `dir` as the parent of child groups: it exists (-ENOENT), is a
+ * directory (-ENOTDIR) and lies inside the memory hierarchy of `info`
+ * (-EINVAL; MG_ENOTSUP when no memory controller is mounted). err starts
+ * with `what` (NULL: "cgroup parent") and quotes the path:
+ * "cgroup_parent: '/nope' does not exist". */
+int mg_cgroup_check_parent(const mg_cgroup_info *info, const char *what,
+                           const char *dir, char *err, size_t err_len);
 
 /* Can a child group with a memory limit be created under `parent_dir`
  * (NULL → info->dir)? Tries it for real: mkdir "mgrun-probe-<pid>",
@@ -68,6 +78,8 @@ typedef struct mg_cgroup_stats {
   int has_peak;
   uint64_t limit_bytes; /* memory.max / memory.limit_in_bytes */
   uint64_t oom_kills;   /* memory.events oom_kill / oom_control oom_kill */
+  int has_oom_kill;     /* the kernel reports that counter (Linux >= 4.13;
+                           without it, oom_events is the only trace) */
   uint64_t oom_events;  /* memory.events oom / memory.failcnt (v1) */
   uint64_t max_events;  /* memory.events max (v2) */
   uint64_t high_events; /* memory.events high (v2) */
@@ -79,6 +91,12 @@ typedef struct mg_cgroup_stats {
 int mg_cgroup_create(const mg_cgroup_info *info, const char *parent_dir,
                      const char *name, mg_cgroup **out, char *err,
                      size_t err_len);
+
+/* A handle on the existing group directory `dir` of `version` (one libmg
+ * did not create: a fixture, a group made by someone else); -ENOENT or
+ * -ENOTDIR otherwise. *out is the caller's: mg_cgroup_free. */
+int mg_cgroup_open(mg_cgroup_version version, const char *dir,
+                   mg_cgroup **out, char *err, size_t err_len);
 
 /* The group's directory (owned by the handle). */
 const char *mg_cgroup_dir(const mg_cgroup *cg);

@@ -1,5 +1,8 @@
-/* mg_proc.h — per-process memory from /proc/PID/status and smaps_rollup
- * (core layer). Reads only the one process asked for; never walks /proc.
+/* mg_proc.h — per-process memory from /proc/PID/status and smaps_rollup,
+ * a process's start time and its tree of descendants (core layer). Reads
+ * only the processes asked for (and, for a tree, their children files);
+ * never walks the whole of /proc. Every reader takes the proc root (NULL:
+ * "/proc") so tests can feed fixture trees.
  */
 #ifndef MG_PROC_H
 #define MG_PROC_H
@@ -39,6 +42,22 @@ int mg_proc_status_read(const char *proc_root, pid_t pid, mg_proc_status *out,
  * file is MG_ENOTSUP. */
 int mg_proc_pss_read(const char *proc_root, pid_t pid, uint64_t *pss_bytes,
                      char *err, size_t err_len);
+
+/* Start time of `pid` in clock ticks since boot (field 22 of
+ * `<proc_root>/<pid>/stat`, after a comm that may hold spaces and
+ * parentheses): with the pid, it names a process without the risk of pid
+ * reuse. No such process is -ESRCH; a malformed file MG_EPARSE. */
+int mg_proc_start_time(const char *proc_root, pid_t pid, uint64_t *ticks,
+                       char *err, size_t err_len);
+
+/* The process tree of `root`: root first, then its descendants, breadth
+ * first, found through `<proc_root>/<pid>/task/<tid>/children` (the
+ * children of every thread; Linux >= 3.5 with CONFIG_PROC_CHILDREN). At
+ * most `cap` pids go to `out`; *count gets how many. A process that is
+ * gone (or a root that is) adds no children: the tree of a dead root is
+ * the root alone. 0, or -EINVAL for a bad argument. */
+int mg_proc_tree(const char *proc_root, pid_t root, pid_t *out, size_t cap,
+                 size_t *count);
 
 #ifdef __cplusplus
 }

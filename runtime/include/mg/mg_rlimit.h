@@ -40,13 +40,21 @@ typedef struct mg_rlimit_support {
   char as_reason[256];   /* why as was accepted or rejected */
 } mg_rlimit_support;
 
-/* Probe each resource in a short-lived forked child: set the limit a little
+/* Probe one resource in a short-lived forked child: set the limit a little
  * above the child's current use, check that an allocation under it succeeds
- * and one past it fails. The first result is cached for the life of the
- * process (thread-safe); later calls copy the cache. */
+ * and one past it fails with ENOMEM (the limit is checked when memory is
+ * mapped: no page is touched). The first verdict of each resource is cached
+ * for the life of the process (thread-safe); later calls copy the cache.
+ * *enforced and `reason` (caller-owned, may be NULL) get the verdict and
+ * why. 0, or a negative code when the child could not be run (then the
+ * next call tries again). */
+int mg_rlimit_probe_one(mg_rlimit_resource r, int *enforced, char *reason,
+                        size_t reason_len);
+
+/* Both resources, as mg_rlimit_probe_one (sharing its cache). */
 int mg_rlimit_probe(mg_rlimit_support *out);
 
-/* Same probe, never cached (tests). */
+/* Both, never cached (tests). */
 int mg_rlimit_probe_uncached(mg_rlimit_support *out);
 
 /* The preferred enforced resource: data if enforced, else as; -ENOTSUP

@@ -24,7 +24,7 @@
  *     of its process group and cgroup is SIGKILLed before the reap (the
  *     zombie keeps the group id reserved), then the cgroup is removed.
  *     Stop/shutdown also SIGKILL the descendants found through
- *     /proc/<pid>/task/<tid>/children while the main process lives, so
+ *     <proc_root>/<pid>/task/<tid>/children while the main process lives, so
  *     grandchildren that left the group (setsid) die even without a
  *     cgroup.
  *   - The child starts with default signal dispositions, an empty signal
@@ -53,19 +53,71 @@
  *     mg_sup_shutdown(); on_close may run inside mg_child_stop() or
  *     mg_sup_shutdown() for a child that was waiting for a restart. The
  *     SIGCHLD handle keeps the loop alive only while some child runs.
- *   - `auto` with a limit: cgroup if writable, else data if enforced, else
- *     as if enforced, else none (watch only; logged at warn level).
- *     `auto` without a limit is none.
+ *   - Probing only what the mode needs, at the first spawn that needs it
+ *     (mg_sup_new probes nothing). `auto` with a limit creates the child's
+ *     own group with the limit; when that fails for want of permission or
+ *     controller (EACCES, EPERM, EROFS, ENOENT, EBUSY, ENODEV, ENOTSUP)
+ *     it falls back to data if RLIMIT_DATA is enforced, else as if
+ *     RLIMIT_AS is, else none (watch only; logged at warn level). It logs
+ *     enforce_chosen once per child, with the why; explicit modes never
+ *     do. What a group attempt learnt is kept for later children. `auto`
+ *     without a limit is none. Explicit data / as probe only that
+ *     resource (mg_rlimit_probe_one: once per process), none probes
+ *     nothing, cgroup needs its group. A child keeps its mode across
+ *     restarts.
  *   - A released child gets no more events but is supervised as before
  *     (reaped, restarted per its policy) until it is closed.
- *   - mg_sup_opts.paths apply to cgroup detection; live children are
- *     always read from /proc.
- *   - Log events: enforce_chosen, stale_cgroups_removed,
+ *   - mg_sup_opts.paths apply to everything the supervisor reads: cgroup
+ *     detection, the effective memory (meminfo), and the children's
+ *     status files, start times and process trees under proc_root (a
+ *     fixture proc root hides real children from sampling and from the
+ *     tree walk of a stop).
+ *   - Log events: enforce_chosen, limit_warning, stale_cgroups_removed,
  *     stale_cgroups_remove_failed, child_started, child_exited,
  *     child_warn, child_restarting, restart_failed,
  *     restart_limit_reached, child_stopping, child_killed,
  *     leftovers_killed, limit_changed, cgroup_created, cgroup_removed,
- *     cgroup_remove_failed, child_closed, shutdown, shutdown_done.
+ *     cgroup_remove_failed, child_closed, shutdown (only when some child
+ *     is still running or waiting to restart), shutdown_done.
+ *
+ * The limit rule (mg_child_spawn, mg_child_validate, mg_child_set_limit),
+ * applied once the mode is resolved: a limit is 1..2^63-1 bytes. One that
+ * bounds memory (cgroup, data, none) must not exceed the effective memory
+ * (mg_effective_memory under paths: MemTotal or this process's cgroup
+ * limit); the message is the seed's ("limit: Memory limit validation
+ * failed: Requested limit 100.00 TiB exceeds total system memory 23.42
+ * GiB"); above 90 % it is valid with a warning, logged (limit_warning)
+ * and kept (mg_child_limit_warning). An `as` limit bounds address space,
+ * not RAM: it must be within this process's hard RLIMIT_AS, which the
+ * child inherits.
+ *
+ * Errors. Every function returns 0 or a negative code, and err says what
+ * was wrong (naming the field) and what is accepted:
+ *   -EINVAL          a bad option value (range, unknown mode or policy,
+ *                    missing name or cmd, limit 0 or missing with an
+ *                    enforcing mode, empty cwd or output path, env entry
+ *                    without a name, a name too long for its cgroup), a
+ *                    bad cgroup_parent (not in the memory hierarchy) or
+ *                    group_prefix, a NULL argument
+ *   -ENOENT          program not found; cwd or cgroup_parent does not
+ *                    exist
+ *   -EACCES          program not executable; cwd or an output file's
+ *                    directory not usable (other errno values of the
+ *                    file system come through as they are)
+ *   -EISDIR          the program or an output file is a directory
+ *   -ENOTDIR         cwd or cgroup_parent is not a directory
+ *   -EEXIST          a live child has that name
+ *   -ECANCELED       the supervisor is shutting down
+ *   -ESRCH           the child is not running (memory, signal)
+ *   -ENOMEM          out of memory
+ *   MG_ELIMIT        the limit is above the effective memory (or, for as,
+ *                    above the hard RLIMIT_AS)
+ *   MG_ENOTENFORCED  enforce data / as: that rlimit is not enforced here
+ *   MG_ENOTSUP       enforce cgroup: no group can be made here (or a
+ *                    cgroup_parent without a memory controller)
+ *   a failure between fork and exec: the errno of that step (-ENOEXEC for
+ *   a file that is no program, …); changing a running child's limit: the
+ *   errno of prlimit or of the cgroup file (-EPERM, -EBUSY).
  */
 #ifndef MG_SUP_H
 #define MG_SUP_H
@@ -117,13 +169,30 @@ typedef enum mg_stdio {
   MG_STDIO_FILE /* appended to, so restarts keep earlier output */
 } mg_stdio;
 
-/* Defaults and fixed numbers of the supervisor. */
-#define MG_SUP_BACKOFF_MS 100         /* backoff_ms 0 */
-#define MG_SUP_BACKOFF_MAX_MS 10000   /* backoff_max_ms 0 */
-#define MG_SUP_BACKOFF_RESET_MS 10000 /* backoff_reset_ms 0 */
-#define MG_SUP_GRACE_MS 5000          /* grace_ms 0 */
-#define MG_SUP_MIN_SAMPLE_MS 10       /* smallest sample_ms other than 0 */
-#define MG_SUP_LIMIT_FRACTION 0.5     /* see MG_EXIT_LIMIT */
+/* Defaults of mg_child_opts_init. */
+#define MG_SUP_WARN_AT 0.8
+#define MG_SUP_SAMPLE_MS 1000
+#define MG_SUP_GRACE_MS 5000
+#define MG_SUP_BACKOFF_MS 100
+#define MG_SUP_BACKOFF_MAX_MS                                                  \
+  10000 /* raised to backoff_ms when that is more                              \
+         */
+#define MG_SUP_BACKOFF_RESET_MS 10000
+/* What the options accept (mg__sup_validate refuses anything else). */
+#define MG_SUP_SAMPLE_MS_MIN 10 /* smallest sample_ms other than 0 */
+#define MG_SUP_SAMPLE_MS_MAX 86400000
+#define MG_SUP_GRACE_MS_MAX 3600000
+#define MG_SUP_BACKOFF_MS_MAX 3600000
+#define MG_SUP_BACKOFF_CAP_MS_MAX 86400000 /* backoff_max_ms, _reset_ms */
+#define MG_SUP_MAX_RESTARTS_MAX 1000000
+/* Fixed numbers. */
+#define MG_SUP_LIMIT_FRACTION 0.5 /* see MG_EXIT_LIMIT */
+
+/* limit_bytes of a child without a limit (the default). */
+#define MG_CHILD_NO_LIMIT UINT64_MAX
+/* backoff_max_ms not given (the default): MG_SUP_BACKOFF_MAX_MS, or
+ * backoff_ms when that is more. */
+#define MG_CHILD_BACKOFF_MAX_DEFAULT INT64_MIN
 
 /* "auto" "cgroup" "data" "as" "none"; parse: -EINVAL + err otherwise. */
 const char *mg_enforce_name(mg_enforce e);
@@ -146,15 +215,20 @@ typedef struct mg_sup_opts {
                                 <prefix>-<pid>-<name> */
 } mg_sup_opts;
 
-/* Create the supervisor: detect cgroups, probe whether a limited child
- * group can be created under the parent (and why not), probe rlimit
- * enforcement, remove stale groups <prefix>-<deadpid>-* left by a dead
- * earlier run (logged). *out is owned by the caller: mg_sup_free() after
- * mg_sup_shutdown() has called `done` (or before any child was spawned). */
+/* Create the supervisor, cheaply: detect cgroups, check cgroup_parent
+ * (it exists, is a directory and lies inside the memory hierarchy:
+ * "cgroup_parent: '/nope' does not exist"), remove the stale groups
+ * <prefix>-<deadpid>-* of dead earlier runs (logged at info level as
+ * stale_cgroups_removed removed=N). No probe group, no probe child: each
+ * mode probes what it needs at spawn. *out is owned by the caller:
+ * mg_sup_free() after mg_sup_shutdown() has called `done` (or before any
+ * child was spawned). */
 int mg_sup_new(const mg_sup_opts *o, mg_sup **out, char *err, size_t err_len);
 
-/* What `auto` resolves to here, and why (a sentence for the log). */
-mg_enforce mg_sup_auto_enforce(const mg_sup *sup, const char **why);
+/* What `auto` with a limit resolves to here, and why (a sentence for the
+ * log; owned by sup). Runs the full probe the first time (a probe group
+ * created and removed, the rlimit probes): for mgrun --check and tests. */
+mg_enforce mg_sup_auto_enforce(mg_sup *sup, const char **why);
 
 /* One memory sample of a child. `used_bytes` is what its limit counts:
  * cgroup current (cgroup), VmData (data), VmSize (as), VmRSS (none). */
@@ -195,39 +269,54 @@ typedef struct mg_child_events {
   void *ud;
 } mg_child_events;
 
+/* Options of a child. Start from mg_child_opts_init(): it sets every
+ * default, so that 0 means what the Lua API means (grace_ms 0: SIGKILL at
+ * once, warn_at 0: no warn events, sample_ms 0: no sampling) and a limit
+ * given as 0 is told from no limit. Every value is checked by
+ * mg_child_spawn / mg_child_validate; the comment says what is accepted. */
 typedef struct mg_child_opts {
-  const char *name;     /* required: 1..64 of [A-Za-z0-9._-] */
+  const char *name;     /* required: mg_name_check (1..64 of [A-Za-z0-9._-]) */
   char *const *argv;    /* required: argv[0] looked up in PATH */
-  char *const *env;     /* extra "K=V" added to the inherited environment */
-  const char *cwd;      /* NULL: inherited */
-  uint64_t limit_bytes; /* 0: no limit (enforce must be none or auto) */
-  mg_enforce enforce;
-  double warn_at;     /* 0 < warn_at <= 1; 0: no warn events */
-  uint64_t sample_ms; /* 0: no sampling */
-  mg_restart restart;
-  int max_restarts;        /* -1: unlimited */
-  uint64_t backoff_ms;     /* first restart delay (0: 100 ms); doubles
-                              after each restart */
-  uint64_t backoff_max_ms; /* cap of the doubling (0: 10000 ms) */
-  mg_stdio stdout_mode, stderr_mode;
-  const char *stdout_path, *stderr_path; /* with MG_STDIO_FILE */
-  uint64_t grace_ms; /* SIGTERM → SIGKILL delay on stop/shutdown (0: 5000) */
-  /* Added by the supervisor layer (0 keeps the default): */
-  uint64_t backoff_reset_ms; /* a run at least this long resets the
-                                backoff to backoff_ms (0: 10000 ms) */
+  char *const *env;     /* extra "NAME=VALUE" added to the inherited env */
+  const char *cwd;      /* NULL: inherited; else an existing directory */
+  uint64_t limit_bytes; /* 1..2^63-1, see "The limit rule" above;
+                           MG_CHILD_NO_LIMIT (default): none; 0 refused */
+  mg_enforce enforce;   /* default auto */
+  double warn_at;       /* fraction of the limit, 0..1; 0: no warn events
+                           (default 0.8) */
+  int64_t sample_ms;    /* 0: no sampling, else 10..86400000 (default 1000) */
+  mg_restart restart;   /* default no */
+  int64_t max_restarts; /* -1: unlimited (default), else 0..1000000 */
+  int64_t backoff_ms;   /* first restart delay, 1..3600000 (default 100);
+                           doubles after each restart */
+  int64_t backoff_max_ms; /* cap of the doubling, backoff_ms..86400000
+                             (default MG_CHILD_BACKOFF_MAX_DEFAULT) */
+  mg_stdio stdout_mode, stderr_mode;     /* default inherit */
+  const char *stdout_path, *stderr_path; /* with MG_STDIO_FILE: not empty */
+  int64_t grace_ms;         /* SIGTERM → SIGKILL delay on stop/shutdown,
+                               0..3600000; 0: SIGKILL at once (default 5000) */
+  int64_t backoff_reset_ms; /* a run at least this long resets the backoff
+                               to backoff_ms, 1..86400000 (default 10000) */
 } mg_child_opts;
 
+/* Fill `o` with the defaults (see mg_child_opts); name and argv NULL. */
+void mg_child_opts_init(mg_child_opts *o);
+
 /* Validate `o` completely (name, argv, program found in PATH and
- * executable, cwd, limit vs enforce, warn_at, files) — nothing is started
- * when it fails; err names the field. Then start the first run. *out is
- * owned by the caller until mg_child_release(). */
+ * executable, cwd, every range, limit vs enforce, files) — nothing is
+ * started when it fails; err names the field, quotes the value and says
+ * what is accepted. Then start the first run. *out is owned by the caller
+ * until mg_child_release(). Codes: see "Errors" above. */
 int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
                    const mg_child_events *ev, mg_child **out, char *err,
                    size_t err_len);
 
-/* Validation only (mgrun --check). */
-int mg_child_validate(mg_sup *sup, const mg_child_opts *o, char *err,
-                      size_t err_len);
+/* Validation only (mgrun --check): everything mg_child_spawn checks, with
+ * the probes a mode needs instead of the child's own group (`auto` runs
+ * mg_sup_auto_enforce's). *enforce (may be NULL) gets the mode the child
+ * would have. Creates and starts nothing. */
+int mg_child_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
+                      char *err, size_t err_len);
 
 const char *mg_child_name(const mg_child *c);
 pid_t mg_child_pid(const mg_child *c);    /* 0 when not running */
@@ -237,6 +326,9 @@ int mg_child_closed(const mg_child *c);         /* no further run will happen */
 mg_enforce mg_child_enforce(const mg_child *c); /* resolved, never AUTO */
 uint64_t mg_child_limit(const mg_child *c);
 const char *mg_child_cgroup_dir(const mg_child *c); /* NULL unless cgroup */
+/* The warning of the limit in force (above 90 % of the effective memory,
+ * also logged as limit_warning), owned by the child; NULL when none. */
+const char *mg_child_limit_warning(const mg_child *c);
 
 /* Sample now (also when sampling is off). -ESRCH when not running. */
 int mg_child_memory(mg_child *c, mg_child_sample *out, char *err,

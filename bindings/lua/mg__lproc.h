@@ -1,0 +1,45 @@
+/* mg__lproc.h — what mg.spawn (lmg_spawn.c) and the process object
+ * (lmg_proc.c) share (bindings layer, on the supervisor).
+ *
+ * Lifetime. The process userdata holds the binding's state itself (an
+ * lproc): the supervisor calls back into it only until on_close, or until
+ * mg_child_release() — whichever comes first — so nothing outlives the
+ * userdata. While a child is running or waiting for a restart, the lproc
+ * keeps a registry reference to its own userdata (self_ref), so a policy
+ * that drops every reference to `p` still gets its events; on_close drops
+ * that reference, and __gc releases the mg_child. The supervisor belongs
+ * to the runtime host, which lends it to the bindings.
+ */
+#ifndef MG__LPROC_H
+#define MG__LPROC_H
+
+#include "lua/mg__lua.h"
+#include "sup/mg_sup.h"
+
+#define MG_LPROC_MT "mg.process"
+
+typedef struct mg_lua_proc mg_lproc;
+struct mg_lua_proc {
+  mg_lua_env *env;
+  mg_child *child;       /* NULL: never started (--check) or released */
+  mg_lproc *prev, *next; /* env->procs, spawn order, while not closed */
+  int self_ref;          /* registry ref of the userdata while not closed */
+  int started;
+  int closed;         /* on_close ran (or never started) */
+  int linked;         /* in env->procs */
+  mg_enforce enforce; /* resolved, for an unstarted (--check) process */
+  uint64_t limit_bytes;
+  char name[MG_NAME_MAX + 8];
+};
+
+/* A new process userdata (closed, unstarted) at the top of the stack. */
+mg_lproc *mg_lproc_new(lua_State *L);
+/* The supervisor's callbacks for `p` (every event goes through
+ * mg_lua_pcall, with the event's table built inside the call). */
+void mg_lproc_events(mg_lproc *p, mg_child_events *ev);
+/* Append to env->procs (spawn order). */
+void mg_lproc_link(mg_lua_env *env, mg_lproc *p);
+/* The process metatable and its methods. */
+void mg_lproc_open(lua_State *L);
+
+#endif
