@@ -6,8 +6,16 @@
  * or VmSize), which also works under AddressSanitizer, whose shadow memory
  * makes those numbers huge, then checks that 8 MiB can be mapped and 64 MiB
  * more cannot. Both limits are checked when a mapping is made, so no page
- * is touched. The verdict comes back through a pipe; each resource's first
- * verdict is cached for the life of the process.
+ * is touched, and the child unmaps what it mapped before it exits. The
+ * verdict comes back through a pipe; each resource's first verdict is
+ * cached for the life of the process.
+ *
+ * In a process with one thread (mgrun), the child shares the parent's
+ * memory while the parent waits (clone with CLONE_VM | CLONE_VFORK: no
+ * page tables to copy, a quarter of fork's cost): rlimits are per process,
+ * so the child's limit is its own, and with the only thread of the parent
+ * stopped nothing else can map memory meanwhile. Elsewhere (other threads
+ * could map memory while the probe counts it; sanitizer builds) it forks.
  */
 #include "mg/mg_rlimit.h"
 
@@ -15,7 +23,10 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -144,17 +155,22 @@ static void rl__child(mg_rlimit_resource r, int fd) {
     res.err = errno;
     goto report;
   }
-  if (rl__mmap(RL__UNDER_BYTES) == MAP_FAILED) {
+  void *under = rl__mmap(RL__UNDER_BYTES);
+  if (under == MAP_FAILED) {
     res.verdict = RL__UNDER_FAILED;
     res.err = errno;
     goto report;
   }
-  if (rl__mmap(RL__PAST_BYTES) != MAP_FAILED) {
+  void *past = rl__mmap(RL__PAST_BYTES);
+  if (past != MAP_FAILED) {
     res.verdict = RL__NOT_ENFORCED;
+    syscall(SYS_munmap, past, (size_t)RL__PAST_BYTES);
   } else {
     res.err = errno;
     res.verdict = res.err == ENOMEM ? RL__ENFORCED : RL__OTHER_ERRNO;
   }
+  /* the memory may be the parent's (CLONE_VM): leave it as it was */
+  syscall(SYS_munmap, under, (size_t)RL__UNDER_BYTES);
 report:;
   const char *p = (const char *)&res;
   size_t left = sizeof res;
@@ -170,6 +186,60 @@ report:;
   _exit(0);
 }
 
+typedef struct rl__clone_arg {
+  mg_rlimit_resource r;
+  int fd, other_fd;
+} rl__clone_arg;
+
+static int rl__clone_main(void *p) {
+  const rl__clone_arg *a = p;
+  close(a->other_fd);
+  rl__child(a->r, a->fd);
+  return 0;
+}
+
+/* Does this process have exactly one thread? */
+static int rl__one_thread(void) {
+  char buf[4096];
+  int rc = mg__read_file("/proc/self/status", buf, sizeof buf, NULL);
+  if (rc != 0 && rc != -EFBIG)
+    return 0;
+  const char *t = strstr(buf, "\nThreads:");
+  return t && strtol(t + 9, NULL, 10) == 1;
+}
+
+#define RL__CLONE_STACK (64 * 1024)
+
+/* The probe child: sharing the parent's memory where that is safe (see the
+ * file comment), else forked. Returns its pid, or -1 with errno. */
+static pid_t rl__spawn_child(mg_rlimit_resource r, int fds[2]) {
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  if (rl__one_thread()) {
+    char *stack = malloc(RL__CLONE_STACK);
+    if (stack) {
+      rl__clone_arg a = {r, fds[1], fds[0]};
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, &old); /* no handler in the child */
+      pid_t pid = clone(rl__clone_main, stack + RL__CLONE_STACK,
+                        CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+      int e = errno;
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+      free(stack); /* the child has exited (CLONE_VFORK) */
+      errno = e;
+      if (pid > 0)
+        return pid;
+    }
+  }
+#endif
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    rl__child(r, fds[1]);
+  }
+  return pid;
+}
+
 /* Run one probe child; fill *enforced and reason. Returns 0 or -errno when
  * the child could not be run at all. */
 static int rl__probe_one(mg_rlimit_resource r, int *enforced, char *reason,
@@ -182,17 +252,13 @@ static int rl__probe_one(mg_rlimit_resource r, int *enforced, char *reason,
     return mg_errf(reason, reason_len, rc, "cannot probe %s: pipe failed: %s",
                    kname, mg_strerror(rc));
   }
-  pid_t pid = fork();
+  pid_t pid = rl__spawn_child(r, fds);
   if (pid < 0) {
     int rc = -errno;
     close(fds[0]);
     close(fds[1]);
     return mg_errf(reason, reason_len, rc, "cannot probe %s: fork failed: %s",
                    kname, mg_strerror(rc));
-  }
-  if (pid == 0) {
-    close(fds[0]);
-    rl__child(r, fds[1]);
   }
   close(fds[1]);
   rl__result res = {0, 0, 0, 0};

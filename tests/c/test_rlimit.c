@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mg/mg_error.h"
+#include "mg/mg_proc.h"
 #include "mg/mg_rlimit.h"
 #include "mg/mg_size.h"
 #include "mg_test.h"
@@ -94,6 +95,24 @@ TEST(probe_cached_and_uncached_agree) {
   ASSERT_EQ(a.as_enforced, 1);
   ASSERT_CONTAINS(a.as_reason, "RLIMIT_AS");
   ASSERT_EQ(mg_rlimit_probe(NULL), -EINVAL);
+}
+
+/* The probe child may share this process's memory (one thread, no
+ * sanitizer): it must leave it exactly as it was. */
+TEST(probe_leaves_the_parents_memory_alone) {
+  mg_proc_status before, after;
+  mg_rlimit_support s;
+  ASSERT_EQ(mg_proc_status_read(NULL, getpid(), &before, NULL, 0), 0);
+  for (int i = 0; i < 20; i++)
+    ASSERT_EQ(mg_rlimit_probe_uncached(&s), 0);
+  ASSERT_EQ(mg_proc_status_read(NULL, getpid(), &after, NULL, 0), 0);
+  ASSERT_U64_EQ(after.data_bytes, before.data_bytes);
+  ASSERT_U64_EQ(after.vsize_bytes, before.vsize_bytes);
+  ASSERT_EQ(s.data_enforced, 1);
+  /* and the parent's own limits are untouched by the child's */
+  struct rlimit rl;
+  ASSERT_EQ(getrlimit(RLIMIT_DATA, &rl), 0);
+  ASSERT(rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (64u << 20));
 }
 
 /* One resource alone: the same verdict and reason as the pair, from the
@@ -364,6 +383,7 @@ TEST(probe_with_a_low_hard_limit) {
 
 int main(void) {
   RUN(probe_cached_and_uncached_agree);
+  RUN(probe_leaves_the_parents_memory_alone);
   RUN(probe_one_resource);
   RUN(preferred);
   RUN(names);
