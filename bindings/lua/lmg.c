@@ -317,6 +317,39 @@ void mg_lua_setbool(lua_State *L, const char *k, int v) {
   lua_setfield(L, -2, k);
 }
 
+void mg_lua_set_fields(lua_State *L, const void *base,
+                       const mg_lua_field *fields, size_t n) {
+  const char *b = base;
+  for (size_t i = 0; i < n; i++) {
+    const void *at = b + fields[i].offset;
+    uint64_t u;
+    double d;
+    int v;
+    switch (fields[i].type) {
+    case MG_LUA_F_U64:
+    case MG_LUA_F_U64_NZ:
+      memcpy(&u, at, sizeof u);
+      if (u == 0 && fields[i].type == MG_LUA_F_U64_NZ)
+        continue;
+      mg_lua_pushu64(L, u);
+      break;
+    case MG_LUA_F_DOUBLE:
+      memcpy(&d, at, sizeof d);
+      lua_pushnumber(L, d);
+      break;
+    case MG_LUA_F_BOOL:
+      memcpy(&v, at, sizeof v);
+      lua_pushboolean(L, v);
+      break;
+    default:
+      memcpy(&v, at, sizeof v);
+      lua_pushinteger(L, v);
+      break;
+    }
+    lua_setfield(L, -2, fields[i].name);
+  }
+}
+
 void mg_lua_push_json(lua_State *L, const void *vj) {
   const json_t *j = vj;
   luaL_checkstack(L, 4, "JSON nesting too deep");

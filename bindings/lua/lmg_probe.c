@@ -28,6 +28,25 @@ uint64_t mg_lua_effective_total(lua_State *L) {
   return eff.total_bytes;
 }
 
+#define MF(name, member) MG_LUA_FIELD(name, U64, mg_meminfo, member)
+static const mg_lua_field meminfo_fields[] = {
+    MF("total", total_bytes),        MF("available", available_bytes),
+    MF("free", free_bytes),          MF("buffers", buffers_bytes),
+    MF("cached", cached_bytes),      MF("swap_total", swap_total_bytes),
+    MF("swap_free", swap_free_bytes)};
+
+#define PF(name, member) MG_LUA_FIELD(name, U64, mg_proc_status, member)
+static const mg_lua_field status_fields[] = {
+    PF("rss", rss_bytes),     PF("hwm", hwm_bytes),   PF("vsize", vsize_bytes),
+    PF("data", data_bytes),   PF("anon", anon_bytes), PF("file", file_bytes),
+    PF("shmem", shmem_bytes), PF("swap", swap_bytes)};
+
+void mg_lua_set_proc_status(lua_State *L, const mg_proc_status *st) {
+  mg_lua_setstr(L, "name", st->name);
+  mg_lua_set_fields(L, st, status_fields,
+                    sizeof status_fields / sizeof status_fields[0]);
+}
+
 /* mg.memory() → { total, available, free, buffers, cached, swap_total,
  * swap_free, cgroup_limit (or nil), effective_total, effective_available,
  * effective_source } | nil, err */
@@ -44,13 +63,8 @@ static int l_memory(lua_State *L) {
   if (rc < 0)
     return mg_lua_fail(L, rc, err);
   lua_createtable(L, 0, 12);
-  mg_lua_setu64(L, "total", mi.total_bytes);
-  mg_lua_setu64(L, "available", mi.available_bytes);
-  mg_lua_setu64(L, "free", mi.free_bytes);
-  mg_lua_setu64(L, "buffers", mi.buffers_bytes);
-  mg_lua_setu64(L, "cached", mi.cached_bytes);
-  mg_lua_setu64(L, "swap_total", mi.swap_total_bytes);
-  mg_lua_setu64(L, "swap_free", mi.swap_free_bytes);
+  mg_lua_set_fields(L, &mi, meminfo_fields,
+                    sizeof meminfo_fields / sizeof meminfo_fields[0]);
   if (cg->has_limit)
     mg_lua_setu64(L, "cgroup_limit", cg->limit_bytes);
   mg_lua_setu64(L, "effective_total", eff.total_bytes);
@@ -111,15 +125,7 @@ static int l_process(lua_State *L) {
     return mg_lua_fail(L, rc, err);
   lua_createtable(L, 0, 12);
   mg_lua_setint(L, "pid", st.pid ? st.pid : pid);
-  mg_lua_setstr(L, "name", st.name);
-  mg_lua_setu64(L, "rss", st.rss_bytes);
-  mg_lua_setu64(L, "hwm", st.hwm_bytes);
-  mg_lua_setu64(L, "vsize", st.vsize_bytes);
-  mg_lua_setu64(L, "data", st.data_bytes);
-  mg_lua_setu64(L, "anon", st.anon_bytes);
-  mg_lua_setu64(L, "file", st.file_bytes);
-  mg_lua_setu64(L, "shmem", st.shmem_bytes);
-  mg_lua_setu64(L, "swap", st.swap_bytes);
+  mg_lua_set_proc_status(L, &st);
   if (want_pss) {
     uint64_t pss;
     rc = mg_proc_pss_read(env->paths.proc_root, (pid_t)pid, &pss, err,

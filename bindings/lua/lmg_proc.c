@@ -48,22 +48,25 @@ static void unlink_proc(mg_lua_env *env, lproc *p) {
 
 /* A sample as a Lua table: { pid, rss, hwm, vsize, data, swap, used,
  * limit (nil when none), fraction, cgroup_current, cgroup_peak }. */
+#define CF(name, type, member) MG_LUA_FIELD(name, type, mg_child_sample, member)
+static const mg_lua_field sample_fields[] = {
+    CF("rss", U64, rss_bytes),        CF("hwm", U64, hwm_bytes),
+    CF("vsize", U64, vsize_bytes),    CF("data", U64, data_bytes),
+    CF("swap", U64, swap_bytes),      CF("used", U64, used_bytes),
+    CF("limit", U64_NZ, limit_bytes), CF("fraction", DOUBLE, fraction)};
+static const mg_lua_field sample_cgroup_fields[] = {
+    CF("cgroup_current", U64, cgroup_current_bytes),
+    CF("cgroup_peak", U64, cgroup_peak_bytes)};
+
 static void push_sample(lua_State *L, const mg_child_sample *s) {
   lua_createtable(L, 0, 12);
   mg_lua_setint(L, "pid", s->pid);
-  mg_lua_setu64(L, "rss", s->rss_bytes);
-  mg_lua_setu64(L, "hwm", s->hwm_bytes);
-  mg_lua_setu64(L, "vsize", s->vsize_bytes);
-  mg_lua_setu64(L, "data", s->data_bytes);
-  mg_lua_setu64(L, "swap", s->swap_bytes);
-  mg_lua_setu64(L, "used", s->used_bytes);
-  if (s->limit_bytes)
-    mg_lua_setu64(L, "limit", s->limit_bytes);
-  mg_lua_setnum(L, "fraction", s->fraction);
-  if (s->has_cgroup) {
-    mg_lua_setu64(L, "cgroup_current", s->cgroup_current_bytes);
-    mg_lua_setu64(L, "cgroup_peak", s->cgroup_peak_bytes);
-  }
+  mg_lua_set_fields(L, s, sample_fields,
+                    sizeof sample_fields / sizeof sample_fields[0]);
+  if (s->has_cgroup)
+    mg_lua_set_fields(L, s, sample_cgroup_fields,
+                      sizeof sample_cgroup_fields /
+                          sizeof sample_cgroup_fields[0]);
 }
 
 /* Exit info: { pid, code (nil when signalled), signal (nil when it
@@ -233,13 +236,9 @@ static int l_memory(lua_State *L) {
   if (rc < 0)
     return mg_lua_fail(L, rc, err);
   push_sample(L, &s);
-  mg_proc_status st;
-  if (mg_proc_status_read(p->env->paths.proc_root, s.pid, &st, NULL, 0) == 0) {
-    mg_lua_setstr(L, "name", st.name);
-    mg_lua_setu64(L, "anon", st.anon_bytes);
-    mg_lua_setu64(L, "file", st.file_bytes);
-    mg_lua_setu64(L, "shmem", st.shmem_bytes);
-  }
+  mg_proc_status st; /* the rest of what mg.process(p.pid) gives */
+  if (mg_proc_status_read(p->env->paths.proc_root, s.pid, &st, NULL, 0) == 0)
+    mg_lua_set_proc_status(L, &st);
   return 1;
 }
 

@@ -60,40 +60,45 @@ void mg_lstore_push_msg(lua_State *L, const mg_store_msg *m) {
   }
 }
 
+#define SF(name, type, member) MG_LUA_FIELD(name, type, mg_store_stats, member)
+static const mg_lua_field stat_fields[] = {
+    /* the seed's ten */
+    SF("message_count", U64, message_count),
+    SF("total_size_bytes", U64, total_size_bytes),
+    SF("largest_message_bytes", U64, largest_message_bytes),
+    SF("max_messages", U64, max_messages),
+    SF("max_message_size_bytes", U64, max_message_size_bytes),
+    SF("max_total_size_bytes", U64, max_total_size_bytes),
+    SF("message_count_utilization", DOUBLE, message_count_utilization),
+    SF("total_size_utilization", DOUBLE, total_size_utilization),
+    SF("near_message_limit", BOOL, near_message_limit),
+    SF("near_size_limit", BOOL, near_size_limit),
+    /* tokens */
+    SF("total_tokens", U64, total_tokens),
+    SF("max_tokens", U64_NZ, max_tokens),
+    SF("token_utilization", DOUBLE, token_utilization),
+    SF("near_token_limit", BOOL, near_token_limit),
+    /* bytes split, pins, groups */
+    SF("payload_bytes", U64, payload_bytes),
+    SF("overhead_bytes", U64, overhead_bytes),
+    SF("pinned_count", U64, pinned_count),
+    SF("pinned_bytes", U64, pinned_bytes),
+    SF("group_count", U64, group_count),
+    SF("warn_at", DOUBLE, warn_at),
+    SF("next_id", U64, next_id),
+    /* counters */
+    SF("evicted_count", U64, evicted_count),
+    SF("evicted_bytes", U64, evicted_bytes),
+    SF("archived_count", U64, archived_count),
+    SF("removed_count", U64, removed_count),
+    SF("replaced_count", U64, replaced_count),
+    SF("rejected_count", U64, rejected_count),
+};
+
 void mg_lstore_push_stats(lua_State *L, const mg_store_stats *st) {
   lua_createtable(L, 0, 30);
-  /* the seed's ten */
-  mg_lua_setu64(L, "message_count", st->message_count);
-  mg_lua_setu64(L, "total_size_bytes", st->total_size_bytes);
-  mg_lua_setu64(L, "largest_message_bytes", st->largest_message_bytes);
-  mg_lua_setu64(L, "max_messages", st->max_messages);
-  mg_lua_setu64(L, "max_message_size_bytes", st->max_message_size_bytes);
-  mg_lua_setu64(L, "max_total_size_bytes", st->max_total_size_bytes);
-  mg_lua_setnum(L, "message_count_utilization", st->message_count_utilization);
-  mg_lua_setnum(L, "total_size_utilization", st->total_size_utilization);
-  mg_lua_setbool(L, "near_message_limit", st->near_message_limit);
-  mg_lua_setbool(L, "near_size_limit", st->near_size_limit);
-  /* tokens */
-  mg_lua_setu64(L, "total_tokens", st->total_tokens);
-  if (st->max_tokens)
-    mg_lua_setu64(L, "max_tokens", st->max_tokens);
-  mg_lua_setnum(L, "token_utilization", st->token_utilization);
-  mg_lua_setbool(L, "near_token_limit", st->near_token_limit);
-  /* bytes split, pins, groups */
-  mg_lua_setu64(L, "payload_bytes", st->payload_bytes);
-  mg_lua_setu64(L, "overhead_bytes", st->overhead_bytes);
-  mg_lua_setu64(L, "pinned_count", st->pinned_count);
-  mg_lua_setu64(L, "pinned_bytes", st->pinned_bytes);
-  mg_lua_setu64(L, "group_count", st->group_count);
-  mg_lua_setnum(L, "warn_at", st->warn_at);
-  mg_lua_setu64(L, "next_id", st->next_id);
-  /* counters */
-  mg_lua_setu64(L, "evicted_count", st->evicted_count);
-  mg_lua_setu64(L, "evicted_bytes", st->evicted_bytes);
-  mg_lua_setu64(L, "archived_count", st->archived_count);
-  mg_lua_setu64(L, "removed_count", st->removed_count);
-  mg_lua_setu64(L, "replaced_count", st->replaced_count);
-  mg_lua_setu64(L, "rejected_count", st->rejected_count);
+  mg_lua_set_fields(L, st, stat_fields,
+                    sizeof stat_fields / sizeof stat_fields[0]);
 }
 
 int mg_lstore_push_add_error(lua_State *L, const mg_store_error *e) {

@@ -182,6 +182,31 @@ void mg_lua_setstr(lua_State *L, const char *k, const char *v);
 void mg_lua_setnum(lua_State *L, const char *k, double v);
 void mg_lua_setbool(lua_State *L, const char *k, int v);
 void mg_lua_pushu64(lua_State *L, uint64_t v);
+/* A field of a C struct copied into a Lua table: its name, its type and
+ * where it is (offsetof). MG_LUA_F_U64_NZ is left out when zero. */
+typedef enum {
+  MG_LUA_F_U64,
+  MG_LUA_F_U64_NZ,
+  MG_LUA_F_DOUBLE,
+  MG_LUA_F_BOOL,
+  MG_LUA_F_INT /* an int */
+} mg_lua_ftype;
+typedef struct mg_lua_field {
+  const char *name;
+  mg_lua_ftype type;
+  size_t offset;
+} mg_lua_field;
+#define MG_LUA_FIELD(name, type, st, member)                                   \
+  { name, MG_LUA_F_##type, offsetof(st, member) }
+/* Set every field of `fields` from the struct at `base` on the table at
+ * -1. */
+void mg_lua_set_fields(lua_State *L, const void *base,
+                       const mg_lua_field *fields, size_t n);
+
+/* name, rss, hwm, vsize, data, anon, file, shmem, swap of a process
+ * (what mg.process gives besides pid) on the table at -1. */
+void mg_lua_set_proc_status(lua_State *L, const mg_proc_status *st);
+
 /* Convert a jansson json_t* (as void*) to a Lua value on the stack. */
 void mg_lua_push_json(lua_State *L, const void *json);
 

@@ -186,6 +186,13 @@ report:;
   _exit(0);
 }
 
+/* Sharing the parent's memory: not under a sanitizer, whose runtime does
+ * not expect a second process in the same memory. */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define RL__SHARE_MEMORY 1
+#endif
+
+#ifdef RL__SHARE_MEMORY
 typedef struct rl__clone_arg {
   mg_rlimit_resource r;
   int fd, other_fd;
@@ -209,11 +216,12 @@ static int rl__one_thread(void) {
 }
 
 #define RL__CLONE_STACK (64 * 1024)
+#endif
 
 /* The probe child: sharing the parent's memory where that is safe (see the
  * file comment), else forked. Returns its pid, or -1 with errno. */
 static pid_t rl__spawn_child(mg_rlimit_resource r, int fds[2]) {
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#ifdef RL__SHARE_MEMORY
   if (rl__one_thread()) {
     char *stack = malloc(RL__CLONE_STACK);
     if (stack) {

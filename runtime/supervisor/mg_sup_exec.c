@@ -129,11 +129,14 @@ static _Noreturn void sup__child(const sup__prep *p) {
 
 /* ---------------------------------------------------- the parent's side */
 
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define SUP__SHARE_MEMORY 1
 #define SUP__CHILD_STACK (64 * 1024)
 
 static int sup__clone_main(void *arg) {
   sup__child(arg);
 }
+#endif
 
 /* Start the child. As posix_spawn does, it shares the parent's memory
  * until it execs (clone with CLONE_VM | CLONE_VFORK: no page tables to
@@ -143,7 +146,7 @@ static int sup__clone_main(void *arg) {
  * Sanitizer builds fork instead (their runtimes do not expect a second
  * process in the same memory). Returns the pid, or -1 with errno. */
 static pid_t sup__fork(sup__prep *p) {
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#ifdef SUP__SHARE_MEMORY
   char *stack = malloc(SUP__CHILD_STACK);
   if (stack) {
     pid_t pid = clone(sup__clone_main, stack + SUP__CHILD_STACK,
