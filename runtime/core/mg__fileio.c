@@ -122,6 +122,27 @@ int mg__path_join(char *out, size_t out_len, const char *root, const char *dflt,
   return 0;
 }
 
+mg__lines mg__lines_start(const char *text) {
+  mg__lines it = {.next = text};
+  return it;
+}
+
+int mg__lines_next(mg__lines *it) {
+  if (!*it->next)
+    return 0;
+  it->line = it->next;
+  it->eol = strchr(it->line, '\n');
+  if (!it->eol)
+    it->eol = it->line + strlen(it->line);
+  it->lineno++;
+  it->next = *it->eol ? it->eol + 1 : it->eol;
+  return 1;
+}
+
+int mg__lines_quote_len(const mg__lines *it) {
+  return (int)(it->eol - it->line > 200 ? 200 : it->eol - it->line);
+}
+
 /* Parse " <digits> kB" into bytes (see mg__fileio.h). */
 int mg__parse_kb(const char *p, const char *end, uint64_t *out) {
   while (p < end && (*p == ' ' || *p == '\t'))

@@ -23,12 +23,6 @@
 
 #define MG__PROC_MAX_FILE (16u << 20) /* a status file is a few KiB */
 
-/* Length of the line at `line` (up to '\n' or NUL), at most 200 for
- * quoting in messages. */
-static int quote_len(const char *line, const char *eol) {
-  return (int)(eol - line > 200 ? 200 : eol - line);
-}
-
 int mg_proc_status_parse(const char *text, mg_proc_status *out, char *err,
                          size_t err_len) {
   static const struct {
@@ -50,13 +44,10 @@ int mg_proc_status_parse(const char *text, mg_proc_status *out, char *err,
     memset(out, 0, sizeof *out);
   if (!text || !out)
     return mg_errf(err, err_len, MG_EPARSE, "status: no text to parse");
-  int have_name = 0, have_vm = 0, lineno = 0;
-  const char *line = text;
-  while (*line) {
-    const char *eol = strchr(line, '\n');
-    if (!eol)
-      eol = line + strlen(line);
-    lineno++;
+  int have_name = 0, have_vm = 0;
+  mg__lines it = mg__lines_start(text);
+  while (mg__lines_next(&it)) {
+    const char *line = it.line, *eol = it.eol;
     const char *colon = memchr(line, ':', (size_t)(eol - line));
     if (colon) {
       size_t klen = (size_t)(colon - line);
@@ -84,7 +75,7 @@ int mg_proc_status_parse(const char *text, mg_proc_status *out, char *err,
           return mg_errf(err, err_len, MG_EPARSE,
                          "status: malformed line %d: \"%.*s\" (expected "
                          "\"Pid: <number>\")",
-                         lineno, quote_len(line, eol), line);
+                         it.lineno, mg__lines_quote_len(&it), line);
         st.pid = (pid_t)pidv;
       } else {
         for (size_t i = 0; i < sizeof kb_fields / sizeof kb_fields[0]; i++) {
@@ -96,14 +87,13 @@ int mg_proc_status_parse(const char *text, mg_proc_status *out, char *err,
             return mg_errf(err, err_len, MG_EPARSE,
                            "status: malformed line %d: \"%.*s\" (expected "
                            "\"%s: <number> kB\")",
-                           lineno, quote_len(line, eol), line,
+                           it.lineno, mg__lines_quote_len(&it), line,
                            kb_fields[i].key);
           have_vm = 1;
           break;
         }
       }
     }
-    line = *eol ? eol + 1 : eol;
   }
   if (!have_name)
     return mg_errf(err, err_len, MG_EPARSE,
@@ -211,20 +201,16 @@ int mg_proc_pss_read(const char *proc_root, pid_t pid, uint64_t *pss_bytes,
   if (rc < 0)
     return mg_errf(err, err_len, rc, "cannot read %s: %s", path,
                    mg_strerror(rc));
-  int lineno = 0;
-  const char *line = text;
-  while (*line) {
-    const char *eol = strchr(line, '\n');
-    if (!eol)
-      eol = line + strlen(line);
-    lineno++;
+  mg__lines it = mg__lines_start(text);
+  while (mg__lines_next(&it)) {
+    const char *line = it.line, *eol = it.eol;
     if (eol - line >= 4 && memcmp(line, "Pss:", 4) == 0) {
       uint64_t v;
       if (mg__parse_kb(line + 4, eol, &v) < 0) {
         rc = mg_errf(err, err_len, MG_EPARSE,
                      "%s: malformed line %d: \"%.*s\" (expected \"Pss: "
                      "<number> kB\")",
-                     path, lineno, quote_len(line, eol), line);
+                     path, it.lineno, mg__lines_quote_len(&it), line);
         free(text);
         return rc;
       }
@@ -233,7 +219,6 @@ int mg_proc_pss_read(const char *proc_root, pid_t pid, uint64_t *pss_bytes,
         *pss_bytes = v;
       return 0;
     }
-    line = *eol ? eol + 1 : eol;
   }
   free(text);
   return mg_errf(err, err_len, MG_ENOTSUP,
