@@ -136,30 +136,49 @@ static int classify_enoent(const char *proc_root, pid_t pid, char *err,
   return mg_errf(err, err_len, -ESRCH, "no process with pid %ld", (long)pid);
 }
 
-int mg_proc_status_read(const char *proc_root, pid_t pid, mg_proc_status *out,
-                        char *err, size_t err_len) {
-  if (out)
-    memset(out, 0, sizeof *out);
+/* Read <root>/<pid>/<file> (pid 0 = self) into a new heap buffer *text
+ * (the caller frees it), its path into path[4096]. On failure *text is NULL
+ * and err says why: -EINVAL for a pid < 0, -ENAMETOOLONG, -ESRCH when the
+ * process is gone, -ENOENT when /proc is missing, else the read's error
+ * ("cannot read PATH: ..." and `denied_hint` after -EACCES or -EPERM).
+ * Returns 1, with err untouched, when the file is missing from a live
+ * process' directory: the caller says what that means. */
+static int read_pid_file(const char *proc_root, pid_t pid, const char *file,
+                         const char *denied_hint, char path[4096], char **text,
+                         char *err, size_t err_len) {
+  *text = NULL;
   if (pid < 0)
     return mg_errf(err, err_len, -EINVAL,
                    "invalid pid %ld (expected a pid > 0, or 0 for self)",
                    (long)pid);
-  char path[4096];
-  if (pid_path(path, sizeof path, proc_root, pid, "status") < 0)
-    return mg_errf(err, err_len, -ENAMETOOLONG, "status: path too long");
-  char *text = NULL;
-  int rc = mg__read_file_alloc(path, MG__PROC_MAX_FILE, &text, NULL);
+  if (pid_path(path, 4096, proc_root, pid, file) < 0)
+    return mg_errf(err, err_len, -ENAMETOOLONG, "%s: path too long", file);
+  int rc = mg__read_file_alloc(path, MG__PROC_MAX_FILE, text, NULL);
   if (rc == -ENOENT) {
     int c = classify_enoent(proc_root, pid, err, err_len);
-    return c < 0 ? c
-                 : mg_errf(err, err_len, -ENOENT, "cannot read %s: %s", path,
-                           mg_strerror(-ENOENT));
+    return c < 0 ? c : 1;
   }
   if (rc == -ESRCH) /* the process exited between open and read */
     return mg_errf(err, err_len, -ESRCH, "no process with pid %ld", (long)pid);
   if (rc < 0)
-    return mg_errf(err, err_len, rc, "cannot read %s: %s", path,
-                   mg_strerror(rc));
+    return mg_errf(
+        err, err_len, rc, "cannot read %s: %s%s", path, mg_strerror(rc),
+        denied_hint && (rc == -EACCES || rc == -EPERM) ? denied_hint : "");
+  return 0;
+}
+
+int mg_proc_status_read(const char *proc_root, pid_t pid, mg_proc_status *out,
+                        char *err, size_t err_len) {
+  if (out)
+    memset(out, 0, sizeof *out);
+  char path[4096], *text;
+  int rc =
+      read_pid_file(proc_root, pid, "status", NULL, path, &text, err, err_len);
+  if (rc == 1)
+    return mg_errf(err, err_len, -ENOENT, "cannot read %s: %s", path,
+                   mg_strerror(-ENOENT));
+  if (rc < 0)
+    return rc;
   char perr[512];
   rc = mg_proc_status_parse(text, out, perr, sizeof perr);
   free(text);
@@ -174,33 +193,17 @@ int mg_proc_pss_read(const char *proc_root, pid_t pid, uint64_t *pss_bytes,
                      char *err, size_t err_len) {
   if (pss_bytes)
     *pss_bytes = 0;
-  if (pid < 0)
-    return mg_errf(err, err_len, -EINVAL,
-                   "invalid pid %ld (expected a pid > 0, or 0 for self)",
-                   (long)pid);
-  char path[4096];
-  if (pid_path(path, sizeof path, proc_root, pid, "smaps_rollup") < 0)
-    return mg_errf(err, err_len, -ENAMETOOLONG, "smaps_rollup: path too long");
-  char *text = NULL;
-  int rc = mg__read_file_alloc(path, MG__PROC_MAX_FILE, &text, NULL);
-  if (rc == -ENOENT) {
-    int c = classify_enoent(proc_root, pid, err, err_len);
-    return c < 0 ? c
-                 : mg_errf(err, err_len, MG_ENOTSUP,
-                           "PSS not available: %s is missing (needs Linux "
-                           ">= 4.14)",
-                           path);
-  }
-  if (rc == -ESRCH)
-    return mg_errf(err, err_len, -ESRCH, "no process with pid %ld", (long)pid);
-  if (rc == -EACCES || rc == -EPERM)
-    return mg_errf(err, err_len, rc,
-                   "cannot read %s: %s (reading another user's memory map "
-                   "needs ptrace access: same user or CAP_SYS_PTRACE)",
-                   path, mg_strerror(rc));
+  char path[4096], *text;
+  int rc = read_pid_file(proc_root, pid, "smaps_rollup",
+                         " (reading another user's memory map needs ptrace "
+                         "access: same user or CAP_SYS_PTRACE)",
+                         path, &text, err, err_len);
+  if (rc == 1)
+    return mg_errf(err, err_len, MG_ENOTSUP,
+                   "PSS not available: %s is missing (needs Linux >= 4.14)",
+                   path);
   if (rc < 0)
-    return mg_errf(err, err_len, rc, "cannot read %s: %s", path,
-                   mg_strerror(rc));
+    return rc;
   mg__lines it = mg__lines_start(text);
   while (mg__lines_next(&it)) {
     const char *line = it.line, *eol = it.eol;
