@@ -139,6 +139,18 @@ int mg__lines_next(mg__lines *it) {
   return 1;
 }
 
+int mg__lines_key(const mg__lines *it, const char *key, const char **value) {
+  size_t kl = strlen(key);
+  if ((size_t)(it->eol - it->line) <= kl || it->line[kl] != ':' ||
+      memcmp(it->line, key, kl) != 0)
+    return 0;
+  const char *v = it->line + kl + 1;
+  while (v < it->eol && (*v == ' ' || *v == '\t'))
+    v++;
+  *value = v;
+  return 1;
+}
+
 int mg__lines_quote_len(const mg__lines *it) {
   return (int)(it->eol - it->line > 200 ? 200 : it->eol - it->line);
 }

@@ -52,6 +52,10 @@ mg__lines mg__lines_start(const char *text);
 /* Step to the next line: 1 when there is one, 0 at the end of the text. */
 int mg__lines_next(mg__lines *it);
 
+/* Whether the current line is "<key>:<value>" (key without ':'); *value
+ * is then where the value starts, past spaces and tabs (it ends at eol). */
+int mg__lines_key(const mg__lines *it, const char *key, const char **value);
+
 /* The current line's length for quoting in a message: at most 200. */
 int mg__lines_quote_len(const mg__lines *it);
 

@@ -70,23 +70,18 @@ int mg_meminfo_parse(const char *text, mg_meminfo *out, char *err,
   int seen[F_COUNT] = {0};
   mg__lines it = mg__lines_start(text);
   while (mg__lines_next(&it)) {
-    const char *line = it.line, *eol = it.eol;
-    const char *colon = memchr(line, ':', (size_t)(eol - line));
-    if (colon) {
-      size_t klen = (size_t)(colon - line);
-      for (int f = 0; f < F_COUNT; f++) {
-        if (strlen(field_names[f]) != klen ||
-            memcmp(field_names[f], line, klen) != 0)
-          continue;
-        if (mg__parse_kb(colon + 1, eol, field_ptr(&m, f)) < 0)
-          return mg_errf(err, err_len, MG_EPARSE,
-                         "meminfo: malformed line %d: \"%.*s\" (expected "
-                         "\"%s: <number> kB\", at most 2^63-1 bytes)",
-                         it.lineno, mg__lines_quote_len(&it), line,
-                         field_names[f]);
-        seen[f] = 1;
-        break;
-      }
+    for (int f = 0; f < F_COUNT; f++) {
+      const char *v;
+      if (!mg__lines_key(&it, field_names[f], &v))
+        continue;
+      if (mg__parse_kb(v, it.eol, field_ptr(&m, f)) < 0)
+        return mg_errf(err, err_len, MG_EPARSE,
+                       "meminfo: malformed line %d: \"%.*s\" (expected "
+                       "\"%s: <number> kB\", at most 2^63-1 bytes)",
+                       it.lineno, mg__lines_quote_len(&it), it.line,
+                       field_names[f]);
+      seen[f] = 1;
+      break;
     }
   }
   if (text[strspn(text, " \t\r\n")] == '\0')

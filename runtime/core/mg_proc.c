@@ -47,51 +47,40 @@ int mg_proc_status_parse(const char *text, mg_proc_status *out, char *err,
   int have_name = 0, have_vm = 0;
   mg__lines it = mg__lines_start(text);
   while (mg__lines_next(&it)) {
-    const char *line = it.line, *eol = it.eol;
-    const char *colon = memchr(line, ':', (size_t)(eol - line));
-    if (colon) {
-      size_t klen = (size_t)(colon - line);
-      if (klen == 4 && memcmp(line, "Name", 4) == 0) {
-        const char *v = colon + 1;
-        while (v < eol && (*v == ' ' || *v == '\t'))
-          v++;
-        size_t n = (size_t)(eol - v);
-        if (n >= sizeof st.name)
-          n = sizeof st.name - 1;
-        memcpy(st.name, v, n);
-        st.name[n] = '\0';
-        have_name = 1;
-      } else if (klen == 3 && memcmp(line, "Pid", 3) == 0) {
-        const char *v = colon + 1;
-        while (v < eol && (*v == ' ' || *v == '\t'))
-          v++;
-        long pidv = 0;
-        const char *d = v;
-        for (; d < eol && *d >= '0' && *d <= '9' && pidv < 100000000; d++)
-          pidv = pidv * 10 + (*d - '0');
-        while (d < eol && (*d == ' ' || *d == '\t' || *d == '\r'))
-          d++;
-        if (v == eol || *v < '0' || *v > '9' || d != eol)
+    const char *line = it.line, *eol = it.eol, *v;
+    if (mg__lines_key(&it, "Name", &v)) {
+      size_t n = (size_t)(eol - v);
+      if (n >= sizeof st.name)
+        n = sizeof st.name - 1;
+      memcpy(st.name, v, n);
+      st.name[n] = '\0';
+      have_name = 1;
+    } else if (mg__lines_key(&it, "Pid", &v)) {
+      long pidv = 0;
+      const char *d = v;
+      for (; d < eol && *d >= '0' && *d <= '9' && pidv < 100000000; d++)
+        pidv = pidv * 10 + (*d - '0');
+      while (d < eol && (*d == ' ' || *d == '\t' || *d == '\r'))
+        d++;
+      if (v == eol || *v < '0' || *v > '9' || d != eol)
+        return mg_errf(err, err_len, MG_EPARSE,
+                       "status: malformed line %d: \"%.*s\" (expected "
+                       "\"Pid: <number>\")",
+                       it.lineno, mg__lines_quote_len(&it), line);
+      st.pid = (pid_t)pidv;
+    } else {
+      for (size_t i = 0; i < sizeof kb_fields / sizeof kb_fields[0]; i++) {
+        if (!mg__lines_key(&it, kb_fields[i].key, &v))
+          continue;
+        uint64_t *dst = (uint64_t *)((char *)&st + kb_fields[i].off);
+        if (mg__parse_kb(v, eol, dst) < 0)
           return mg_errf(err, err_len, MG_EPARSE,
                          "status: malformed line %d: \"%.*s\" (expected "
-                         "\"Pid: <number>\")",
-                         it.lineno, mg__lines_quote_len(&it), line);
-        st.pid = (pid_t)pidv;
-      } else {
-        for (size_t i = 0; i < sizeof kb_fields / sizeof kb_fields[0]; i++) {
-          if (strlen(kb_fields[i].key) != klen ||
-              memcmp(kb_fields[i].key, line, klen) != 0)
-            continue;
-          uint64_t *dst = (uint64_t *)((char *)&st + kb_fields[i].off);
-          if (mg__parse_kb(colon + 1, eol, dst) < 0)
-            return mg_errf(err, err_len, MG_EPARSE,
-                           "status: malformed line %d: \"%.*s\" (expected "
-                           "\"%s: <number> kB\")",
-                           it.lineno, mg__lines_quote_len(&it), line,
-                           kb_fields[i].key);
-          have_vm = 1;
-          break;
-        }
+                         "\"%s: <number> kB\")",
+                         it.lineno, mg__lines_quote_len(&it), line,
+                         kb_fields[i].key);
+        have_vm = 1;
+        break;
       }
     }
   }
@@ -206,14 +195,14 @@ int mg_proc_pss_read(const char *proc_root, pid_t pid, uint64_t *pss_bytes,
     return rc;
   mg__lines it = mg__lines_start(text);
   while (mg__lines_next(&it)) {
-    const char *line = it.line, *eol = it.eol;
-    if (eol - line >= 4 && memcmp(line, "Pss:", 4) == 0) {
+    const char *value;
+    if (mg__lines_key(&it, "Pss", &value)) {
       uint64_t v;
-      if (mg__parse_kb(line + 4, eol, &v) < 0) {
+      if (mg__parse_kb(value, it.eol, &v) < 0) {
         rc = mg_errf(err, err_len, MG_EPARSE,
                      "%s: malformed line %d: \"%.*s\" (expected \"Pss: "
                      "<number> kB\")",
-                     path, it.lineno, mg__lines_quote_len(&it), line);
+                     path, it.lineno, mg__lines_quote_len(&it), it.line);
         free(text);
         return rc;
       }

@@ -274,6 +274,23 @@ TEST(fileio_lines) {
   it = mg__lines_start("");
   ASSERT_EQ(mg__lines_next(&it), 0);
   ASSERT_EQ(it.lineno, 0);
+  /* Keys: the whole text before the first ':', the value past blanks. */
+  it = mg__lines_start("VmRSS: \t 12 kB\nVmRSSx: 1\nVm:RSS: 2\nVmRSS\nPid:");
+  const char *v = NULL;
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(mg__lines_key(&it, "VmRSS", &v), 1);
+  ASSERT_STR_EQ(v, "12 kB\nVmRSSx: 1\nVm:RSS: 2\nVmRSS\nPid:");
+  ASSERT_EQ(mg__lines_key(&it, "VmRS", &v), 0);
+  ASSERT_EQ(mg__lines_key(&it, "VmRSS:", &v), 0);
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(mg__lines_key(&it, "VmRSS", &v), 0);
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(mg__lines_key(&it, "Vm", &v), 1);
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(mg__lines_key(&it, "VmRSS", &v), 0); /* no colon */
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(mg__lines_key(&it, "Pid", &v), 1); /* empty value */
+  ASSERT(v == it.eol);
   /* Quoting stops at 200 characters. */
   char longline[300];
   memset(longline, 'k', sizeof longline - 1);
