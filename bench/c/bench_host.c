@@ -4,17 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "host/mg_runtime.h"
 #include "lua/mg__lua.h" /* mg_lua_pcall: the dispatch measured */
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static mg_runtime *new_rt(void) {
   mg_runtime_opts o;
@@ -43,22 +36,15 @@ static void bench_dispatch(void) {
   lua_State *L = mg_runtime_lua(rt);
   load(rt, "n = 0 function f() n = n + 1 end");
   const int N = 2000000;
-  double t0 = now_s();
+  double t0 = bench_now_s();
   for (int i = 0; i < N; i++) {
     lua_getglobal(L, "f");
     mg_lua_pcall(L, 0, 0, "bench", NULL);
   }
-  double ns = (now_s() - t0) / N * 1e9;
+  double ns = (bench_now_s() - t0) / N * 1e9;
   printf("| C→Lua callback dispatch (budgeted pcall) | %.0f ns | ≤ 1000 ns |\n",
          ns);
   mg_runtime_free(rt);
-}
-
-static double cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* Timer dispatch as policies see it: 1000 repeating 1 ms timers for 1 s,
@@ -68,9 +54,9 @@ static void bench_timers(void) {
   load(rt, "n = 0 local function f() n = n + 1 end "
            "for i = 1, 1000 do mg.every(1, f) end "
            "mg.after(1000, function() mg.exit(0) end)");
-  double c0 = cpu_s();
+  double c0 = bench_cpu_s();
   mg_runtime_run(rt);
-  double cpu = cpu_s() - c0;
+  double cpu = bench_cpu_s() - c0;
   lua_State *L = mg_runtime_lua(rt);
   lua_getglobal(L, "n");
   double n = lua_tonumber(L, -1);

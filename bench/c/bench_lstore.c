@@ -12,21 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "mg/mg.h"
+#include "bench_util.h"
 #include "host/mg_runtime.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
+#include "mg/mg.h"
 
 static const char *const BENCH_LUA =
     "local S = require('mg.strategies')\n"
@@ -124,11 +113,11 @@ static double bench_c_add(int rounds, long n) {
     mg_store_add(s, &in, NULL, NULL);
   double best = 0;
   for (int r = 0; r < rounds; r++) {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (long i = 0; i < n; i++)
       if (mg_store_add(s, &in, NULL, NULL) != 0)
         abort();
-    double rate = (double)n / (now_s() - t0);
+    double rate = (double)n / (bench_now_s() - t0);
     if (rate > best)
       best = rate;
   }
@@ -140,9 +129,9 @@ static double bench_lua_add(int rounds, long n) {
   double best = 0;
   call("setup_add", NULL, -1);
   for (int r = 0; r < rounds; r++) {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     call("run_add", NULL, n);
-    double rate = (double)n / (now_s() - t0);
+    double rate = (double)n / (bench_now_s() - t0);
     if (rate > best)
       best = rate;
   }
@@ -160,12 +149,12 @@ static double bench_strategy(const char *name, int n) {
   for (int i = 0; i < n; i++) {
     call("refill", NULL, -1);
     lua_settop(L, 0);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     call("run_strategy", NULL, -1);
-    t[i] = (now_s() - t0) * 1e3;
+    t[i] = (bench_now_s() - t0) * 1e3;
     lua_settop(L, 0);
   }
-  qsort(t, (size_t)n, sizeof t[0], cmp_double);
+  qsort(t, (size_t)n, sizeof t[0], bench_cmp_double);
   return t[n / 2];
 }
 
@@ -183,14 +172,14 @@ static double bench_trim(const char *run, int rounds, long *est) {
       exit(1);
     }
     lua_gc(L, LUA_GCCOLLECT);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     call(run, NULL, -1);
-    t[r] = (now_s() - t0) * 1e3;
+    t[r] = (bench_now_s() - t0) * 1e3;
     call("trim_est_calls", NULL, -1);
     *est += (long)lua_tointeger(L, -1);
     lua_settop(L, 0);
   }
-  qsort(t, (size_t)rounds, sizeof t[0], cmp_double);
+  qsort(t, (size_t)rounds, sizeof t[0], bench_cmp_double);
   return t[rounds / 2];
 }
 

@@ -7,38 +7,18 @@
  *   bench_spawn MGRUN MG-HOG
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "host/mg_runtime.h"
 #include "sup/mg_sup.h"
 
 static const char *hog_path;
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static double cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 /* Percentile p (0..100) of n sorted values. */
 static double pct(const double *v, int n, double p) {
@@ -54,21 +34,11 @@ static __attribute__((noreturn)) void die(const char *what, const char *err) {
 /* ------------------------------------------------- plain fork/exec */
 
 static double fork_exec_ms(char **argv) {
-  double t0 = now_ms();
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = open("/dev/null", O_WRONLY);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execvp(argv[0], argv);
-    _exit(127);
-  }
   int st;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
+  double ms = bench_run_quiet_ms(argv, &st);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
     die(argv[0], "failed");
-  return now_ms() - t0;
+  return ms;
 }
 
 /* ------------------------------------------------- supervisor helpers */
@@ -89,7 +59,7 @@ typedef struct run_state {
 static void on_exit_cb(mg_child *c, const mg_child_exit *e, void *ud) {
   run_state *s = ud;
   (void)c;
-  s->t_exit = now_ms();
+  s->t_exit = bench_now_ms();
   s->e = *e;
   s->exited = 1;
 }
@@ -110,7 +80,7 @@ static void on_sample_count(mg_child *c, const mg_child_sample *smp, void *ud) {
  * above the threshold. */
 static void on_sample_kill(mg_child *c, const mg_child_sample *smp, void *ud) {
   run_state *s = ud;
-  double t = now_ms();
+  double t = bench_now_ms();
   s->samples++;
   if (!s->killed && smp->used_bytes >= s->threshold) {
     s->killed = 1;
@@ -153,34 +123,56 @@ static void end_sup(uv_loop_t *loop, mg_sup *sup) {
   uv_run(loop, UV_RUN_NOWAIT);
 }
 
+/* Options for the child "<prefix><i>" (its name in name[32]) running
+ * `argv` under `enforce`, sampled every sample_ms (0: never). */
+static mg_child_opts child_opts(char name[32], const char *prefix, int i,
+                                char **argv, mg_enforce enforce,
+                                int64_t sample_ms) {
+  snprintf(name, 32, "%s%d", prefix, i);
+  mg_child_opts o;
+  mg_child_opts_init(&o);
+  o.name = name;
+  o.argv = argv;
+  o.enforce = enforce;
+  o.sample_ms = sample_ms;
+  return o;
+}
+
+static mg_child *spawn(mg_sup *sup, const mg_child_opts *o,
+                       const mg_child_events *ev) {
+  char err[1024];
+  mg_child *c;
+  if (mg_child_spawn(sup, o, ev, &c, err, sizeof err) < 0)
+    die("mg_child_spawn", err);
+  return c;
+}
+
+/* Spawn a child whose events write `s`, and run until it is closed. */
+static void run_to_close(uv_loop_t *loop, mg_sup *sup, const mg_child_opts *o,
+                         const mg_child_events *ev, run_state *s) {
+  mg_child *c = spawn(sup, o, ev);
+  while (!s->closed)
+    uv_run(loop, UV_RUN_ONCE);
+  mg_child_release(c);
+}
+
 /* Spawn `argv` under `enforce` and run until it is closed; returns the
  * spawn-to-exit time in ms (exit seen by the supervisor: SIGCHLD, reap,
  * cgroup read and removal included). */
 static double sup_run_ms(uv_loop_t *loop, mg_sup *sup, mg_enforce enforce,
                          char **argv, int i) {
   char name[32];
-  char err[1024];
   run_state s;
   memset(&s, 0, sizeof s);
-  snprintf(name, sizeof name, "b%d", i);
-  mg_child_opts o;
-  mg_child_opts_init(&o);
-  o.name = name;
-  o.argv = argv;
-  o.enforce = enforce;
+  /* sample_ms 0: spawn to exit only */
+  mg_child_opts o = child_opts(name, "b", i, argv, enforce, 0);
   if (enforce != MG_ENFORCE_NONE)
     o.limit_bytes = (uint64_t)256 << 20;
-  o.sample_ms = 0; /* spawn to exit only */
   o.warn_at = 0;
   o.stdout_mode = o.stderr_mode = MG_STDIO_NULL;
   mg_child_events ev = {NULL, NULL, on_exit_cb, NULL, on_close_cb, &s};
-  mg_child *c;
-  double t0 = now_ms();
-  if (mg_child_spawn(sup, &o, &ev, &c, err, sizeof err) < 0)
-    die("mg_child_spawn", err);
-  while (!s.closed)
-    uv_run(loop, UV_RUN_ONCE);
-  mg_child_release(c);
+  double t0 = bench_now_ms();
+  run_to_close(loop, sup, &o, &ev, &s);
   if (s.e.reason != MG_EXIT_EXIT || s.e.code != 0)
     die(argv[0], "did not exit 0 under the supervisor");
   return s.t_exit - t0;
@@ -224,7 +216,7 @@ static void bench_spawn_latency(int cgroup_ok) {
       if (i >= 3)
         t[i - 3] = ms;
     }
-    qsort(t, N, sizeof t[0], cmp);
+    qsort(t, N, sizeof t[0], bench_cmp_double);
     med[k] = pct(t, N, 50);
     printf("| spawn → exit: %s (median of %d; p90 %.2f ms) | %.2f ms | %s |\n",
            cases[k].what, N, pct(t, N, 90), med[k],
@@ -248,38 +240,32 @@ static void bench_sample_cost(int cgroup_ok) {
   static run_state st[KIDS];
   static mg_child *kids[KIDS];
   char *argv[] = {"sleep", "3600", NULL};
-  char err[1024];
   uv_loop_t loop;
   uv_loop_init(&loop);
   mg_sup *sup = new_sup(&loop);
   for (int i = 0; i < KIDS; i++) {
     char name[32];
-    snprintf(name, sizeof name, "idle%d", i);
-    mg_child_opts o;
-    mg_child_opts_init(&o);
-    o.name = name;
-    o.argv = argv;
-    o.enforce = cgroup_ok ? MG_ENFORCE_CGROUP : MG_ENFORCE_DATA;
+    mg_child_opts o =
+        child_opts(name, "idle", i, argv,
+                   cgroup_ok ? MG_ENFORCE_CGROUP : MG_ENFORCE_DATA, 100);
     o.limit_bytes = (uint64_t)64 << 20;
-    o.sample_ms = 100;
     o.warn_at = 0.8;
     mg_child_events ev = {on_sample_count, NULL,  NULL, NULL,
                           on_close_cb,     &st[i]};
-    if (mg_child_spawn(sup, &o, &ev, &kids[i], err, sizeof err) < 0)
-      die("mg_child_spawn", err);
+    kids[i] = spawn(sup, &o, &ev);
   }
   /* warm up 0.5 s, then measure 3 s */
-  double end = now_ms() + 500;
-  while (now_ms() < end)
+  double end = bench_now_ms() + 500;
+  while (bench_now_ms() < end)
     uv_run(&loop, UV_RUN_ONCE);
   unsigned long s0 = 0, s1 = 0;
   for (int i = 0; i < KIDS; i++)
     s0 += st[i].samples;
-  double c0 = cpu_s();
-  end = now_ms() + 3000;
-  while (now_ms() < end)
+  double c0 = bench_cpu_s();
+  end = bench_now_ms() + 3000;
+  while (bench_now_ms() < end)
     uv_run(&loop, UV_RUN_ONCE);
-  double cpu = cpu_s() - c0;
+  double cpu = bench_cpu_s() - c0;
   for (int i = 0; i < KIDS; i++)
     s1 += st[i].samples;
   printf("| supervisor (C) per child per sample, %d children (%s) at "
@@ -362,10 +348,10 @@ static void bench_mgrun_idle(const char *mgrun) {
   while (in && fgets(line, sizeof line, in)) {
     if (sscanf(line, "start %lu", &n0) == 1) {
       c0 = proc_cpu_s(pid);
-      t0 = now_ms();
+      t0 = bench_now_ms();
     } else if (sscanf(line, "end %lu", &n1) == 1) {
       c1 = proc_cpu_s(pid);
-      t1 = now_ms();
+      t1 = bench_now_ms();
       rss = proc_rss_mib(pid);
     }
   }
@@ -403,7 +389,6 @@ static void bench_crossing(void) {
   snprintf(rate_s, sizeof rate_s, "%llu", (unsigned long long)rate);
   char *argv[] = {(char *)hog_path, "--quiet", "--rate", rate_s,
                   "--step",         "256K",    NULL};
-  char err[1024];
   uv_loop_t loop;
   uv_loop_init(&loop);
   mg_sup *sup = new_sup(&loop);
@@ -417,28 +402,18 @@ static void bench_crossing(void) {
     uint64_t mib = 16 + (seed >> 16) % 33;
     s.threshold = mib << 20;
     char name[32];
-    snprintf(name, sizeof name, "cross%d", i);
-    mg_child_opts o;
-    mg_child_opts_init(&o);
-    o.name = name;
-    o.argv = argv;
-    o.enforce = MG_ENFORCE_NONE; /* the policy limit is the only one */
-    o.sample_ms = 100;
+    /* enforce none: the policy limit is the only one */
+    mg_child_opts o = child_opts(name, "cross", i, argv, MG_ENFORCE_NONE, 100);
     o.stdout_mode = o.stderr_mode = MG_STDIO_NULL;
     mg_child_events ev = {on_sample_kill, NULL,        on_exit_cb,
                           NULL,           on_close_cb, &s};
-    mg_child *c;
-    s.t_prev = now_ms();
-    if (mg_child_spawn(sup, &o, &ev, &c, err, sizeof err) < 0)
-      die("mg_child_spawn", err);
-    while (!s.closed)
-      uv_run(&loop, UV_RUN_ONCE);
-    mg_child_release(c);
+    s.t_prev = bench_now_ms();
+    run_to_close(&loop, sup, &o, &ev, &s);
     if (!s.killed)
       die("crossing", "the hog was not killed at its policy limit");
     lat[i] = s.t_exit - s.t_cross;
   }
-  qsort(lat, N, sizeof lat[0], cmp);
+  qsort(lat, N, sizeof lat[0], bench_cmp_double);
   printf("| hog crossing a policy limit → its death, sample_ms 100 "
          "(p:kill() at the first sample above; %d runs) p50 | %.0f ms | "
          "≤ 100 ms |\n",

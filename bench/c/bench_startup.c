@@ -6,42 +6,20 @@
  *         (A and B in turn, A B A B …, so drift hits both alike)
  *
  * fork + execvp + waitpid, output to /dev/null, after 3 warm-up runs. */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
+#include "bench_util.h"
 
 static double run_once(char **argv) {
-  double t0 = now_ms();
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = open("/dev/null", O_WRONLY);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execvp(argv[0], argv);
-    _exit(127);
-  }
   int st;
-  waitpid(pid, &st, 0);
+  double ms = bench_run_quiet_ms(argv, &st);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
     fprintf(stderr, "bench_startup: %s failed (status %d)\n", argv[0], st);
     exit(1);
   }
-  return now_ms() - t0;
+  return ms;
 }
 
 static int pair(int runs, char **a, char **b) {
@@ -59,9 +37,9 @@ static int pair(int runs, char **a, char **b) {
     tb[i] = run_once(b);
     r[i] = ta[i] / tb[i];
   }
-  qsort(ta, (size_t)runs, sizeof *ta, cmp);
-  qsort(tb, (size_t)runs, sizeof *tb, cmp);
-  qsort(r, (size_t)runs, sizeof *r, cmp);
+  qsort(ta, (size_t)runs, sizeof *ta, bench_cmp_double);
+  qsort(tb, (size_t)runs, sizeof *tb, bench_cmp_double);
+  qsort(r, (size_t)runs, sizeof *r, bench_cmp_double);
   printf("%.3f %.3f %.3f %.3f %.2f\n", ta[runs / 2], ta[(runs * 9) / 10],
          tb[runs / 2], tb[(runs * 9) / 10], r[runs / 2]);
   free(ta);
@@ -101,7 +79,7 @@ int main(int argc, char **argv) {
     run_once(argv + 2);
   for (int i = 0; i < runs; i++)
     t[i] = run_once(argv + 2);
-  qsort(t, (size_t)runs, sizeof *t, cmp);
+  qsort(t, (size_t)runs, sizeof *t, bench_cmp_double);
   printf("%.3f %.3f\n", t[runs / 2], t[(runs * 9) / 10]);
   free(t);
   return 0;

@@ -16,28 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "mg/mg.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* CPU time of this thread: what one core spent, not counting the time
- * other processes on a shared machine took from it. */
-static double cpu_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_dbl(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
 
 static void die(const char *what, const char *msg) {
   fprintf(stderr, "bench_store: %s: %s\n", what, msg);
@@ -45,6 +26,33 @@ static void die(const char *what, const char *msg) {
 }
 
 static char content[256];
+
+/* A store from `o`; a failure ends the benchmark. */
+static mg_store *new_store(const mg_store_options *o) {
+  mg_store *s = NULL;
+  char err[256];
+  if (mg_store_new(o, &s, err, sizeof err))
+    die("mg_store_new", err);
+  return s;
+}
+
+/* The message every benchmark adds: 256 bytes of content, role "user". */
+static mg_store_input message(void) {
+  mg_store_input in = {0};
+  in.role = "user";
+  in.content = content;
+  in.content_len = sizeof content;
+  return in;
+}
+
+/* Add `n` copies of the message to `s`. */
+static void fill(mg_store *s, int n) {
+  mg_store_input in = message();
+  mg_store_error e;
+  for (int i = 0; i < n; i++)
+    if (mg_store_add(s, &in, NULL, &e))
+      die("fill", e.message);
+}
 
 /* ---------------------------------------------------------- 1. add */
 
@@ -55,28 +63,21 @@ static void bench_add(long n, double *wall, double *cpu, uint64_t *evicted) {
   mg_store_options_init(&o);
   o.name = "bench";
   o.on_full = MG_STORE_ON_FULL_PRUNE; /* strategy NULL: oldest, C path */
-  mg_store *s = NULL;
-  char err[256];
-  if (mg_store_new(&o, &s, err, sizeof err))
-    die("mg_store_new", err);
-  mg_store_input in = {0};
-  in.role = "user";
-  in.content = content;
-  in.content_len = sizeof content;
+  mg_store *s = new_store(&o);
+  fill(s, 1000); /* to the limit */
+  mg_store_input in = message();
   mg_store_error e;
-  for (int i = 0; i < 1000; i++) /* fill to the limit */
-    if (mg_store_add(s, &in, NULL, &e))
-      die("fill", e.message);
   for (int r = 0; r < ADD_ROUNDS; r++) {
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = bench_now_s(), c0 = bench_thread_cpu_s();
     for (long i = 0; i < n; i++)
       if (mg_store_add(s, &in, NULL, &e))
         die("add", e.message);
-    cpu[r] = cpu_s() - c0;
-    wall[r] = now_s() - t0;
+    cpu[r] = bench_thread_cpu_s() - c0;
+    wall[r] = bench_now_s() - t0;
   }
-  qsort(wall, ADD_ROUNDS, sizeof wall[0], cmp_dbl);
-  qsort(cpu, ADD_ROUNDS, sizeof cpu[0], cmp_dbl);
+  qsort(wall, ADD_ROUNDS, sizeof wall[0], bench_cmp_double);
+  qsort(cpu, ADD_ROUNDS, sizeof cpu[0], bench_cmp_double);
+  char err[256];
   mg_store_stats st;
   mg_store_get_stats(s, &st);
   *evicted = st.evicted_count;
@@ -108,30 +109,21 @@ static double bench_trim(uint64_t *calls_during, uint64_t *removed_out) {
     o.name = "trim";
     o.limits.max_messages = 10000;
     o.estimate_tokens = estimator;
-    mg_store *s = NULL;
-    char err[256];
-    if (mg_store_new(&o, &s, err, sizeof err))
-      die("mg_store_new", err);
-    mg_store_input in = {0};
-    in.role = "user";
-    in.content = content;
-    in.content_len = sizeof content;
-    mg_store_error e;
-    for (int i = 0; i < 4000; i++)
-      if (mg_store_add(s, &in, NULL, &e))
-        die("fill", e.message);
+    mg_store *s = new_store(&o);
+    fill(s, 4000);
     uint64_t before = est_calls, removed = 0;
-    double t0 = now_s();
+    char err[256];
+    double t0 = bench_now_s();
     if (mg_store_prune(s, 400, &removed, err, sizeof err))
       die("prune", err);
-    t[r] = now_s() - t0;
+    t[r] = bench_now_s() - t0;
     *calls_during += est_calls - before;
     *removed_out = removed;
     if (mg_store_len(s) != 400)
       die("prune", "did not keep 400");
     mg_store_free(s);
   }
-  qsort(t, RUNS, sizeof t[0], cmp_dbl);
+  qsort(t, RUNS, sizeof t[0], bench_cmp_double);
   return t[RUNS / 2];
 }
 
@@ -168,20 +160,10 @@ static void bench_heap(double *real_per_msg, double *accounted_per_msg,
   mg_store_options o;
   mg_store_options_init(&o);
   o.alloc = &a;
-  mg_store *s = NULL;
-  char err[256];
   live = 0;
-  if (mg_store_new(&o, &s, err, sizeof err))
-    die("mg_store_new", err);
+  mg_store *s = new_store(&o);
   *store_const = live;
-  mg_store_input in = {0};
-  in.role = "user";
-  in.content = content;
-  in.content_len = sizeof content;
-  mg_store_error e;
-  for (int i = 0; i < 1000; i++)
-    if (mg_store_add(s, &in, NULL, &e))
-      die("fill", e.message);
+  fill(s, 1000);
   mg_store_stats st;
   mg_store_get_stats(s, &st);
   *real_per_msg = (double)(live - *store_const) / 1000.0;

@@ -1,7 +1,8 @@
 /* mg__fileio.h — internal file helpers of libmg (core layer, not public).
  *
- * Small, allocation-free readers for /proc and /sys files. Errors are
- * negative errno values; callers turn them into messages.
+ * Small readers for /proc and /sys files, and a walker over the lines of
+ * what they read. Errors are negative errno values; callers turn them into
+ * messages.
  */
 #ifndef MG__FILEIO_H
 #define MG__FILEIO_H
@@ -32,6 +33,31 @@ int mg__read_file_alloc(const char *path, size_t max_len, char **out,
  * Returns 0, or -ENAMETOOLONG when it does not fit. */
 int mg__path_join(char *out, size_t out_len, const char *root, const char *dflt,
                   const char *rel);
+
+/* Walks the lines of a NUL-terminated text (meminfo, PID/status,
+ * pressure, memory.stat):
+ *   mg__lines it = mg__lines_start(text);
+ *   while (mg__lines_next(&it)) ... [it.line, it.eol) ...
+ * A line ends at '\n' (not included) or at the NUL; a final '\n' does not
+ * start an empty last line. */
+typedef struct mg__lines {
+  const char *line; /* the current line */
+  const char *eol;  /* its end: its '\n' or the text's NUL */
+  int lineno;       /* 1 for the first line */
+  const char *next; /* where the next line starts */
+} mg__lines;
+
+mg__lines mg__lines_start(const char *text);
+
+/* Step to the next line: 1 when there is one, 0 at the end of the text. */
+int mg__lines_next(mg__lines *it);
+
+/* Whether the current line is "<key>:<value>" (key without ':'); *value
+ * is then where the value starts, past spaces and tabs (it ends at eol). */
+int mg__lines_key(const mg__lines *it, const char *key, const char **value);
+
+/* The current line's length for quoting in a message: at most 200. */
+int mg__lines_quote_len(const mg__lines *it);
 
 /* Parse " <digits> kB" (spaces/tabs around, as in /proc/meminfo and
  * /proc/PID/status) in [p, end) into bytes. Returns 0, or -1 when

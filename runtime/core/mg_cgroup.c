@@ -70,10 +70,10 @@ static int cg__exists(const char *path) {
  * when the key is there but N is not a number. */
 static int cg__kv_get(const char *text, const char *key, uint64_t *out) {
   size_t kl = strlen(key);
-  const char *p = text;
-  while (*p) {
-    const char *eol = strchr(p, '\n');
-    size_t n = eol ? (size_t)(eol - p) : strlen(p);
+  mg__lines it = mg__lines_start(text);
+  while (mg__lines_next(&it)) {
+    const char *p = it.line;
+    size_t n = (size_t)(it.eol - p);
     if (n > kl && strncmp(p, key, kl) == 0 && p[kl] == ' ') {
       char num[32];
       size_t vl = n - kl - 1;
@@ -83,9 +83,6 @@ static int cg__kv_get(const char *text, const char *key, uint64_t *out) {
       num[vl] = '\0';
       return mg__cg_parse_u64(num, out) < 0 ? MG_EPARSE : 1;
     }
-    p += n;
-    if (*p)
-      p++;
   }
   return 0;
 }

@@ -11,8 +11,8 @@
  */
 #include "mg/mg_meminfo.h"
 
-#include "mg__fileio.h"
 #include "mg/mg_error.h"
+#include "mg__fileio.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -68,31 +68,21 @@ int mg_meminfo_parse(const char *text, mg_meminfo *out, char *err,
   if (!text || !out)
     return mg_errf(err, err_len, MG_EPARSE, "meminfo: no text to parse");
   int seen[F_COUNT] = {0};
-  const char *line = text;
-  int lineno = 0;
-  while (*line) {
-    const char *eol = strchr(line, '\n');
-    if (!eol)
-      eol = line + strlen(line);
-    lineno++;
-    const char *colon = memchr(line, ':', (size_t)(eol - line));
-    if (colon) {
-      size_t klen = (size_t)(colon - line);
-      for (int f = 0; f < F_COUNT; f++) {
-        if (strlen(field_names[f]) != klen ||
-            memcmp(field_names[f], line, klen) != 0)
-          continue;
-        if (mg__parse_kb(colon + 1, eol, field_ptr(&m, f)) < 0)
-          return mg_errf(err, err_len, MG_EPARSE,
-                         "meminfo: malformed line %d: \"%.*s\" (expected "
-                         "\"%s: <number> kB\", at most 2^63-1 bytes)",
-                         lineno, (int)(eol - line > 200 ? 200 : eol - line),
-                         line, field_names[f]);
-        seen[f] = 1;
-        break;
-      }
+  mg__lines it = mg__lines_start(text);
+  while (mg__lines_next(&it)) {
+    for (int f = 0; f < F_COUNT; f++) {
+      const char *v;
+      if (!mg__lines_key(&it, field_names[f], &v))
+        continue;
+      if (mg__parse_kb(v, it.eol, field_ptr(&m, f)) < 0)
+        return mg_errf(err, err_len, MG_EPARSE,
+                       "meminfo: malformed line %d: \"%.*s\" (expected "
+                       "\"%s: <number> kB\", at most 2^63-1 bytes)",
+                       it.lineno, mg__lines_quote_len(&it), it.line,
+                       field_names[f]);
+      seen[f] = 1;
+      break;
     }
-    line = *eol ? eol + 1 : eol;
   }
   if (text[strspn(text, " \t\r\n")] == '\0')
     return mg_errf(err, err_len, MG_EPARSE,

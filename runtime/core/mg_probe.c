@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,18 +149,31 @@ static json_t *pr__str(const char *s) {
   return v;
 }
 
+/* The cgroup's limit, null without one. */
+static json_t *pr__limit(const mg_cgroup_info *cg) {
+  return cg->has_limit ? pr__bytes(cg->limit_bytes) : json_null();
+}
+
 static json_t *pr__memory(pr__b *b, const mg_meminfo *mi,
                           const mg_cgroup_info *cg, const mg_effmem *eff) {
+  static const struct {
+    const char *key;
+    size_t off;
+  } mi_fields[] = {
+      {"total", offsetof(mg_meminfo, total_bytes)},
+      {"available", offsetof(mg_meminfo, available_bytes)},
+      {"free", offsetof(mg_meminfo, free_bytes)},
+      {"buffers", offsetof(mg_meminfo, buffers_bytes)},
+      {"cached", offsetof(mg_meminfo, cached_bytes)},
+      {"swap_total", offsetof(mg_meminfo, swap_total_bytes)},
+      {"swap_free", offsetof(mg_meminfo, swap_free_bytes)},
+  };
   json_t *o = json_object();
-  pr__set(b, o, "total", pr__bytes(mi->total_bytes));
-  pr__set(b, o, "available", pr__bytes(mi->available_bytes));
-  pr__set(b, o, "free", pr__bytes(mi->free_bytes));
-  pr__set(b, o, "buffers", pr__bytes(mi->buffers_bytes));
-  pr__set(b, o, "cached", pr__bytes(mi->cached_bytes));
-  pr__set(b, o, "swap_total", pr__bytes(mi->swap_total_bytes));
-  pr__set(b, o, "swap_free", pr__bytes(mi->swap_free_bytes));
-  pr__set(b, o, "cgroup_limit",
-          cg->has_limit ? pr__bytes(cg->limit_bytes) : json_null());
+  for (size_t i = 0; i < sizeof mi_fields / sizeof mi_fields[0]; i++) {
+    const uint64_t *v = (const uint64_t *)((const char *)mi + mi_fields[i].off);
+    pr__set(b, o, mi_fields[i].key, pr__bytes(*v));
+  }
+  pr__set(b, o, "cgroup_limit", pr__limit(cg));
   pr__set(b, o, "effective_total", pr__bytes(eff->total_bytes));
   pr__set(b, o, "effective_available", pr__bytes(eff->available_bytes));
   pr__set(b, o, "effective_source", pr__str(eff->source));
@@ -174,8 +188,7 @@ static json_t *pr__cgroup(pr__b *b, const mg_probe_opts *opts,
   pr__set(b, o, "mount", pr__str(cg->mount));
   pr__set(b, o, "path", pr__str(cg->path));
   pr__set(b, o, "dir", pr__str(cg->dir));
-  pr__set(b, o, "limit",
-          cg->has_limit ? pr__bytes(cg->limit_bytes) : json_null());
+  pr__set(b, o, "limit", pr__limit(cg));
   pr__set(b, o, "limit_dir",
           cg->has_limit ? pr__str(cg->limit_dir) : json_null());
   if (opts->skip_writable) {

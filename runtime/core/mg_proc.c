@@ -23,12 +23,6 @@
 
 #define MG__PROC_MAX_FILE (16u << 20) /* a status file is a few KiB */
 
-/* Length of the line at `line` (up to '\n' or NUL), at most 200 for
- * quoting in messages. */
-static int quote_len(const char *line, const char *eol) {
-  return (int)(eol - line > 200 ? 200 : eol - line);
-}
-
 int mg_proc_status_parse(const char *text, mg_proc_status *out, char *err,
                          size_t err_len) {
   static const struct {
@@ -50,60 +44,45 @@ int mg_proc_status_parse(const char *text, mg_proc_status *out, char *err,
     memset(out, 0, sizeof *out);
   if (!text || !out)
     return mg_errf(err, err_len, MG_EPARSE, "status: no text to parse");
-  int have_name = 0, have_vm = 0, lineno = 0;
-  const char *line = text;
-  while (*line) {
-    const char *eol = strchr(line, '\n');
-    if (!eol)
-      eol = line + strlen(line);
-    lineno++;
-    const char *colon = memchr(line, ':', (size_t)(eol - line));
-    if (colon) {
-      size_t klen = (size_t)(colon - line);
-      if (klen == 4 && memcmp(line, "Name", 4) == 0) {
-        const char *v = colon + 1;
-        while (v < eol && (*v == ' ' || *v == '\t'))
-          v++;
-        size_t n = (size_t)(eol - v);
-        if (n >= sizeof st.name)
-          n = sizeof st.name - 1;
-        memcpy(st.name, v, n);
-        st.name[n] = '\0';
-        have_name = 1;
-      } else if (klen == 3 && memcmp(line, "Pid", 3) == 0) {
-        const char *v = colon + 1;
-        while (v < eol && (*v == ' ' || *v == '\t'))
-          v++;
-        long pidv = 0;
-        const char *d = v;
-        for (; d < eol && *d >= '0' && *d <= '9' && pidv < 100000000; d++)
-          pidv = pidv * 10 + (*d - '0');
-        while (d < eol && (*d == ' ' || *d == '\t' || *d == '\r'))
-          d++;
-        if (v == eol || *v < '0' || *v > '9' || d != eol)
+  int have_name = 0, have_vm = 0;
+  mg__lines it = mg__lines_start(text);
+  while (mg__lines_next(&it)) {
+    const char *line = it.line, *eol = it.eol, *v;
+    if (mg__lines_key(&it, "Name", &v)) {
+      size_t n = (size_t)(eol - v);
+      if (n >= sizeof st.name)
+        n = sizeof st.name - 1;
+      memcpy(st.name, v, n);
+      st.name[n] = '\0';
+      have_name = 1;
+    } else if (mg__lines_key(&it, "Pid", &v)) {
+      long pidv = 0;
+      const char *d = v;
+      for (; d < eol && *d >= '0' && *d <= '9' && pidv < 100000000; d++)
+        pidv = pidv * 10 + (*d - '0');
+      while (d < eol && (*d == ' ' || *d == '\t' || *d == '\r'))
+        d++;
+      if (v == eol || *v < '0' || *v > '9' || d != eol)
+        return mg_errf(err, err_len, MG_EPARSE,
+                       "status: malformed line %d: \"%.*s\" (expected "
+                       "\"Pid: <number>\")",
+                       it.lineno, mg__lines_quote_len(&it), line);
+      st.pid = (pid_t)pidv;
+    } else {
+      for (size_t i = 0; i < sizeof kb_fields / sizeof kb_fields[0]; i++) {
+        if (!mg__lines_key(&it, kb_fields[i].key, &v))
+          continue;
+        uint64_t *dst = (uint64_t *)((char *)&st + kb_fields[i].off);
+        if (mg__parse_kb(v, eol, dst) < 0)
           return mg_errf(err, err_len, MG_EPARSE,
                          "status: malformed line %d: \"%.*s\" (expected "
-                         "\"Pid: <number>\")",
-                         lineno, quote_len(line, eol), line);
-        st.pid = (pid_t)pidv;
-      } else {
-        for (size_t i = 0; i < sizeof kb_fields / sizeof kb_fields[0]; i++) {
-          if (strlen(kb_fields[i].key) != klen ||
-              memcmp(kb_fields[i].key, line, klen) != 0)
-            continue;
-          uint64_t *dst = (uint64_t *)((char *)&st + kb_fields[i].off);
-          if (mg__parse_kb(colon + 1, eol, dst) < 0)
-            return mg_errf(err, err_len, MG_EPARSE,
-                           "status: malformed line %d: \"%.*s\" (expected "
-                           "\"%s: <number> kB\")",
-                           lineno, quote_len(line, eol), line,
-                           kb_fields[i].key);
-          have_vm = 1;
-          break;
-        }
+                         "\"%s: <number> kB\")",
+                         it.lineno, mg__lines_quote_len(&it), line,
+                         kb_fields[i].key);
+        have_vm = 1;
+        break;
       }
     }
-    line = *eol ? eol + 1 : eol;
   }
   if (!have_name)
     return mg_errf(err, err_len, MG_EPARSE,
@@ -146,30 +125,49 @@ static int classify_enoent(const char *proc_root, pid_t pid, char *err,
   return mg_errf(err, err_len, -ESRCH, "no process with pid %ld", (long)pid);
 }
 
-int mg_proc_status_read(const char *proc_root, pid_t pid, mg_proc_status *out,
-                        char *err, size_t err_len) {
-  if (out)
-    memset(out, 0, sizeof *out);
+/* Read <root>/<pid>/<file> (pid 0 = self) into a new heap buffer *text
+ * (the caller frees it), its path into path[4096]. On failure *text is NULL
+ * and err says why: -EINVAL for a pid < 0, -ENAMETOOLONG, -ESRCH when the
+ * process is gone, -ENOENT when /proc is missing, else the read's error
+ * ("cannot read PATH: ..." and `denied_hint` after -EACCES or -EPERM).
+ * Returns 1, with err untouched, when the file is missing from a live
+ * process' directory: the caller says what that means. */
+static int read_pid_file(const char *proc_root, pid_t pid, const char *file,
+                         const char *denied_hint, char path[4096], char **text,
+                         char *err, size_t err_len) {
+  *text = NULL;
   if (pid < 0)
     return mg_errf(err, err_len, -EINVAL,
                    "invalid pid %ld (expected a pid > 0, or 0 for self)",
                    (long)pid);
-  char path[4096];
-  if (pid_path(path, sizeof path, proc_root, pid, "status") < 0)
-    return mg_errf(err, err_len, -ENAMETOOLONG, "status: path too long");
-  char *text = NULL;
-  int rc = mg__read_file_alloc(path, MG__PROC_MAX_FILE, &text, NULL);
+  if (pid_path(path, 4096, proc_root, pid, file) < 0)
+    return mg_errf(err, err_len, -ENAMETOOLONG, "%s: path too long", file);
+  int rc = mg__read_file_alloc(path, MG__PROC_MAX_FILE, text, NULL);
   if (rc == -ENOENT) {
     int c = classify_enoent(proc_root, pid, err, err_len);
-    return c < 0 ? c
-                 : mg_errf(err, err_len, -ENOENT, "cannot read %s: %s", path,
-                           mg_strerror(-ENOENT));
+    return c < 0 ? c : 1;
   }
   if (rc == -ESRCH) /* the process exited between open and read */
     return mg_errf(err, err_len, -ESRCH, "no process with pid %ld", (long)pid);
   if (rc < 0)
-    return mg_errf(err, err_len, rc, "cannot read %s: %s", path,
-                   mg_strerror(rc));
+    return mg_errf(
+        err, err_len, rc, "cannot read %s: %s%s", path, mg_strerror(rc),
+        denied_hint && (rc == -EACCES || rc == -EPERM) ? denied_hint : "");
+  return 0;
+}
+
+int mg_proc_status_read(const char *proc_root, pid_t pid, mg_proc_status *out,
+                        char *err, size_t err_len) {
+  if (out)
+    memset(out, 0, sizeof *out);
+  char path[4096], *text;
+  int rc =
+      read_pid_file(proc_root, pid, "status", NULL, path, &text, err, err_len);
+  if (rc == 1)
+    return mg_errf(err, err_len, -ENOENT, "cannot read %s: %s", path,
+                   mg_strerror(-ENOENT));
+  if (rc < 0)
+    return rc;
   char perr[512];
   rc = mg_proc_status_parse(text, out, perr, sizeof perr);
   free(text);
@@ -184,47 +182,27 @@ int mg_proc_pss_read(const char *proc_root, pid_t pid, uint64_t *pss_bytes,
                      char *err, size_t err_len) {
   if (pss_bytes)
     *pss_bytes = 0;
-  if (pid < 0)
-    return mg_errf(err, err_len, -EINVAL,
-                   "invalid pid %ld (expected a pid > 0, or 0 for self)",
-                   (long)pid);
-  char path[4096];
-  if (pid_path(path, sizeof path, proc_root, pid, "smaps_rollup") < 0)
-    return mg_errf(err, err_len, -ENAMETOOLONG, "smaps_rollup: path too long");
-  char *text = NULL;
-  int rc = mg__read_file_alloc(path, MG__PROC_MAX_FILE, &text, NULL);
-  if (rc == -ENOENT) {
-    int c = classify_enoent(proc_root, pid, err, err_len);
-    return c < 0 ? c
-                 : mg_errf(err, err_len, MG_ENOTSUP,
-                           "PSS not available: %s is missing (needs Linux "
-                           ">= 4.14)",
-                           path);
-  }
-  if (rc == -ESRCH)
-    return mg_errf(err, err_len, -ESRCH, "no process with pid %ld", (long)pid);
-  if (rc == -EACCES || rc == -EPERM)
-    return mg_errf(err, err_len, rc,
-                   "cannot read %s: %s (reading another user's memory map "
-                   "needs ptrace access: same user or CAP_SYS_PTRACE)",
-                   path, mg_strerror(rc));
+  char path[4096], *text;
+  int rc = read_pid_file(proc_root, pid, "smaps_rollup",
+                         " (reading another user's memory map needs ptrace "
+                         "access: same user or CAP_SYS_PTRACE)",
+                         path, &text, err, err_len);
+  if (rc == 1)
+    return mg_errf(err, err_len, MG_ENOTSUP,
+                   "PSS not available: %s is missing (needs Linux >= 4.14)",
+                   path);
   if (rc < 0)
-    return mg_errf(err, err_len, rc, "cannot read %s: %s", path,
-                   mg_strerror(rc));
-  int lineno = 0;
-  const char *line = text;
-  while (*line) {
-    const char *eol = strchr(line, '\n');
-    if (!eol)
-      eol = line + strlen(line);
-    lineno++;
-    if (eol - line >= 4 && memcmp(line, "Pss:", 4) == 0) {
+    return rc;
+  mg__lines it = mg__lines_start(text);
+  while (mg__lines_next(&it)) {
+    const char *value;
+    if (mg__lines_key(&it, "Pss", &value)) {
       uint64_t v;
-      if (mg__parse_kb(line + 4, eol, &v) < 0) {
+      if (mg__parse_kb(value, it.eol, &v) < 0) {
         rc = mg_errf(err, err_len, MG_EPARSE,
                      "%s: malformed line %d: \"%.*s\" (expected \"Pss: "
                      "<number> kB\")",
-                     path, lineno, quote_len(line, eol), line);
+                     path, it.lineno, mg__lines_quote_len(&it), it.line);
         free(text);
         return rc;
       }
@@ -233,7 +211,6 @@ int mg_proc_pss_read(const char *proc_root, pid_t pid, uint64_t *pss_bytes,
         *pss_bytes = v;
       return 0;
     }
-    line = *eol ? eol + 1 : eol;
   }
   free(text);
   return mg_errf(err, err_len, MG_ENOTSUP,

@@ -10,8 +10,8 @@
  */
 #include "mg/mg_psi.h"
 
-#include "mg__fileio.h"
 #include "mg/mg_error.h"
+#include "mg__fileio.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -103,13 +103,10 @@ int mg_psi_parse(const char *text, mg_psi *out, char *err, size_t err_len) {
     memset(out, 0, sizeof *out);
   if (!text || !out)
     return mg_errf(err, err_len, MG_EPARSE, "pressure: no text to parse");
-  int have_some = 0, lineno = 0;
-  const char *line = text;
-  while (*line) {
-    const char *eol = strchr(line, '\n');
-    if (!eol)
-      eol = line + strlen(line);
-    lineno++;
+  int have_some = 0;
+  mg__lines it = mg__lines_start(text);
+  while (mg__lines_next(&it)) {
+    const char *line = it.line, *eol = it.eol;
     mg_psi_line *dst = NULL;
     if (eol - line >= 5 && memcmp(line, "some ", 5) == 0) {
       dst = &psi.some;
@@ -122,9 +119,7 @@ int mg_psi_parse(const char *text, mg_psi *out, char *err, size_t err_len) {
       return mg_errf(err, err_len, MG_EPARSE,
                      "pressure: malformed line %d: \"%.*s\" (expected "
                      "\"%.4s avg10=<n> avg60=<n> avg300=<n> total=<n>\")",
-                     lineno, (int)(eol - line > 200 ? 200 : eol - line), line,
-                     line);
-    line = *eol ? eol + 1 : eol;
+                     it.lineno, mg__lines_quote_len(&it), line, line);
   }
   if (!have_some)
     return mg_errf(err, err_len, MG_EPARSE,

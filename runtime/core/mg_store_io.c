@@ -409,33 +409,27 @@ static int mg__load_msg(mg_store *s, json_t *jm, size_t i, uint64_t next_id,
                     "store snapshot '%s': messages[%zu] (id %" PRIu64
                     "): \"%s\" must be a string without NUL",
                     path, i, id, bad);
+  /* The optional scalars: the first of the wrong type is named. */
   json_t *jp = json_object_get(jm, "pinned");
-  if (jp && !json_is_boolean(jp))
-    return MG__LERR(MG_ECORRUPT,
-                    "store snapshot '%s': messages[%zu]: \"pinned\" must be "
-                    "true or false",
-                    path, i);
-  in.pinned = jp && json_is_true(jp);
   json_t *jpr = json_object_get(jm, "priority");
-  if (jpr && !json_is_integer(jpr))
-    return MG__LERR(MG_ECORRUPT,
-                    "store snapshot '%s': messages[%zu]: \"priority\" must be "
-                    "an integer",
-                    path, i);
-  in.priority = jpr ? (int64_t)json_integer_value(jpr) : 0;
-  int tr = mg__get_u64(jm, "tokens", 0, &in.tokens);
-  if (tr < 0)
-    return MG__LERR(MG_ECORRUPT,
-                    "store snapshot '%s': messages[%zu]: \"tokens\" must be a "
-                    "non-negative integer",
-                    path, i);
-  in.has_tokens = tr == 0;
   json_t *jt = json_object_get(jm, "time");
-  if (jt && !json_is_number(jt))
+  int tr = mg__get_u64(jm, "tokens", 0, &in.tokens);
+  const char *must = NULL;
+  if (jp && !json_is_boolean(jp))
+    bad = "pinned", must = "true or false";
+  else if (jpr && !json_is_integer(jpr))
+    bad = "priority", must = "an integer";
+  else if (tr < 0)
+    bad = "tokens", must = "a non-negative integer";
+  else if (jt && !json_is_number(jt))
+    bad = "time", must = "a number";
+  if (bad)
     return MG__LERR(MG_ECORRUPT,
-                    "store snapshot '%s': messages[%zu]: \"time\" must be a "
-                    "number",
-                    path, i);
+                    "store snapshot '%s': messages[%zu]: \"%s\" must be %s",
+                    path, i, bad, must);
+  in.pinned = jp && json_is_true(jp);
+  in.priority = jpr ? (int64_t)json_integer_value(jpr) : 0;
+  in.has_tokens = tr == 0;
   double time = jt ? json_number_value(jt) : 0.0;
   /* meta */
   mg_store_meta meta[MG_STORE_META_MAX];

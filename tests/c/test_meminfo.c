@@ -8,7 +8,8 @@
 #include <errno.h>
 #include <unistd.h>
 
-/* The internal read-whole-file helper behind every reader here. */
+/* The internal file helpers (readers, line walker) behind every reader
+ * here. */
 #include "core/mg__fileio.h"
 
 TEST(real_fixture) {
@@ -246,6 +247,59 @@ TEST(fileio_path_join) {
   ASSERT_EQ(mg__path_join(out, 8, "/proc", NULL, "meminfo"), -ENAMETOOLONG);
 }
 
+TEST(fileio_lines) {
+  /* Empty lines count; a final '\n' does not make an empty last line. */
+  mg__lines it = mg__lines_start("a: 1\n\nbb\n");
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(it.lineno, 1);
+  ASSERT_EQ(it.eol - it.line, 4);
+  ASSERT_EQ(strncmp(it.line, "a: 1", 4), 0);
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(it.lineno, 2);
+  ASSERT(it.eol == it.line);
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(it.lineno, 3);
+  ASSERT_EQ(it.eol - it.line, 2);
+  ASSERT_EQ(*it.eol, '\n');
+  ASSERT_EQ(mg__lines_next(&it), 0);
+  ASSERT_EQ(mg__lines_next(&it), 0);
+  /* Without a final '\n' the last line ends at the NUL. */
+  it = mg__lines_start("x\nyz");
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(it.lineno, 2);
+  ASSERT_EQ(it.eol - it.line, 2);
+  ASSERT_EQ(*it.eol, '\0');
+  ASSERT_EQ(mg__lines_next(&it), 0);
+  it = mg__lines_start("");
+  ASSERT_EQ(mg__lines_next(&it), 0);
+  ASSERT_EQ(it.lineno, 0);
+  /* Keys: the whole text before the first ':', the value past blanks. */
+  it = mg__lines_start("VmRSS: \t 12 kB\nVmRSSx: 1\nVm:RSS: 2\nVmRSS\nPid:");
+  const char *v = NULL;
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(mg__lines_key(&it, "VmRSS", &v), 1);
+  ASSERT_STR_EQ(v, "12 kB\nVmRSSx: 1\nVm:RSS: 2\nVmRSS\nPid:");
+  ASSERT_EQ(mg__lines_key(&it, "VmRS", &v), 0);
+  ASSERT_EQ(mg__lines_key(&it, "VmRSS:", &v), 0);
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(mg__lines_key(&it, "VmRSS", &v), 0);
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(mg__lines_key(&it, "Vm", &v), 1);
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(mg__lines_key(&it, "VmRSS", &v), 0); /* no colon */
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(mg__lines_key(&it, "Pid", &v), 1); /* empty value */
+  ASSERT(v == it.eol);
+  /* Quoting stops at 200 characters. */
+  char longline[300];
+  memset(longline, 'k', sizeof longline - 1);
+  longline[sizeof longline - 1] = '\0';
+  it = mg__lines_start(longline);
+  ASSERT_EQ(mg__lines_next(&it), 1);
+  ASSERT_EQ(mg__lines_quote_len(&it), 200);
+}
+
 int main(void) {
   RUN(real_fixture);
   RUN(without_mem_available);
@@ -260,5 +314,6 @@ int main(void) {
   RUN(fileio_read_file);
   RUN(fileio_read_file_alloc);
   RUN(fileio_path_join);
+  RUN(fileio_lines);
   return mg_test_report();
 }

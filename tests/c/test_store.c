@@ -1302,6 +1302,15 @@ TEST(snapshot_bad_files) {
   load_fails("store/id_past_next.json", MG_ECORRUPT,
              "messages[0]: \"id\" 5 is out of range: it must be an integer "
              "from 1 to next_id - 1 (3)");
+  load_fails("store/bad_pinned.json", MG_ECORRUPT,
+             "messages[1]: \"pinned\" must be true or false");
+  load_fails("store/bad_priority.json", MG_ECORRUPT,
+             "messages[1]: \"priority\" must be an integer");
+  /* tokens and time both wrong: tokens, checked first, is named */
+  load_fails("store/bad_tokens.json", MG_ECORRUPT,
+             "messages[1]: \"tokens\" must be a non-negative integer");
+  load_fails("store/bad_time.json", MG_ECORRUPT,
+             "messages[1]: \"time\" must be a number");
   load_fails("store/bad_limits.json", MG_ECORRUPT,
              "limits: max_message_size 10 is below the minimum 1024");
   load_fails("store/missing.json", -ENOENT, "cannot open store snapshot");
