@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lua/mg__lua.h"
 
@@ -44,8 +46,8 @@ static void env_free(mg_lua_env *env) {
 
 /* Resolve each entry of `in` (realpath: symlinks and ".." gone) into a
  * new NULL-terminated list. */
-static int resolve_list(const char *const *in, const char *what, char ***out,
-                        char *err, size_t err_len) {
+static int resolve_list(const char *const *in, const char *what, int dirs,
+                        char ***out, char *err, size_t err_len) {
   size_t n = 0;
   while (in && in[n])
     n++;
@@ -54,10 +56,24 @@ static int resolve_list(const char *const *in, const char *what, char ***out,
     return mg_errf(err, err_len, -ENOMEM, "out of memory");
   *out = v;
   for (size_t i = 0; i < n; i++) {
+    struct stat st;
     v[i] = realpath(in[i], NULL);
     if (!v[i])
       return mg_errf(err, err_len, errno == ENOMEM ? -ENOMEM : -EINVAL,
                      "%s: cannot use '%s': %s", what, in[i], strerror(errno));
+    if (stat(v[i], &st) < 0)
+      return mg_errf(err, err_len, -EINVAL, "%s: cannot use '%s': %s", what,
+                     in[i], strerror(errno));
+    if (dirs && !S_ISDIR(st.st_mode))
+      return mg_errf(err, err_len, -ENOTDIR,
+                     "%s: '%s' is not a directory (accepted: directories "
+                     "the policy may read and write in)",
+                     what, in[i]);
+    if (!dirs && (!S_ISREG(st.st_mode) || access(v[i], X_OK) < 0))
+      return mg_errf(err, err_len, -EINVAL,
+                     "%s: '%s' is not an executable file (accepted: the "
+                     "programs mg.spawn may run)",
+                     what, in[i]);
   }
   return 0;
 }
@@ -93,10 +109,10 @@ int mg_lua_new(const mg_lua_config *c, lua_State **L, mg_lua_env **env_out,
   }
   int rc = 0;
   if (c->sandbox) {
-    rc = resolve_list(c->allow_spawn, "allow_spawn", &env->allow_spawn, err,
+    rc = resolve_list(c->allow_spawn, "allow_spawn", 0, &env->allow_spawn, err,
                       err_len);
     if (rc == 0)
-      rc = resolve_list(c->allow_dirs, "allow_dirs", &env->allow_dirs, err,
+      rc = resolve_list(c->allow_dirs, "allow_dirs", 1, &env->allow_dirs, err,
                         err_len);
   }
   if (rc < 0) {
@@ -119,8 +135,12 @@ int mg_lua_new(const mg_lua_config *c, lua_State **L, mg_lua_env **env_out,
 void mg_lua_close(mg_lua_env *env) {
   if (!env)
     return;
-  if (env->L)
-    lua_close(env->L); /* __gc of every object of the module runs here */
+  env->closing_handles = 1; /* a finalizer cannot make a new one */
+  mg_lua_close_handles(env);
+  if (env->L) {
+    env->mem_capped = 1; /* finalizers run under the cap too */
+    lua_close(env->L);   /* __gc of every object of the module runs here */
+  }
   env_free(env);
 }
 
@@ -137,6 +157,7 @@ void mg_lua_set_budget(mg_lua_env *env, const mg_lua_budget *b) {
 }
 
 void mg_lua_shutdown(mg_lua_env *env) {
+  env->closing_handles = 1;
   mg_lua_close_handles(env);
 }
 

@@ -82,21 +82,39 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     return;
   }
   if (!c->over) {
-    c->insn_used += (uint64_t)lua_gethookcount(L);
+    mg_lua_call *r = c->root;
+    uint64_t n = (uint64_t)lua_gethookcount(L);
+    uint64_t t = c->deadline_ns || r->chain_deadline_ns ? now_ns() : 0;
+    c->insn_used += n;
+    r->chain_insn_used += n;
     if (c->insn_budget && c->insn_used > c->insn_budget) {
       c->over = 1;
       snprintf(c->why, sizeof c->why,
                "%s exceeded its instruction budget of %llu (--cb-instructions)",
                c->what, (unsigned long long)c->insn_budget);
-    } else if (c->deadline_ns && now_ns() > c->deadline_ns) {
+    } else if (c->deadline_ns && t > c->deadline_ns) {
       c->over = 1;
       snprintf(c->why, sizeof c->why,
                "%s exceeded its time budget of %llu ms (%s)", c->what,
                (unsigned long long)c->budget_ms,
                c->top ? "--setup-timeout" : "--cb-timeout");
+    } else if ((r->chain_deadline_ns && t > r->chain_deadline_ns) ||
+               (r->chain_insn_budget &&
+                r->chain_insn_used > r->chain_insn_budget)) {
+      c->over = r->over = 1; /* the whole chain unwinds */
+      snprintf(c->why, sizeof c->why,
+               "%s and the calls nested in it exceeded %d times its budget "
+               "in all (%s)",
+               r->what, MG_LUA_CHAIN_FACTOR,
+               r->chain_deadline_ns && t > r->chain_deadline_ns
+                   ? (r->top ? "--setup-timeout" : "--cb-timeout")
+                   : "--cb-instructions");
+      snprintf(r->why, sizeof r->why, "%s", c->why);
     }
-    if (!c->over)
+    if (!c->over) {
+      hook_every(L, MG__HOOK_EVERY); /* after call_end's single step */
       return;
+    }
   }
   hook_every(L, 1);
   luaL_error(L, "%s", c->why);
@@ -127,8 +145,11 @@ static int msgh(lua_State *L) {
       msg = lua_pushfstring(L, "(error object is a %s value)",
                             luaL_typename(L, 1));
   }
-  env->mem_capped = 0;
+  int capped = env->mem_capped;
+  env->mem_capped = 0; /* the traceback only: to-be-closed variables closed
+                          while the error unwinds run under the cap again */
   luaL_traceback(L, L, msg, 1);
+  env->mem_capped = capped;
   return 1;
 }
 
@@ -144,6 +165,13 @@ static void call_begin(mg_lua_env *env, lua_State *L, mg_lua_call *c,
   c->deadline_ns = timeout_ms ? c->start_ns + timeout_ms * 1000000u : 0;
   c->insn_budget = insns;
   c->capped = env->mem_capped;
+  c->root = c->outer ? c->outer->root : c;
+  if (c->root == c) {
+    c->chain_deadline_ns =
+        timeout_ms ? c->start_ns + timeout_ms * 1000000u * MG_LUA_CHAIN_FACTOR
+                   : 0;
+    c->chain_insn_budget = insns * MG_LUA_CHAIN_FACTOR;
+  }
   env->call = c;
   env->mem_capped = 1;
   hook_every(L, MG__HOOK_EVERY); /* a fresh count; not "spent" any more */
@@ -155,7 +183,10 @@ static void call_end(mg_lua_env *env, lua_State *L, mg_lua_call *c) {
   env->mem_capped = c->capped;
   if (o && o->deadline_ns) /* the nested call's time is not the caller's */
     o->deadline_ns += now_ns() - c->start_ns;
-  hook_every(L, o && o->over ? 1 : MG__HOOK_EVERY);
+  /* The caller's next instruction runs the hook: its own budget, the
+   * chain's and an interrupt are checked at once, however few
+   * instructions it runs between two nested calls. */
+  hook_every(L, 1);
 }
 
 /* The error at the top of the stack as text (st: the lua_pcall status). */
@@ -177,6 +208,15 @@ static const char *error_text(mg_lua_env *env, lua_State *L, int st, char *buf,
   return buf;
 }
 
+/* A full collection with the cap in force: finalizers (policy code) it
+ * runs cannot allocate past it (their errors become warnings). */
+static void capped_collect(mg_lua_env *env, lua_State *L) {
+  int capped = env->mem_capped;
+  env->mem_capped = 1;
+  lua_gc(L, LUA_GCCOLLECT);
+  env->mem_capped = capped;
+}
+
 /* lua_pcall under a fresh mg_lua_call; the error (with traceback) is left
  * on the stack. */
 static int protected_call(mg_lua_env *env, lua_State *L, int nargs,
@@ -188,7 +228,7 @@ static int protected_call(mg_lua_env *env, lua_State *L, int nargs,
    * through the allocator directly, without Lua's emergency collection, so
    * garbage must not be left standing at the cap. */
   if (env->mem_max && env->mem_used > env->mem_max / 4 * 3)
-    lua_gc(L, LUA_GCCOLLECT);
+    capped_collect(env, L);
   lua_pushcfunction(L, msgh);
   lua_insert(L, base);
   call_begin(env, L, &c, what, top, timeout_ms, insns);
@@ -197,7 +237,7 @@ static int protected_call(mg_lua_env *env, lua_State *L, int nargs,
   call_end(env, L, &c);
   lua_remove(L, base);
   if (st == LUA_ERRMEM)
-    lua_gc(L, LUA_GCCOLLECT); /* what the failed call built is garbage now */
+    capped_collect(env, L); /* what the failed call built is garbage now */
   return st;
 }
 
@@ -275,8 +315,9 @@ int mg_lua_run_top(mg_lua_env *env, int nargs, uint64_t timeout_ms,
   env->interrupted = 0; /* not for a later callback */
   if (st == LUA_OK)
     return env->exit_requested ? MG_LUA_EXIT : MG_LUA_OK;
-  if (mg_lua_is_exit(L, -1)) {
-    lua_pop(L, 1);
+  if (mg_lua_is_exit(L, -1) || (env->exit_requested && st != LUA_ERRMEM)) {
+    lua_pop(L, 1); /* mg.exit was called (an error on the way out is not a
+                      load error), as in a callback */
     return MG_LUA_EXIT;
   }
   error_text(env, L, st, err, err_len);

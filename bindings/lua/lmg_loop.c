@@ -7,6 +7,7 @@
  * reference to its own userdata, so Lua cannot collect it under libuv's
  * feet; stopping it (also from inside its own callback) closes it and
  * drops that reference. */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,8 @@ static void handle_close(mg_lua_handle *h) {
     env->signal_handlers[h->signum]--;
   luaL_unref(L, LUA_REGISTRYINDEX, h->cb_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, h->self_ref);
-  h->cb_ref = h->self_ref = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, h->name_ref);
+  h->cb_ref = h->self_ref = h->name_ref = LUA_NOREF;
   uv_close(&h->u.handle, on_close);
 }
 
@@ -79,7 +81,7 @@ static mg_lua_handle *handle_new(lua_State *L, const char *mt, const char *kind,
   h->env = env;
   h->kind = kind;
   h->refs = 2; /* the userdata and libuv */
-  h->cb_ref = h->self_ref = LUA_NOREF;
+  h->cb_ref = h->self_ref = h->name_ref = LUA_NOREF;
   if (strcmp(mt, TIMER_MT) == 0)
     uv_timer_init(env->loop, &h->u.timer);
   else
@@ -127,9 +129,17 @@ static void on_timer(uv_timer_t *t) {
                NULL);
 }
 
+/* No new handle once the shutdown has begun (it would keep the loop, and
+ * the state it calls into, alive after the policy was closed). */
+static int shutting_down(lua_State *L, const char *what) {
+  return mg_lua_failf(L, -ECANCELED, "mgrun is shutting down: no new %s", what);
+}
+
 static int start_timer(lua_State *L, int repeat) {
   lua_Number ms = luaL_checknumber(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (mg_lua_env_get(L)->closing_handles)
+    return shutting_down(L, "timer");
   if (repeat)
     luaL_argcheck(L, ms >= 1 && ms <= 1e12, 1,
                   "interval must be 1 ms to 1e12 ms");
@@ -216,8 +226,10 @@ static void on_signal(uv_signal_t *s, int signum) {
   lua_State *L = h->env->L;
   char what[32];
   snprintf(what, sizeof what, "signal %s", signal_name(signum));
+  if (!lua_checkstack(L, 4))
+    return;
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->cb_ref);
-  lua_pushstring(L, signal_name(signum));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->name_ref); /* interned at start */
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->self_ref);
   mg_lua_pcall(L, 2, 0, what, NULL);
 }
@@ -235,6 +247,8 @@ static int l_on_signal(lua_State *L) {
     for (int i = 0; policy_signals[i]; i++)
       if (policy_signals[i] == parsed)
         signum = parsed;
+  if (signum && env->closing_handles)
+    return shutting_down(L, "signal handler");
   if (signum == 0)
     return luaL_argerror(L, 1,
                          lua_pushfstring(L,
@@ -243,6 +257,8 @@ static int l_on_signal(lua_State *L) {
                                          lua_tostring(L, 1)));
   mg_lua_handle *h = handle_new(L, SIGNAL_MT, "signal", 2);
   h->signum = signum;
+  lua_pushstring(L, signal_name(signum));
+  h->name_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   env->signal_handlers[signum]++;
   uv_signal_start(&h->u.signal, on_signal, signum);
   return 1;

@@ -54,11 +54,16 @@ static int resolve(const char *path, char *out, size_t len) {
   return 0;
 }
 
-static int under(const char *path, const char *dir) {
+/* Is `path` `dir` itself or below it? A file to write must lie strictly
+ * below (writing "the directory itself" puts the snapshot's temporary file
+ * beside it, outside). */
+static int under(const char *path, const char *dir, int strictly) {
   size_t n = strlen(dir);
   if (n == 1 && dir[0] == '/')
-    return 1;
-  return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+    return !strictly || path[1] != '\0';
+  if (strncmp(path, dir, n) != 0)
+    return 0;
+  return path[n] == '/' || (path[n] == '\0' && !strictly);
 }
 
 int mg_lua_path_allowed(mg_lua_env *env, const char *what, const char *path,
@@ -75,7 +80,7 @@ int mg_lua_path_allowed(mg_lua_env *env, const char *what, const char *path,
                    "directories: %s",
                    what, path, mg_strerror(rc), dirs);
   for (size_t i = 0; env->allow_dirs && env->allow_dirs[i]; i++)
-    if (under(real, env->allow_dirs[i]))
+    if (under(real, env->allow_dirs[i], write))
       return 0;
   return mg_errf(err, err_len, -EACCES,
                  "%s: the sandbox does not allow %s '%s'%s%s%s; allowed "
@@ -93,10 +98,10 @@ int mg_lua_program_allowed(mg_lua_env *env, const char *path, char *err,
   join(env->allow_spawn,
        "none: the host allows no program (--allow-spawn PATH)", progs,
        sizeof progs);
-  if (!strchr(path, '/'))
+  if (path[0] != '/') /* not PATH, and not relative to a cwd option */
     return mg_errf(err, err_len, -EACCES,
-                   "cmd: the sandbox runs programs by their path, not from "
-                   "PATH ('%s'); allowed programs: %s",
+                   "cmd: the sandbox runs programs by their absolute path "
+                   "('%s' is not one); allowed programs: %s",
                    path, progs);
   if (!realpath(path, real))
     return mg_errf(err, err_len, errno == ENOENT ? -ENOENT : -EACCES,
@@ -129,4 +134,52 @@ int mg_lua_pid_allowed(mg_lua_env *env, long pid, char *err, size_t err_len) {
                  "pid: the sandbox allows only this process and its own "
                  "children, not pid %ld",
                  pid);
+}
+
+/* Variables that make a program load or run other code: the dynamic
+ * loader's, shells' start-up files and options, and the module paths and
+ * options of the usual interpreters. */
+static const char *const env_deny_prefix[] = {
+    "LD_",  "DYLD_", "PYTHON",    "PERL",  "RUBY",       "NODE_",
+    "LUA_", "GIT_",  "JAVA_TOOL", "_JAVA", "BASH_FUNC_", NULL};
+static const char *const env_deny[] = {"BASH_ENV",
+                                       "ENV",
+                                       "SHELLOPTS",
+                                       "BASHOPTS",
+                                       "PS4",
+                                       "PROMPT_COMMAND",
+                                       "IFS",
+                                       "CDPATH",
+                                       "GLOBIGNORE",
+                                       "GCONV_PATH",
+                                       "HOSTALIASES",
+                                       "LOCPATH",
+                                       "NLSPATH",
+                                       "RESOLV_HOST_CONF",
+                                       "MALLOC_CONF",
+                                       "CLASSPATH",
+                                       "TCLLIBPATH",
+                                       "R_PROFILE",
+                                       "R_PROFILE_USER",
+                                       "R_ENVIRON",
+                                       NULL};
+
+int mg_lua_env_allowed(mg_lua_env *env, const char *name, size_t len, char *err,
+                       size_t err_len) {
+  if (!env->sandbox)
+    return 0;
+  int bad = 0;
+  for (int i = 0; env_deny[i] && !bad; i++)
+    bad = strlen(env_deny[i]) == len && memcmp(env_deny[i], name, len) == 0;
+  for (int i = 0; env_deny_prefix[i] && !bad; i++) {
+    size_t pl = strlen(env_deny_prefix[i]);
+    bad = len >= pl && memcmp(env_deny_prefix[i], name, pl) == 0;
+  }
+  if (!bad)
+    return 0;
+  return mg_errf(err, err_len, -EACCES,
+                 "env: the sandbox does not pass '%.*s' to a program (it "
+                 "makes programs load or run other code: LD_*, BASH_ENV, "
+                 "ENV, PYTHON*, PERL*, NODE_*, LUA_*, …)",
+                 (int)len, name);
 }

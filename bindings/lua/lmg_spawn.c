@@ -39,6 +39,23 @@ static int type_error(lua_State *L, const char *f, const char *expected,
                     expected, luaL_typename(L, idx));
 }
 
+/* t[f] without metamethods: no policy code runs while the options are
+ * read (a table with __index could otherwise drop strings borrowed so
+ * far). Pushes the value, returns its type. */
+static int raw_field(lua_State *L, int t, const char *f) {
+  lua_pushstring(L, f);
+  return lua_rawget(L, t);
+}
+
+/* The table keeping the strings borrowed from the options alive until the
+ * supervisor has copied them (stack index 2 of l_spawn). */
+#define ANCHOR 2
+
+static void keep(lua_State *L, int idx) {
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, ANCHOR, (lua_Integer)lua_rawlen(L, ANCHOR) + 1);
+}
+
 /* The string at `idx` if it holds no NUL byte, else NULL with err. */
 static const char *c_string(lua_State *L, int idx, const char *what, char *err,
                             size_t len) {
@@ -54,11 +71,12 @@ static const char *c_string(lua_State *L, int idx, const char *what, char *err,
  * anchored by the options table. -1 with err for a NUL byte. */
 static int opt_string(lua_State *L, int t, const char *f, const char **out,
                       char *err, size_t len) {
-  int ty = lua_getfield(L, t, f);
+  int ty = raw_field(L, t, f);
   int rc = 0;
   *out = NULL;
-  if (ty == LUA_TSTRING)
-    rc = (*out = c_string(L, -1, f, err, len)) ? 0 : -EINVAL;
+  if (ty == LUA_TSTRING &&
+      (rc = (*out = c_string(L, -1, f, err, len)) ? 0 : -EINVAL) == 0)
+    keep(L, -1);
   else if (ty != LUA_TNIL)
     type_error(L, f, "string", -1);
   lua_pop(L, 1);
@@ -69,7 +87,7 @@ static int opt_string(lua_State *L, int t, const char *f, const char **out,
  * err for a number that is not an integer. */
 static int opt_integer(lua_State *L, int t, const char *f, int64_t *out,
                        char *err, size_t len) {
-  int ty = lua_getfield(L, t, f);
+  int ty = raw_field(L, t, f);
   int rc = 0;
   if (ty == LUA_TNUMBER) {
     int isnum = 0;
@@ -143,7 +161,7 @@ static int check_unknown(lua_State *L, int t, char *err, size_t len) {
  * is required). */
 static int read_cmd(lua_State *L, int t, int anchor, mg_child_opts *o,
                     char *err, size_t len) {
-  int ty = lua_getfield(L, t, "cmd");
+  int ty = raw_field(L, t, "cmd");
   if (ty == LUA_TNIL) {
     lua_pop(L, 1);
     return 0;
@@ -177,7 +195,7 @@ static int read_cmd(lua_State *L, int t, int anchor, mg_child_opts *o,
  * the table at `anchor`. */
 static int read_env(lua_State *L, int t, int anchor, mg_child_opts *o,
                     char *err, size_t len) {
-  int ty = lua_getfield(L, t, "env");
+  int ty = raw_field(L, t, "env");
   if (ty == LUA_TNIL) {
     lua_pop(L, 1);
     return 0;
@@ -248,7 +266,7 @@ static int read_opts(lua_State *L, int t, int anchor, mg_child_opts *o,
     o->name =
         mg_name_from(o->argv ? o->argv[0] : NULL, "child", name_buf, name_len);
 
-  if (lua_getfield(L, t, "limit") != LUA_TNIL) {
+  if (raw_field(L, t, "limit") != LUA_TNIL) {
     char e[512];
     int rc = mg_lua_check_size(L, -1, "limit", &o->limit_bytes, e, sizeof e);
     if (rc < 0) {
@@ -266,7 +284,7 @@ static int read_opts(lua_State *L, int t, int anchor, mg_child_opts *o,
     return -EINVAL;
 
   /* warn_at: a number, or false for none */
-  int ty = lua_getfield(L, t, "warn_at");
+  int ty = raw_field(L, t, "warn_at");
   if (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))
     o->warn_at = 0;
   else if (ty == LUA_TNUMBER)
@@ -300,6 +318,8 @@ static int sandbox_check(mg_lua_env *env, const mg_child_opts *o, char *err,
     return 0;
   if (o->argv && o->argv[0])
     rc = mg_lua_program_allowed(env, o->argv[0], err, len);
+  for (size_t i = 0; rc == 0 && o->env && o->env[i]; i++)
+    rc = mg_lua_env_allowed(env, o->env[i], strcspn(o->env[i], "="), err, len);
   if (rc == 0 && o->cwd)
     rc = mg_lua_path_allowed(env, "cwd", o->cwd, 0, err, len);
   if (rc == 0 && o->stdout_mode == MG_STDIO_FILE)

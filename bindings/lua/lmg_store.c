@@ -200,6 +200,20 @@ static int read_options(lua_State *L, int arg, int oi, int self, lstore *ls,
                         unsigned *given, char *err, size_t len) {
   mg_lua_check_options(L, oi, arg == 1 ? "store" : "load_store",
                        options_accepted);
+  /* The strategy first: a built-in name may run Lua code (require), which
+   * must not see strings of ours borrowed yet. */
+  lua_pushliteral(L, "strategy");
+  if (lua_rawget(L, oi) != LUA_TNIL) {
+    mg_lstore_resolve_strategy(L, arg, -1, ls->strategy_name,
+                               sizeof ls->strategy_name);
+    lua_setiuservalue(L, self, MG_LSTORE_UV_STRATEGY);
+  }
+  lua_pop(L, 1);
+  /* Strings borrowed from the options table stay alive in this anchor
+   * until the store has copied them (an estimator may run during a load),
+   * whatever Lua code does to the table meanwhile. */
+  lua_createtable(L, 2, 0);
+  int anchor = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, oi)) {
     int v = lua_gettop(L);
@@ -207,7 +221,7 @@ static int read_options(lua_State *L, int arg, int oi, int self, lstore *ls,
     int r = limit_field(L, arg, k, v, lim, given, err, len);
     if (r < 0)
       return r;
-    if (r == 0) {
+    if (r == 0 || strcmp(k, "strategy") == 0) {
     } else if (strcmp(k, "name") == 0) {
       size_t n;
       if (lua_type(L, v) != LUA_TSTRING)
@@ -216,6 +230,8 @@ static int read_options(lua_State *L, int arg, int oi, int self, lstore *ls,
       r = mg_name_check("store name", o->name, n, err, len);
       if (r < 0)
         return r;
+      lua_pushvalue(L, v);
+      lua_rawseti(L, anchor, 1);
     } else if (strcmp(k, "on_full") == 0) {
       const char *s = lua_type(L, v) == LUA_TSTRING ? lua_tostring(L, v) : "";
       if (strcmp(s, "error") == 0)
@@ -224,10 +240,6 @@ static int read_options(lua_State *L, int arg, int oi, int self, lstore *ls,
         o->on_full = MG_STORE_ON_FULL_PRUNE;
       else
         return field_error(L, arg, k, "\"error\" or \"prune\"", v);
-    } else if (strcmp(k, "strategy") == 0) {
-      mg_lstore_resolve_strategy(L, arg, v, ls->strategy_name,
-                                 sizeof ls->strategy_name);
-      lua_setiuservalue(L, self, MG_LSTORE_UV_STRATEGY);
     } else if (strcmp(k, "on_warn") == 0 || strcmp(k, "on_evict") == 0 ||
                strcmp(k, "estimator") == 0) {
       if (lua_type(L, v) != LUA_TFUNCTION)
@@ -244,6 +256,8 @@ static int read_options(lua_State *L, int arg, int oi, int self, lstore *ls,
       r = mg_lua_path_allowed(ls->env, "archive", o->archive_path, 1, err, len);
       if (r < 0)
         return r;
+      lua_pushvalue(L, v);
+      lua_rawseti(L, anchor, 2);
     } else { /* archive_fsync: the only option left */
       if (lua_type(L, v) != LUA_TBOOLEAN)
         return field_error(L, arg, k, "a boolean", v);
@@ -267,8 +281,9 @@ static int read_options(lua_State *L, int arg, int oi, int self, lstore *ls,
   if (lua_getiuservalue(L, self, MG_LSTORE_UV_ESTIMATOR) == LUA_TFUNCTION) {
     o->estimate_tokens = mg_lstore_estimate_cb; /* the core calls it */
     o->estimate_ud = ls;
+    ls->has_estimator = 1;
   }
-  lua_pop(L, 4);
+  lua_pop(L, 4); /* the anchor stays until open_store returns */
   return 0;
 }
 
@@ -379,6 +394,12 @@ static int l_add(lua_State *L) {
   const mg_lstore_keys *keys = keys_of(L);
   mg_lstore_msg m;
   char err[256];
+  m.anchor = 0;
+  if (ls->has_estimator) { /* Lua runs before the store copies the strings */
+    lua_settop(L, 2);
+    lua_createtable(L, 8, 0);
+    m.anchor = 3;
+  }
   int kind = mg_lstore_parse_msg(L, 2, keys, &m, err, sizeof err);
   if (kind == MG_LPARSE_MISUSE)
     return luaL_argerror(L, 2, err);

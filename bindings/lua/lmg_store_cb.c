@@ -265,6 +265,8 @@ static int strat_apply(lua_State *L, strat_call *sc, int self, int ids,
   if (t == LUA_TTABLE) {
     mg_lstore_msg m;
     char err[200];
+    lua_createtable(L, 8, 0); /* the estimator may run: keep the strings */
+    m.anchor = lua_gettop(L);
     int kind = mg_lstore_parse_msg(L, repl, sc->ls->keys, &m, err, sizeof err);
     if (kind != MG_LPARSE_OK)
       return strat_fail(sc, "its replacement message is invalid: %s", err);

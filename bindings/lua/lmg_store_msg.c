@@ -135,6 +135,14 @@ static int parse_fail(char *err, size_t len, int kind, const char *fmt, ...) {
   return kind;
 }
 
+/* Keep the string at v alive in m's anchor table (if any). */
+static void keep(lua_State *L, mg_lstore_msg *m, int v) {
+  if (!m->anchor)
+    return;
+  lua_pushvalue(L, v);
+  lua_rawseti(L, m->anchor, ++m->anchored);
+}
+
 static int parse_text(lua_State *L, int v, const char *field, const char **out,
                       char *err, size_t len) {
   size_t n;
@@ -177,8 +185,10 @@ static int parse_meta(lua_State *L, int t, mg_lstore_msg *m, char *err,
     if (memchr(k, 0, kl) || memchr(v, 0, vl))
       return parse_fail(err, len, MG_LPARSE_INVALID,
                         "meta entry '%s' contains a NUL byte", k);
-    m->meta[n].key = k; /* anchored by the meta table */
+    m->meta[n].key = k; /* anchored by the meta table (and m's anchor) */
     m->meta[n].value = v;
+    keep(L, m, -2);
+    keep(L, m, -1);
     n++;
     lua_pop(L, 1);
   }
@@ -194,6 +204,7 @@ static int parse_meta(lua_State *L, int t, mg_lstore_msg *m, char *err,
 int mg_lstore_parse_msg(lua_State *L, int idx, const mg_lstore_keys *keys,
                         mg_lstore_msg *m, char *err, size_t len) {
   memset(&m->in, 0, sizeof m->in);
+  m->anchored = 0;
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE)
     return parse_fail(err, len, MG_LPARSE_MISUSE,
@@ -211,14 +222,17 @@ int mg_lstore_parse_msg(lua_State *L, int idx, const mg_lstore_keys *keys,
     case MG_LF_ROLE:
       if ((kind = parse_text(L, -1, "role", &m->in.role, err, len)))
         return kind;
+      keep(L, m, -1);
       break;
     case MG_LF_SOURCE:
       if ((kind = parse_text(L, -1, "source", &m->in.source, err, len)))
         return kind;
+      keep(L, m, -1);
       break;
     case MG_LF_GROUP:
       if ((kind = parse_text(L, -1, "group", &m->in.group, err, len)))
         return kind;
+      keep(L, m, -1);
       break;
     case MG_LF_CONTENT:
       if (lua_type(L, -1) != LUA_TSTRING)
@@ -226,6 +240,7 @@ int mg_lstore_parse_msg(lua_State *L, int idx, const mg_lstore_keys *keys,
                           "field 'content' must be a string, got %s",
                           luaL_typename(L, -1));
       m->in.content = lua_tolstring(L, -1, &m->in.content_len);
+      keep(L, m, -1);
       break;
     case MG_LF_PINNED:
       if (lua_type(L, -1) != LUA_TBOOLEAN)

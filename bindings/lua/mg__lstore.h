@@ -59,21 +59,28 @@ typedef struct mg_lstore_keys {
 } mg_lstore_keys;
 
 typedef struct mg_lstore {
-  mg_store *s;     /* NULL once closed */
-  mg_lua_env *env; /* of the state that created it */
-  lua_State *L;    /* thread of the call in progress: callbacks run there */
-  int self;        /* stack index of this userdata in L during that call */
-  int depth;       /* calls into the store in progress */
-  int closing;     /* closed during a call: freed when depth drops to 0 */
+  mg_store *s;       /* NULL once closed */
+  mg_lua_env *env;   /* of the state that created it */
+  lua_State *L;      /* thread of the call in progress: callbacks run there */
+  int self;          /* stack index of this userdata in L during that call */
+  int depth;         /* calls into the store in progress */
+  int closing;       /* closed during a call: freed when depth drops to 0 */
+  int has_estimator; /* a Lua estimator runs inside mg_store_add */
   char name[MG_NAME_MAX + 1];
   char strategy_name[64];
   const mg_lstore_keys *keys;
 } mg_lstore;
 
-/* A message being read from a Lua table. */
+/* A message being read from a Lua table. Its strings are borrowed from
+ * the table; when Lua code can run before the store has copied them (an
+ * estimator, a strategy's replacement), set `anchor` to the stack index of
+ * a table that keeps every borrowed string alive, whatever that code does
+ * to the message table. */
 typedef struct mg_lstore_msg {
   mg_store_input in;
   mg_store_meta meta[MG_STORE_META_MAX];
+  int anchor; /* 0: none */
+  int anchored;
 } mg_lstore_msg;
 
 /* ---- lmg_store_msg.c */

@@ -41,6 +41,7 @@ struct mg_lua_handle {
   const char *kind;           /* "timer", "signal" */
   int cb_ref;                 /* registry ref of the Lua callback */
   int self_ref;               /* registry ref of the userdata while active */
+  int name_ref;               /* signals: the name handed to the handler */
   int refs;                   /* 2 while userdata and uv both hold it */
   int closing;                /* uv_close called */
   int oneshot;                /* mg.after: close after the first call */
@@ -62,8 +63,20 @@ struct mg_lua_call {
   uint64_t insn_used;   /* charged by the count hook */
   int over;             /* spent: the hook raises on every instruction */
   int capped;           /* the memory cap was in force before it */
-  char why[224];        /* why it was stopped */
+  /* The outermost call of the chain this one is nested in (itself when
+   * outermost): what a nested call uses is not charged to its caller, but
+   * the whole chain is bounded at MG_LUA_CHAIN_FACTOR times the outermost
+   * budget, so a loop of nested calls cannot run for ever. */
+  mg_lua_call *root;
+  uint64_t chain_deadline_ns; /* root only; 0: none */
+  uint64_t chain_insn_budget; /* root only; 0: none */
+  uint64_t chain_insn_used;   /* root only */
+  char why[256];              /* why it was stopped */
 };
+
+/* How many times its own budget a callback and the calls nested in it may
+ * use in all. */
+#define MG_LUA_CHAIN_FACTOR 10
 
 struct mg_lua_env {
   lua_State *L;
@@ -97,6 +110,7 @@ struct mg_lua_env {
   /* Policy handlers per signal number (mg.on_signal). */
   int signal_handlers[65];
   mg_lua_handle *handles; /* every open handle, for shutdown */
+  int closing_handles;    /* mg_lua_shutdown ran: no new handle */
   unsigned long callback_errors;
   struct mg_lua_proc *procs; /* processes not yet closed, spawn order */
 
@@ -220,6 +234,10 @@ int mg_lua_path_allowed(mg_lua_env *env, const char *what, const char *path,
 /* In a sandbox: may the program at the absolute `path` be spawned? */
 int mg_lua_program_allowed(mg_lua_env *env, const char *path, char *err,
                            size_t err_len);
+/* In a sandbox: may a child get the environment variable `name`? (Not
+ * the ones that make programs load or run other code.) */
+int mg_lua_env_allowed(mg_lua_env *env, const char *name, size_t len, char *err,
+                       size_t err_len);
 /* In a sandbox: may a signal or a limit be sent to `pid`? (Only this
  * process and its supervised children.) */
 int mg_lua_pid_allowed(mg_lua_env *env, long pid, char *err, size_t err_len);

@@ -274,6 +274,9 @@ int mg_probe_json(const mg_probe_opts *opts, void **out, char *err,
     return mg_errf(err, err_len, -ENOMEM, "out of memory");
   mg_effmem eff;
   rc = mg_cgroup_detect(&opts->paths, cg, err, err_len);
+  if (rc == 0 && opts->cgroup_parent && cg->version != MG_CGROUP_NONE)
+    rc = mg_cgroup_check_parent(cg, "cgroup_parent", opts->cgroup_parent, err,
+                                err_len); /* before a probe group is made */
   if (rc == 0)
     rc = mg_effective_memory(&opts->paths, &mi, cg, &eff, err, err_len);
   if (rc < 0) {

@@ -40,6 +40,24 @@ static int l_load_text(lua_State *L) {
   return lua_gettop(L) - n;
 }
 
+/* setmetatable of the sandbox (the real one is upvalue 1): no __gc. A
+ * finalizer runs with Lua's hooks off, outside every budget, so one that
+ * never returns would hang mgrun. */
+static int l_setmetatable_nogc(lua_State *L) {
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL)
+      return luaL_error(L, "bad argument #2 to 'setmetatable' (__gc is not "
+                           "allowed in the sandbox: a finalizer runs outside "
+                           "every budget)");
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
 /* Searcher of the sandbox: `name` (dots → slashes) as <dir>/name.lua or
  * <dir>/name/init.lua in the directory of upvalue 1 (nil: none), loaded
  * as text only. */
@@ -107,6 +125,9 @@ static void open_sandbox(lua_State *L, const char *scripts_dir) {
   lua_getglobal(L, "load");
   lua_pushcclosure(L, l_load_text, 1);
   lua_setglobal(L, "load");
+  lua_getglobal(L, "setmetatable");
+  lua_pushcclosure(L, l_setmetatable_nogc, 1);
+  lua_setglobal(L, "setmetatable");
   lua_getglobal(L, "package");
   lua_pushliteral(L, "");
   lua_setfield(L, -2, "cpath");

@@ -160,6 +160,22 @@ static uint64_t parse_size_opt(const char *opt, const char *v) {
   return bytes;
 }
 
+/* mg_runtime_new's failure: a bad option value (a cgroup parent or an
+ * allowed path that does not exist…) is a usage error. */
+static int start_status(int rc) {
+  switch (rc) {
+  case -ENOENT:
+  case -ENOTDIR:
+  case -EINVAL:
+  case -EACCES:
+  case -ELOOP:
+  case -ENAMETOOLONG:
+    return EXIT_USAGE;
+  default:
+    return EXIT_RUNTIME;
+  }
+}
+
 /* ------------------------------------------------------------ --probe */
 
 static int run_probe(int as_json, const char *cgroup_parent) {
@@ -167,11 +183,12 @@ static int run_probe(int as_json, const char *cgroup_parent) {
   void *doc = NULL;
   char err[1024];
   po.cgroup_parent = cgroup_parent;
-  if (mg_probe_json(&po, &doc, err, sizeof err) < 0) {
+  int rc = mg_probe_json(&po, &doc, err, sizeof err);
+  if (rc < 0) {
     fprintf(stderr, "mgrun: probe failed: %s\n", err);
-    return EXIT_RUNTIME;
+    return cgroup_parent ? start_status(rc) : EXIT_RUNTIME;
   }
-  int rc = mg_probe_print(doc, as_json, stdout);
+  rc = mg_probe_print(doc, as_json, stdout);
   mg_probe_free(doc);
   if (rc < 0) {
     fprintf(stderr, "mgrun: cannot print the probe: %s\n", mg_strerror(rc));
@@ -334,22 +351,6 @@ static void parse_args(cli *a, int argc, char **argv) {
         usage_error("unknown option '-%c'", optopt);
       usage_error("unknown option '%s'", argv[optind - 1]);
     }
-  }
-}
-
-/* mg_runtime_new's failure: a bad option value (a cgroup parent or an
- * allowed path that does not exist…) is a usage error. */
-static int start_status(int rc) {
-  switch (rc) {
-  case -ENOENT:
-  case -ENOTDIR:
-  case -EINVAL:
-  case -EACCES:
-  case -ELOOP:
-  case -ENAMETOOLONG:
-    return EXIT_USAGE;
-  default:
-    return EXIT_RUNTIME;
   }
 }
 

@@ -21,6 +21,13 @@ check "--limit without its value: exit 2" test $? -eq 2
 check "--limit without its value: names the option" grep -q "option '--limit' needs a value" "$T_TMP/o"
 "$MGRUN" --cb-timeout >"$T_TMP/o" 2>&1
 check "--cb-timeout without its value: names the option" grep -q "option '--cb-timeout' needs a value" "$T_TMP/o"
+"$MGRUN" --probe --cgroup-parent /nonexistent/mgrun-parent >"$T_TMP/o" 2>&1
+check "--probe with a missing --cgroup-parent: exit 2" test $? -eq 2
+check "--probe with a missing --cgroup-parent: says so" grep -q "cgroup_parent: '/nonexistent/mgrun-parent' does not exist" "$T_TMP/o"
+p=$(policy noop <<<"print('ran')")
+"$MGRUN" --cgroup-parent /nonexistent/mgrun-parent "$p" >"$T_TMP/o" 2>&1
+check "a policy with a missing --cgroup-parent: exit 2 at start" test $? -eq 2
+check "a policy with a missing --cgroup-parent: nothing ran" bash -c '! grep -q "^ran" "$1"' _ "$T_TMP/o"
 check "--help prints no doubled %" bash -c '! grep -q "%%" <<<"$1"' _ "$out"
 check "--help says what each mode bounds" bash -c 'for m in auto cgroup data as none; do grep -qE "^ +$m +" <<<"$1" || exit 1; done' _ "$out"
 check "--help lists the sandbox's allow options" bash -c 'grep -q -- "--allow-spawn PATH" <<<"$1" && grep -q -- "--allow-dir DIR" <<<"$1"' _ "$out"

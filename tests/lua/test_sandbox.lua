@@ -88,16 +88,59 @@ function TestSandbox:test_spawn_only_allowed_programs()
     try("out-inside", { name = "e", cmd = { "/bin/true" }, stdout = D .. "/o" })
     try("cwd-outside", { name = "f", cmd = { "/bin/true" }, cwd = OUT })
     try("err-escape", { name = "g", cmd = { "/bin/true" }, stderr = D .. "/escape/e" })
+    -- relative to a cwd option: the sandbox would check another file than
+    -- the one the supervisor runs
+    try("relative", { name = "h", cmd = { "bin/true" }, cwd = "/usr" })
+    -- variables that make a program load or run other code
+    try("ld", { name = "i", cmd = { "/bin/true" }, env = { LD_PRELOAD = D .. "/x.so" } })
+    try("bashenv", { name = "j", cmd = { "/bin/true" }, env = { BASH_ENV = D .. "/s" } })
+    try("python", { name = "k", cmd = { "/bin/true" }, env = { PYTHONPATH = D } })
+    try("plain-env", { name = "l", cmd = { "/bin/true" }, env = { MODEL = "7b" } })
   ]], { "--allow-spawn", "/bin/true", "--allow-dir", dir })
   lu.assertEquals(status, 0, out)
   lu.assertStrContains(out, "allowed\tstarted")
-  lu.assertStrContains(out, "bare\tEACCES\tcmd: the sandbox runs programs by their path")
+  lu.assertStrContains(out, "bare\tEACCES\tcmd: the sandbox runs programs by their absolute path")
   lu.assertStrContains(out, "other\tEACCES\tcmd: the sandbox does not allow running '/bin/sh'")
   lu.assertStrContains(out, "out-outside\tEACCES\tstdout: the sandbox does not allow writing")
   lu.assertStrContains(out, "out-inside\tstarted")
   lu.assertStrContains(out, "cwd-outside\tEACCES\tcwd: the sandbox does not allow reading")
   lu.assertStrContains(out, "err-escape\tEACCES")
+  lu.assertStrContains(out, "relative\tEACCES\tcmd: the sandbox runs programs by their absolute path")
+  lu.assertStrContains(out, "ld\tEACCES\tenv: the sandbox does not pass 'LD_PRELOAD'")
+  lu.assertStrContains(out, "bashenv\tEACCES\tenv: the sandbox does not pass 'BASH_ENV'")
+  lu.assertStrContains(out, "python\tEACCES\tenv: the sandbox does not pass 'PYTHONPATH'")
+  lu.assertStrContains(out, "plain-env\tstarted")
   lu.assertEquals(select(2, h.sh("ls " .. h.q(outside))), "") -- nothing escaped
+end
+
+-- Writing "the allowed directory itself" would put the snapshot's
+-- temporary file beside it, outside: a file must lie strictly inside.
+function TestSandbox:test_the_allowed_directory_itself_is_not_a_file()
+  local status, out = run([[
+    local ctx = assert(mg.store { name = "s" })
+    print("dir itself", select(3, ctx:save(D)))
+    print("dir slash", select(3, ctx:save(D .. "/")))
+  ]], { "--allow-dir", dir })
+  lu.assertEquals(status, 0, out)
+  lu.assertStrContains(out, "dir itself\tEACCES")
+  lu.assertStrContains(out, "dir slash\tEACCES")
+  local parent = dir:match("^(.*)/[^/]+$")
+  lu.assertEquals(select(2, h.sh("ls -A " .. h.q(parent) .. " | grep -c '" ..
+                                  dir:match("[^/]+$") .. "%.tmp' || true")), "0\n")
+end
+
+function TestSandbox:test_allow_lists_hold_what_they_say()
+  local f = h.tmp("file", "sbx")
+  assert(io.open(f, "w")):close()
+  local status, out = h.run("print('ran')", { "--sandbox", "--allow-dir", f })
+  lu.assertEquals(status, 2, out)
+  lu.assertStrContains(out, "allow_dirs: '" .. f .. "' is not a directory")
+  status, out = h.run("print('ran')", { "--sandbox", "--allow-spawn", "/tmp" })
+  lu.assertEquals(status, 2, out)
+  lu.assertStrContains(out, "allow_spawn: '/tmp' is not an executable file")
+  status, out = h.run("print('ran')", { "--sandbox", "--allow-spawn", f })
+  lu.assertEquals(status, 2, out)
+  os.remove(f)
 end
 
 function TestSandbox:test_limits_only_for_own_processes()

@@ -59,7 +59,10 @@ typedef struct mg_probe_opts {
   mg_paths paths;
   int skip_writable; /* 1: do not try to create a cgroup (report null) */
   int skip_rlimit;   /* 1: do not fork the rlimit probe (report null) */
-  const char *cgroup_parent; /* where to test writability (NULL = own) */
+  const char *cgroup_parent; /* where to test writability (NULL = own);
+                                checked first (mg_cgroup_check_parent: a
+                                missing, non-directory or foreign path
+                                fails the probe with its code) */
 } mg_probe_opts;
 
 /* Build the probe document. *out is a new jansson json_t* (declared void*
