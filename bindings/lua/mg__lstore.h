@@ -2,6 +2,7 @@
  * (bindings layer, on libmg's mg_store_* only).
  *
  *   lmg_store.c       mg.store, mg.load_store, the store's methods
+ *   lmg_store_opts.c  the options of mg.store / mg.load_store, the limits
  *   lmg_store_msg.c   messages in (Lua table → mg_store_input) and out
  *                     (message, stats and error tables)
  *   lmg_store_cb.c    the store's Lua callbacks: strategy, on_evict,
@@ -82,6 +83,32 @@ typedef struct mg_lstore_msg {
   int anchor; /* 0: none */
   int anchored;
 } mg_lstore_msg;
+
+/* ---- lmg_store_opts.c */
+
+#define MG_LSTORE_LIMITS_ACCEPTED                                              \
+  "max_messages, max_message_size, max_total_size, max_tokens, warn_at"
+/* Which limits a table gave (bits). */
+enum { G_COUNT = 1, G_MSGSIZE = 2, G_TOTAL = 4, G_TOKENS = 8, G_WARN = 16 };
+/* Raise: "field 'F' must be EXPECTED, got TYPE" for argument `arg`. */
+int mg_lstore_field_error(lua_State *L, int arg, const char *field,
+                          const char *expected, int v);
+/* A limit field k = value at v into *l. 1 when k is not a limit, 0 when
+ * set, a negative code with err. Raises on a wrong type. */
+int mg_lstore_limit_field(lua_State *L, int arg, const char *k, int v,
+                          mg_store_limits *l, unsigned *given, char *err,
+                          size_t len);
+/* Read mg.store's / mg.load_store's options table at `oi` into *o, *lim,
+ * *given and the callbacks into the uservalues of the userdata at `self`;
+ * leaves an anchor table on the stack that keeps the borrowed strings
+ * alive. 0, or a negative code with err; raises on misuse. */
+int mg_lstore_read_options(lua_State *L, int arg, int oi, int self,
+                           mg_lstore *ls, mg_store_options *o,
+                           mg_store_limits *lim, unsigned *given, char *err,
+                           size_t len);
+/* Limits given to mg.load_store replace the file's. */
+void mg_lstore_merge_limits(mg_store_limits *cur, const mg_store_limits *lim,
+                            unsigned given);
 
 /* ---- lmg_store_msg.c */
 
