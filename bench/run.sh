@@ -37,7 +37,7 @@ cat >"$T/idle.lua" <<'LUA'
 local n = 0
 mg.every(1000, function() n = n + 1 end)
 LUA
-"$MGRUN" "$T/idle.lua" &
+"$MGRUN" "$T/idle.lua" 2>/dev/null &
 pid=$!
 sleep 1
 t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")

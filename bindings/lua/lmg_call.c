@@ -156,7 +156,11 @@ static int msgh(lua_State *L) {
 static void call_begin(mg_lua_env *env, lua_State *L, mg_lua_call *c,
                        const char *what, int top, uint64_t timeout_ms,
                        uint64_t insns) {
-  memset(c, 0, sizeof *c);
+  /* every field but `why` (written only when the call is stopped) */
+  c->over = 0;
+  c->insn_used = 0;
+  c->chain_deadline_ns = c->chain_insn_budget = c->chain_insn_used = 0;
+  c->why[0] = '\0';
   c->outer = env->call;
   c->what = what;
   c->top = top;
