@@ -275,10 +275,10 @@ const char *mg_lua_check_text(lua_State *L, int idx, const char *what,
     if (memchr(s, '\0', n))
       luaL_argerror(L, idx, "it holds a NUL byte, which text cannot hold here");
   } else {
-    s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
-    if (s == NULL)
+    if (lua_type(L, idx) != LUA_TSTRING)
       luaL_error(L, "bad field '%s' (string expected, got %s)", what,
                  value_name(L, idx));
+    s = lua_tolstring(L, idx, &n);
     if (memchr(s, '\0', n))
       luaL_error(L,
                  "bad field '%s' (it holds a NUL byte, which text cannot "
