@@ -75,6 +75,26 @@ function TestLoad:test_sandbox_denies_io_os_debug_bytecode()
   lu.assertStrContains(out, "cmodule\tfalse")
 end
 
+function TestLoad:test_c_modules_load_unsandboxed_only()
+  local cpath = h.bindir .. "/?.so"
+  local code = string.format([[
+    package.cpath = %q
+    local ok, m = pcall(require, "mgtest_cmod")
+    print("cmod", ok, ok and m.twice(21) or m)
+  ]], cpath)
+  local status, out = h.run(code)
+  lu.assertEquals(status, 0, out)
+  lu.assertStrContains(out, "cmod\ttrue\t42")
+  -- The sandbox has no C searcher: the same require, same cpath, fails.
+  status, out = h.run(string.format([[
+    pcall(function() package.cpath = %q end)
+    local ok, err = pcall(require, "mgtest_cmod")
+    print("cmod", ok, err)
+  ]], cpath), { "--sandbox" })
+  lu.assertEquals(status, 0, out)
+  lu.assertStrContains(out, "cmod\tfalse")
+end
+
 function TestLoad:test_usage_errors_exit_2()
   for _, args in ipairs({ "", "--bogus x.lua", "--lua-mem lots x.lua",
                           "--cb-timeout -1 x.lua", "--log-format xml x.lua",
