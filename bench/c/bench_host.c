@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "bench_util.h"
-#include "host/mg_runtime.h"
+#include "mg/mg_runtime.h"
 #include "lua/mg__lua.h" /* mg_lua_pcall: the dispatch measured */
 
 static mg_runtime *new_rt(void) {

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "bench_util.h"
-#include "host/mg_runtime.h"
+#include "mg/mg_runtime.h"
 #include "mg/mg.h"
 
 static const char *const BENCH_LUA =

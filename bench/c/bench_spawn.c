@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "bench_util.h"
-#include "host/mg_runtime.h"
-#include "sup/mg_sup.h"
+#include "mg/mg_runtime.h"
+#include "mg/mg_sup.h"
 
 static const char *hog_path;
 

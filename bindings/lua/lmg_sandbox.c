@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "lua/mg__lua.h"
-#include "sup/mg_sup.h"
+#include "mg/mg_sup.h"
 
 /* "a, b, c" of a list, or `none`. */
 static void join(char *const *v, const char *none, char *out, size_t len) {

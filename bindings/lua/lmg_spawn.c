@@ -1,5 +1,5 @@
 /* lmg_spawn.c — mg.spawn and mg.processes (bindings layer, on the
- * supervisor: runtime/include/sup/mg_sup.h). The process object it returns
+ * supervisor: runtime/include/mg/mg_sup.h). The process object it returns
  * is lmg_proc.c's; their shared state is in mg__lproc.h. */
 #include <errno.h>
 #include <libgen.h>

@@ -14,7 +14,7 @@
 #define MG__LPROC_H
 
 #include "lua/mg__lua.h"
-#include "sup/mg_sup.h"
+#include "mg/mg_sup.h"
 
 #define MG_LPROC_MT "mg.process"
 

@@ -23,10 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/mg_runtime.h"
+#include "mg/mg_runtime.h"
 #include "lua/mg_lua.h"
 #include "mg__runtime.h"
-#include "sup/mg_sup.h"
+#include "mg/mg_sup.h"
 
 /* How often the top level looks for a signal, in ms of Lua execution. */
 #define MG__LOAD_POLL_MS 5

@@ -2,6 +2,7 @@
  * the sandbox's subset, require paths, the shipped Lua library (host
  * layer). Nothing here is process-wide: the sandbox's searcher keeps its
  * directory in an upvalue of its own state. */
+#include <dlfcn.h>
 #include <lauxlib.h>
 #include <libgen.h>
 #include <limits.h>
@@ -185,23 +186,43 @@ void mg__rt_open_libs(lua_State *L, int sandbox, const char *scripts_dir) {
   }
 }
 
+/* Does `dir`/`rel` hold the shipped library? Then it is the answer. */
+static int try_scripts(const char *dir, const char *rel, char *out,
+                       size_t len) {
+  char cand[PATH_MAX + 64];
+  snprintf(cand, sizeof cand, "%s/%s", dir, rel);
+  if (access(cand, R_OK) != 0)
+    return 0;
+  snprintf(out, len, "%s", cand);
+  return 1;
+}
+
+/* The shipped Lua library: the host's choice; else beside an installed
+ * mgrun (bin/../share/mgrun/scripts); else beside the installed shared
+ * library this code is in (libdir/MG_LIB_TO_SCRIPTS: a Python or C host,
+ * mg.so in lua5.4); else the source tree of this build. */
 void mg__rt_find_scripts(const char *given, char *out, size_t len) {
-  char exe[PATH_MAX];
+  char path[PATH_MAX];
   out[0] = '\0';
   if (given) {
     snprintf(out, len, "%s", given);
     return;
   }
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
   if (n > 0) {
-    exe[n] = '\0';
-    char cand[PATH_MAX + 32];
-    snprintf(cand, sizeof cand, "%s/../share/mgrun/scripts", dirname(exe));
-    if (access(cand, R_OK) == 0) {
-      snprintf(out, len, "%s", cand);
+    path[n] = '\0';
+    if (try_scripts(dirname(path), "../share/mgrun/scripts", out, len))
       return;
-    }
   }
+#ifdef MG_LIB_TO_SCRIPTS
+  Dl_info info;
+  if (dladdr((void *)mg__rt_find_scripts, &info) && info.dli_fname &&
+      strchr(info.dli_fname, '/')) {
+    snprintf(path, sizeof path, "%s", info.dli_fname);
+    if (try_scripts(dirname(path), MG_LIB_TO_SCRIPTS, out, len))
+      return;
+  }
+#endif
 #ifdef MG_SCRIPTS_DIR
   snprintf(out, len, "%s", MG_SCRIPTS_DIR);
 #endif

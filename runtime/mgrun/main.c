@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/mg_runtime.h"
+#include "mg/mg_runtime.h"
 
 enum { EXIT_USAGE = 2, EXIT_RUNTIME = 1 };
 

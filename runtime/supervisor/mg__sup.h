@@ -15,7 +15,7 @@
 #include <uv.h>
 
 #include "mg/mg.h"
-#include "sup/mg_sup.h"
+#include "mg/mg_sup.h"
 
 struct mg_sup {
   uv_loop_t *loop;

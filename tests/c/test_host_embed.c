@@ -6,7 +6,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "host/mg_runtime.h"
+#include "mg/mg_runtime.h"
 #include "mg_test.h"
 
 static int exit_calls, exit_code;

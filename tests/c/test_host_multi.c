@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "host/mg_runtime.h"
+#include "mg/mg_runtime.h"
 #include "mg_test.h"
 
 static mg_runtime *make(int sandbox) {

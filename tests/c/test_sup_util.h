@@ -21,7 +21,7 @@
 
 #include "mg/mg.h"
 #include "mg_test.h"
-#include "sup/mg_sup.h"
+#include "mg/mg_sup.h"
 
 #define MIB (UINT64_C(1) << 20)
 #define REC_MAX_EXITS 16

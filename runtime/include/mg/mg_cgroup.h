@@ -6,6 +6,8 @@
 #ifndef MG_CGROUP_H
 #define MG_CGROUP_H
 
+#include "mg/mg_api.h"
+
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,7 +38,7 @@ typedef struct mg_cgroup_info {
 } mg_cgroup_info;
 
 /* "none" / "v1" / "v2". */
-const char *mg_cgroup_version_name(mg_cgroup_version v);
+MG_API const char *mg_cgroup_version_name(mg_cgroup_version v);
 
 /* Detect from <proc_root>/self/mountinfo and <proc_root>/self/cgroup, then
  * walk from this cgroup up to the hierarchy root reading
@@ -44,28 +46,29 @@ const char *mg_cgroup_version_name(mg_cgroup_version v);
  * "unlimited" value (>= 2^62) mean no limit. No memory controller is not
  * an error: version = MG_CGROUP_NONE. Malformed files are MG_EPARSE with
  * the file named in err. */
-int mg_cgroup_detect(const mg_paths *paths, mg_cgroup_info *out, char *err,
-                     size_t err_len);
+MG_API int mg_cgroup_detect(const mg_paths *paths, mg_cgroup_info *out,
+                            char *err, size_t err_len);
 
 /* Group names follow mg_name_check (1..64 bytes of [A-Za-z0-9._-], not
  * "." or "..", so never a "/"). -EINVAL with err ("cgroup name: …")
  * quoting the name and saying what is accepted. */
-int mg_cgroup_validate_name(const char *name, char *err, size_t err_len);
+MG_API int mg_cgroup_validate_name(const char *name, char *err, size_t err_len);
 
 /* Check `dir` as the parent of child groups: it exists (-ENOENT), is a
  * directory (-ENOTDIR) and lies inside the memory hierarchy of `info`
  * (-EINVAL; MG_ENOTSUP when no memory controller is mounted). err starts
  * with `what` (NULL: "cgroup parent") and quotes the path:
  * "cgroup_parent: '/nope' does not exist". */
-int mg_cgroup_check_parent(const mg_cgroup_info *info, const char *what,
-                           const char *dir, char *err, size_t err_len);
+MG_API int mg_cgroup_check_parent(const mg_cgroup_info *info, const char *what,
+                                  const char *dir, char *err, size_t err_len);
 
 /* Can a child group with a memory limit be created under `parent_dir`
  * (NULL → info->dir)? Tries it for real: mkdir "mgrun-probe-<pid>",
  * write a limit, rmdir. Returns 1 writable, 0 not (reason says why), or a
  * negative code. */
-int mg_cgroup_probe_writable(const mg_cgroup_info *info, const char *parent_dir,
-                             char *reason, size_t reason_len);
+MG_API int mg_cgroup_probe_writable(const mg_cgroup_info *info,
+                                    const char *parent_dir, char *reason,
+                                    size_t reason_len);
 
 /* A child group created by libmg. Opaque. */
 typedef struct mg_cgroup mg_cgroup;
@@ -88,62 +91,63 @@ typedef struct mg_cgroup_stats {
 /* Create `<parent_dir or info->dir>/<name>` (name validated). On success
  * *out owns the handle; free it with mg_cgroup_free (which does not remove
  * the directory). An existing directory is -EEXIST. */
-int mg_cgroup_create(const mg_cgroup_info *info, const char *parent_dir,
-                     const char *name, mg_cgroup **out, char *err,
-                     size_t err_len);
+MG_API int mg_cgroup_create(const mg_cgroup_info *info, const char *parent_dir,
+                            const char *name, mg_cgroup **out, char *err,
+                            size_t err_len);
 
 /* A handle on the existing group directory `dir` of `version` (one libmg
  * did not create: a fixture, a group made by someone else); -ENOENT or
  * -ENOTDIR otherwise. *out is the caller's: mg_cgroup_free. */
-int mg_cgroup_open(mg_cgroup_version version, const char *dir,
-                   mg_cgroup **out, char *err, size_t err_len);
+MG_API int mg_cgroup_open(mg_cgroup_version version, const char *dir,
+                          mg_cgroup **out, char *err, size_t err_len);
 
 /* The group's directory (owned by the handle). */
-const char *mg_cgroup_dir(const mg_cgroup *cg);
-mg_cgroup_version mg_cgroup_get_version(const mg_cgroup *cg);
+MG_API const char *mg_cgroup_dir(const mg_cgroup *cg);
+MG_API mg_cgroup_version mg_cgroup_get_version(const mg_cgroup *cg);
 
 /* Set the hard memory limit; swap is set to 0 where the kernel allows
  * (v1 memory.memsw.limit_in_bytes, v2 memory.swap.max) so the limit is
  * real. `swap_limited` (may be NULL) reports whether that worked. */
-int mg_cgroup_set_limit(mg_cgroup *cg, uint64_t bytes, int *swap_limited,
-                        char *err, size_t err_len);
+MG_API int mg_cgroup_set_limit(mg_cgroup *cg, uint64_t bytes, int *swap_limited,
+                               char *err, size_t err_len);
 
 /* v2 memory.high (throttling tripwire); -ENOTSUP on v1. */
-int mg_cgroup_set_high(mg_cgroup *cg, uint64_t bytes, char *err,
-                       size_t err_len);
+MG_API int mg_cgroup_set_high(mg_cgroup *cg, uint64_t bytes, char *err,
+                              size_t err_len);
 
 /* Move `pid` into the group (cgroup.procs). */
-int mg_cgroup_add_pid(mg_cgroup *cg, pid_t pid, char *err, size_t err_len);
+MG_API int mg_cgroup_add_pid(mg_cgroup *cg, pid_t pid, char *err,
+                             size_t err_len);
 
-int mg_cgroup_stats_read(mg_cgroup *cg, mg_cgroup_stats *out, char *err,
-                         size_t err_len);
+MG_API int mg_cgroup_stats_read(mg_cgroup *cg, mg_cgroup_stats *out, char *err,
+                                size_t err_len);
 
 /* Only the usage and its peak (two files; what sampling needs, without
  * the limit and event counters of mg_cgroup_stats_read). peak_bytes and
  * has_peak may be NULL. */
-int mg_cgroup_usage_read(mg_cgroup *cg, uint64_t *current_bytes,
-                         uint64_t *peak_bytes, int *has_peak, char *err,
-                         size_t err_len);
+MG_API int mg_cgroup_usage_read(mg_cgroup *cg, uint64_t *current_bytes,
+                                uint64_t *peak_bytes, int *has_peak, char *err,
+                                size_t err_len);
 
 /* Number of processes in the group (0 when empty). */
-int mg_cgroup_count_pids(mg_cgroup *cg, size_t *count);
+MG_API int mg_cgroup_count_pids(mg_cgroup *cg, size_t *count);
 
 /* SIGKILL everything in the group: v2 cgroup.kill when present, else each
  * pid in cgroup.procs, repeated until empty or `timeout_ms`. */
-int mg_cgroup_kill_all(mg_cgroup *cg, int timeout_ms);
+MG_API int mg_cgroup_kill_all(mg_cgroup *cg, int timeout_ms);
 
 /* rmdir the group (retrying briefly while the kernel drains it). */
-int mg_cgroup_remove(mg_cgroup *cg, char *err, size_t err_len);
+MG_API int mg_cgroup_remove(mg_cgroup *cg, char *err, size_t err_len);
 
 /* Free the handle. NULL is a no-op. */
-void mg_cgroup_free(mg_cgroup *cg);
+MG_API void mg_cgroup_free(mg_cgroup *cg);
 
 /* Remove leftover groups named `<prefix><pid>-*` under `parent_dir` whose
  * pid is no longer alive (stale groups of a dead earlier run). Groups that
  * still hold processes are killed first. *removed (may be NULL) counts. */
-int mg_cgroup_remove_stale(const mg_cgroup_info *info, const char *parent_dir,
-                           const char *prefix, size_t *removed, char *err,
-                           size_t err_len);
+MG_API int mg_cgroup_remove_stale(const mg_cgroup_info *info,
+                                  const char *parent_dir, const char *prefix,
+                                  size_t *removed, char *err, size_t err_len);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,8 @@
 #ifndef MG_ERROR_H
 #define MG_ERROR_H
 
+#include "mg/mg_api.h"
+
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -37,15 +39,15 @@ typedef enum {
 } mg_errcode;
 
 /* Description of `code` (MG_E* or -errno). Returns a static string. */
-const char *mg_strerror(int code);
+MG_API const char *mg_strerror(int code);
 
 /* Symbolic name of `code` ("EPARSE", "ENOENT"…). Returns a static string. */
-const char *mg_err_name(int code);
+MG_API const char *mg_err_name(int code);
 
 /* Format into a caller-owned buffer; a no-op when buf is NULL or len is 0.
  * Always NUL-terminates. Returns `code` so callers can `return mg__err(...)`.
  */
-int mg_errf(char *buf, size_t len, int code, const char *fmt, ...)
+MG_API int mg_errf(char *buf, size_t len, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 #ifdef __cplusplus

@@ -6,6 +6,8 @@
 #ifndef MG_LIMITS_H
 #define MG_LIMITS_H
 
+#include "mg/mg_api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,15 +41,15 @@ typedef struct mg_limit_item {
  *   "Memory limit must be positive, got -5 B"
  *   "Requested limit 20.00 GiB exceeds total system memory 13.00 GiB"
  * and a warning above 90 %. Always returns 0; the verdict is in *out. */
-int mg_validate_limit(double bytes, uint64_t effective_bytes,
-                      mg_validation *out);
+MG_API int mg_validate_limit(double bytes, uint64_t effective_bytes,
+                             mg_validation *out);
 
 /* Validate `n` allocations and their sum. n == 0 is invalid ("No
  * allocations given"); each item is validated like mg_validate_limit (an
  * invalid item names itself); a sum above effective memory is invalid and
  * the message names each instance and its limit; above 95 % warns. */
-int mg_validate_total(const mg_limit_item *items, size_t n,
-                      uint64_t effective_bytes, mg_validation *out);
+MG_API int mg_validate_total(const mg_limit_item *items, size_t n,
+                             uint64_t effective_bytes, mg_validation *out);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,8 @@
 #ifndef MG_LOG_H
 #define MG_LOG_H
 
+#include "mg/mg_api.h"
+
 #include <stdint.h>
 #include <stdio.h>
 
@@ -81,25 +83,25 @@ typedef struct mg_logger mg_logger;
 
 /* Create a logger writing to `out` (borrowed; the caller keeps it open).
  * Lines below `min_level` are dropped. Returns NULL on out-of-memory. */
-mg_logger *mg_logger_new(FILE *out, mg_log_format format,
-                         mg_log_level min_level);
-void mg_logger_free(mg_logger *lg); /* NULL is a no-op */
+MG_API mg_logger *mg_logger_new(FILE *out, mg_log_format format,
+                                mg_log_level min_level);
+MG_API void mg_logger_free(mg_logger *lg); /* NULL is a no-op */
 
-void mg_logger_set_level(mg_logger *lg, mg_log_level min_level);
-mg_log_level mg_logger_level(const mg_logger *lg);
-mg_log_format mg_logger_format(const mg_logger *lg);
+MG_API void mg_logger_set_level(mg_logger *lg, mg_log_level min_level);
+MG_API mg_log_level mg_logger_level(const mg_logger *lg);
+MG_API mg_log_format mg_logger_format(const mg_logger *lg);
 
 /* Write one line (thread-safe, one write per line). A NULL logger drops
  * the line. `fields` may be NULL when n is 0. */
-void mg_log(mg_logger *lg, mg_log_level level, const char *event,
-            const mg_log_field *fields, size_t n);
+MG_API void mg_log(mg_logger *lg, mg_log_level level, const char *event,
+                   const mg_log_field *fields, size_t n);
 
 /* "debug", "info", "warn", "error". */
-const char *mg_log_level_name(mg_log_level level);
+MG_API const char *mg_log_level_name(mg_log_level level);
 /* Parse a level name ("warning" is accepted for warn); -EINVAL otherwise. */
-int mg_log_level_parse(const char *name, mg_log_level *out);
+MG_API int mg_log_level_parse(const char *name, mg_log_level *out);
 /* Parse "text" / "json"; -EINVAL otherwise. */
-int mg_log_format_parse(const char *name, mg_log_format *out);
+MG_API int mg_log_format_parse(const char *name, mg_log_format *out);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,8 @@
 #ifndef MG_MEMINFO_H
 #define MG_MEMINFO_H
 
+#include "mg/mg_api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,12 +31,12 @@ typedef struct mg_meminfo {
 /* Parse the text of a meminfo file. MemTotal and MemFree are required;
  * a missing required field or a malformed line is MG_EPARSE, explained in
  * `err`. */
-int mg_meminfo_parse(const char *text, mg_meminfo *out, char *err,
-                     size_t err_len);
+MG_API int mg_meminfo_parse(const char *text, mg_meminfo *out, char *err,
+                            size_t err_len);
 
 /* Read and parse `<proc_root>/meminfo`; proc_root NULL means "/proc". */
-int mg_meminfo_read(const char *proc_root, mg_meminfo *out, char *err,
-                    size_t err_len);
+MG_API int mg_meminfo_read(const char *proc_root, mg_meminfo *out, char *err,
+                           size_t err_len);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,8 @@
 #ifndef MG_NAME_H
 #define MG_NAME_H
 
+#include "mg/mg_api.h"
+
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -23,16 +25,16 @@ extern "C" {
  * as in a Lua string). 0, or -EINVAL with err (caller-owned, may be NULL)
  * naming `what` ("name", "store name"), quoting the name and saying what is
  * accepted. A NULL name is "required". */
-int mg_name_check(const char *what, const char *name, size_t len, char *err,
-                  size_t err_len);
+MG_API int mg_name_check(const char *what, const char *name, size_t len,
+                         char *err, size_t err_len);
 
 /* Make a valid name from `text` (a program path, say): its last path
  * component, characters outside the alphabet turned into '_', cut to
  * MG_NAME_MAX; `fallback` (itself valid) when nothing is left or the
  * result is "." or "..". Writes at most out_len bytes (NUL-terminated;
  * MG_NAME_MAX + 1 are always enough) and returns out. */
-char *mg_name_from(const char *text, const char *fallback, char *out,
-                   size_t out_len);
+MG_API char *mg_name_from(const char *text, const char *fallback, char *out,
+                          size_t out_len);
 
 #ifdef __cplusplus
 }

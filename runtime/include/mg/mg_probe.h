@@ -24,6 +24,8 @@
 #ifndef MG_PROBE_H
 #define MG_PROBE_H
 
+#include "mg/mg_api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,13 +48,13 @@ typedef struct mg_effmem {
 
 /* Compute effective memory from already-read meminfo and cgroup info
  * (usage of the limiting group is read from disk under `paths`). */
-int mg_effective_memory(const mg_paths *paths, const mg_meminfo *mi,
-                        const mg_cgroup_info *cg, mg_effmem *out, char *err,
-                        size_t err_len);
+MG_API int mg_effective_memory(const mg_paths *paths, const mg_meminfo *mi,
+                               const mg_cgroup_info *cg, mg_effmem *out,
+                               char *err, size_t err_len);
 
 /* Convenience: read meminfo + cgroup and compute. */
-int mg_effective_memory_read(const mg_paths *paths, mg_effmem *out, char *err,
-                             size_t err_len);
+MG_API int mg_effective_memory_read(const mg_paths *paths, mg_effmem *out,
+                                    char *err, size_t err_len);
 
 /* Options for mg_probe_json. */
 typedef struct mg_probe_opts {
@@ -68,16 +70,16 @@ typedef struct mg_probe_opts {
 /* Build the probe document. *out is a new jansson json_t* (declared void*
  * here so this header does not need jansson.h); the caller owns it and
  * releases it with json_decref. */
-int mg_probe_json(const mg_probe_opts *opts, void **out, char *err,
-                  size_t err_len);
+MG_API int mg_probe_json(const mg_probe_opts *opts, void **out, char *err,
+                         size_t err_len);
 
 /* Print the document from mg_probe_json to `f`: for people (one section
  * per line: memory, effective, cgroup, rlimit, pressure) or as indented
  * JSON. 0, or -EIO / -ENOMEM. */
-int mg_probe_print(const void *doc, int as_json, FILE *f);
+MG_API int mg_probe_print(const void *doc, int as_json, FILE *f);
 
 /* Release the document (json_decref). NULL is a no-op. */
-void mg_probe_free(void *doc);
+MG_API void mg_probe_free(void *doc);
 
 #ifdef __cplusplus
 }

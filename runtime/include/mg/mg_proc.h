@@ -7,6 +7,8 @@
 #ifndef MG_PROC_H
 #define MG_PROC_H
 
+#include "mg/mg_api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,25 +32,25 @@ typedef struct mg_proc_status {
 } mg_proc_status;
 
 /* Parse the text of a status file. */
-int mg_proc_status_parse(const char *text, mg_proc_status *out, char *err,
-                         size_t err_len);
+MG_API int mg_proc_status_parse(const char *text, mg_proc_status *out,
+                                char *err, size_t err_len);
 
 /* Read `<proc_root>/<pid>/status` (pid 0 = "self"); proc_root NULL means
  * "/proc". No such process is -ESRCH with err naming the pid. */
-int mg_proc_status_read(const char *proc_root, pid_t pid, mg_proc_status *out,
-                        char *err, size_t err_len);
+MG_API int mg_proc_status_read(const char *proc_root, pid_t pid,
+                               mg_proc_status *out, char *err, size_t err_len);
 
 /* Read Pss from `<proc_root>/<pid>/smaps_rollup` (Linux >= 4.14); absent
  * file is MG_ENOTSUP. */
-int mg_proc_pss_read(const char *proc_root, pid_t pid, uint64_t *pss_bytes,
-                     char *err, size_t err_len);
+MG_API int mg_proc_pss_read(const char *proc_root, pid_t pid,
+                            uint64_t *pss_bytes, char *err, size_t err_len);
 
 /* Start time of `pid` in clock ticks since boot (field 22 of
  * `<proc_root>/<pid>/stat`, after a comm that may hold spaces and
  * parentheses): with the pid, it names a process without the risk of pid
  * reuse. No such process is -ESRCH; a malformed file MG_EPARSE. */
-int mg_proc_start_time(const char *proc_root, pid_t pid, uint64_t *ticks,
-                       char *err, size_t err_len);
+MG_API int mg_proc_start_time(const char *proc_root, pid_t pid, uint64_t *ticks,
+                              char *err, size_t err_len);
 
 /* The process tree of `root`: root first, then its descendants, breadth
  * first, found through `<proc_root>/<pid>/task/<tid>/children` (the
@@ -56,8 +58,8 @@ int mg_proc_start_time(const char *proc_root, pid_t pid, uint64_t *ticks,
  * most `cap` pids go to `out`; *count gets how many. A process that is
  * gone (or a root that is) adds no children: the tree of a dead root is
  * the root alone. 0, or -EINVAL for a bad argument. */
-int mg_proc_tree(const char *proc_root, pid_t root, pid_t *out, size_t cap,
-                 size_t *count);
+MG_API int mg_proc_tree(const char *proc_root, pid_t root, pid_t *out,
+                        size_t cap, size_t *count);
 
 #ifdef __cplusplus
 }

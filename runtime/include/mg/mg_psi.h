@@ -5,6 +5,8 @@
 #ifndef MG_PSI_H
 #define MG_PSI_H
 
+#include "mg/mg_api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,10 +25,12 @@ typedef struct mg_psi {
   int has_full; /* "full" line present (memory: since 4.20 always) */
 } mg_psi;
 
-int mg_psi_parse(const char *text, mg_psi *out, char *err, size_t err_len);
+MG_API int mg_psi_parse(const char *text, mg_psi *out, char *err,
+                        size_t err_len);
 
 /* Read `<proc_root>/pressure/memory`; proc_root NULL means "/proc". */
-int mg_psi_read(const char *proc_root, mg_psi *out, char *err, size_t err_len);
+MG_API int mg_psi_read(const char *proc_root, mg_psi *out, char *err,
+                       size_t err_len);
 
 #ifdef __cplusplus
 }

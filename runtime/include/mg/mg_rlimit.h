@@ -8,6 +8,8 @@
 #ifndef MG_RLIMIT_H
 #define MG_RLIMIT_H
 
+#include "mg/mg_api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -25,12 +27,12 @@ typedef enum mg_rlimit_resource {
 } mg_rlimit_resource;
 
 /* "data" / "as". */
-const char *mg_rlimit_name(mg_rlimit_resource r);
+MG_API const char *mg_rlimit_name(mg_rlimit_resource r);
 
 /* Parse "data" or "as"; anything else is -EINVAL with err saying what is
  * accepted. */
-int mg_rlimit_from_name(const char *name, mg_rlimit_resource *out, char *err,
-                        size_t err_len);
+MG_API int mg_rlimit_from_name(const char *name, mg_rlimit_resource *out,
+                               char *err, size_t err_len);
 
 /* What the enforcement probe found. Plain data, caller-owned. */
 typedef struct mg_rlimit_support {
@@ -48,33 +50,34 @@ typedef struct mg_rlimit_support {
  * *enforced and `reason` (caller-owned, may be NULL) get the verdict and
  * why. 0, or a negative code when the child could not be run (then the
  * next call tries again). */
-int mg_rlimit_probe_one(mg_rlimit_resource r, int *enforced, char *reason,
-                        size_t reason_len);
+MG_API int mg_rlimit_probe_one(mg_rlimit_resource r, int *enforced,
+                               char *reason, size_t reason_len);
 
 /* Both resources, as mg_rlimit_probe_one (sharing its cache). */
-int mg_rlimit_probe(mg_rlimit_support *out);
+MG_API int mg_rlimit_probe(mg_rlimit_support *out);
 
 /* Both, never cached (tests). */
-int mg_rlimit_probe_uncached(mg_rlimit_support *out);
+MG_API int mg_rlimit_probe_uncached(mg_rlimit_support *out);
 
 /* The preferred enforced resource: data if enforced, else as; -ENOTSUP
  * (MG_ENOTENFORCED) when neither is, with both reasons in err. */
-int mg_rlimit_preferred(const mg_rlimit_support *s, mg_rlimit_resource *out,
-                        char *err, size_t err_len);
+MG_API int mg_rlimit_preferred(const mg_rlimit_support *s,
+                               mg_rlimit_resource *out, char *err,
+                               size_t err_len);
 
 /* Current soft and hard limit of `pid` (0 = this process);
  * MG_RLIMIT_UNLIMITED for RLIM_INFINITY. Either out-parameter may be NULL. */
-int mg_rlimit_get(pid_t pid, mg_rlimit_resource r, uint64_t *soft,
-                  uint64_t *hard, char *err, size_t err_len);
+MG_API int mg_rlimit_get(pid_t pid, mg_rlimit_resource r, uint64_t *soft,
+                         uint64_t *hard, char *err, size_t err_len);
 
 /* Set the soft limit of `pid` (0 = this process) to `bytes`; with
  * `also_hard`, the hard limit too (irreversible without CAP_SYS_RESOURCE).
  * When the hard limit is finite and lower than `bytes` (and not being set),
  * the soft limit is clamped to it and `warn` says so with the value really
  * applied. *applied_bytes (may be NULL) gets the soft limit in force. */
-int mg_rlimit_set(pid_t pid, mg_rlimit_resource r, uint64_t bytes,
-                  int also_hard, uint64_t *applied_bytes, char *warn,
-                  size_t warn_len, char *err, size_t err_len);
+MG_API int mg_rlimit_set(pid_t pid, mg_rlimit_resource r, uint64_t bytes,
+                         int also_hard, uint64_t *applied_bytes, char *warn,
+                         size_t warn_len, char *err, size_t err_len);
 
 #ifdef __cplusplus
 }

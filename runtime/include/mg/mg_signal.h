@@ -4,6 +4,8 @@
 #ifndef MG_SIGNAL_H
 #define MG_SIGNAL_H
 
+#include "mg/mg_api.h"
+
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -17,12 +19,13 @@ extern "C" {
   "TTOU, URG, VTALRM, PROF, IO (with or without SIG), or a number 1..64"
 
 /* "TERM" for SIGTERM; NULL for a number without a name here. Static. */
-const char *mg_signal_name(int signum);
+MG_API const char *mg_signal_name(int signum);
 
 /* Parse "TERM", "SIGTERM" (upper case) or a decimal number 1..64 (as a
  * string) into *out. -EINVAL with err quoting the text and saying what is
  * accepted. */
-int mg_signal_parse(const char *text, int *out, char *err, size_t err_len);
+MG_API int mg_signal_parse(const char *text, int *out, char *err,
+                           size_t err_len);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,8 @@
 #ifndef MG_SIZE_H
 #define MG_SIZE_H
 
+#include "mg/mg_api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,13 +33,13 @@ extern "C" {
 /* Parse `text` into *out_bytes. `percent_base_bytes` is what 100% means;
  * pass 0 when no base is known (then "N%" is an error). Fractions round
  * down to whole bytes. Caller owns every buffer; nothing is allocated. */
-int mg_size_parse(const char *text, uint64_t percent_base_bytes,
-                  uint64_t *out_bytes, char *err, size_t err_len);
+MG_API int mg_size_parse(const char *text, uint64_t percent_base_bytes,
+                         uint64_t *out_bytes, char *err, size_t err_len);
 
 /* Check a number given as a double (from Lua or JSON): it must be finite,
  * non-negative, integral and at most MG_SIZE_MAX. */
-int mg_size_from_double(double value, uint64_t *out_bytes, char *err,
-                        size_t err_len);
+MG_API int mg_size_from_double(double value, uint64_t *out_bytes, char *err,
+                               size_t err_len);
 
 /* Format `bytes` for people: "512 B", "1.00 KiB", "1.50 GiB" (two decimals,
  * rounded half up, 1024-based, largest unit up to EiB). Every value up to
@@ -45,7 +47,7 @@ int mg_size_from_double(double value, uint64_t *out_bytes, char *err,
  * hundredth of its unit (near 2^63 it rounds down: "7.99 EiB"). Writes at
  * most `len` bytes into the caller's `buf` (always NUL-terminated) and
  * returns `buf`. 32 bytes are always enough. */
-char *mg_size_format(uint64_t bytes, char *buf, size_t len);
+MG_API char *mg_size_format(uint64_t bytes, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -66,6 +66,8 @@
 #ifndef MG_STORE_H
 #define MG_STORE_H
 
+#include "mg/mg_api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -378,28 +380,28 @@ typedef struct mg_store_options {
 
 /* Fill `opts` (caller-owned) with the defaults: the seed's limits, warn_at
  * 0.8, on_full error, strategy oldest, no callbacks, libc allocator. */
-void mg_store_options_init(mg_store_options *opts);
+MG_API void mg_store_options_init(mg_store_options *opts);
 
 /* Validate a set of limits: each below its minimum (or above
  * MG_STORE_LIMIT_MAX) is -EINVAL naming field, value and minimum, e.g.
  * "max_message_size 512 is below the minimum 1024". Nothing is owned. */
-int mg_store_limits_validate(const mg_store_limits *limits, char *err,
-                             size_t err_len);
+MG_API int mg_store_limits_validate(const mg_store_limits *limits, char *err,
+                                    size_t err_len);
 
 /* Create a store. On success *out is a new store owned by the caller
  * (free with mg_store_free). Errors: -EINVAL (bad option, message names
  * it; a name outside the rule of mg_name_check is "store name: invalid
  * name '…' (why): 1 to 64 characters from …"), -ENOMEM. */
-int mg_store_new(const mg_store_options *opts, mg_store **out, char *err,
-                 size_t err_len);
+MG_API int mg_store_new(const mg_store_options *opts, mg_store **out, char *err,
+                        size_t err_len);
 
 /* Free the store and every message (no archive, no callbacks). NULL is a
  * no-op; so is a call from inside one of the store's own callbacks. The
  * caller must ensure no other thread uses the store any more. */
-void mg_store_free(mg_store *s);
+MG_API void mg_store_free(mg_store *s);
 
 /* The store's name (owned by the store). */
-const char *mg_store_name(const mg_store *s);
+MG_API const char *mg_store_name(const mg_store *s);
 
 /* ------------------------------------------------------------ mutations */
 
@@ -411,16 +413,16 @@ const char *mg_store_name(const mg_store *s);
  * on_evict's code, the estimator's code (see mg_store_estimate_fn),
  * -EOVERFLOW when the token total or the ids would pass 2^63 - 1, -EINVAL
  * for a malformed input, -ENOMEM, MG_EBUSY from inside a callback. */
-int mg_store_add(mg_store *s, const mg_store_input *in, uint64_t *out_id,
-                 mg_store_error *err);
+MG_API int mg_store_add(mg_store *s, const mg_store_input *in, uint64_t *out_id,
+                        mg_store_error *err);
 
 /* Remove message `id` only (not its group: an explicit request). Not
  * archived. -ENOENT when there is no such id. */
-int mg_store_remove(mg_store *s, uint64_t id, char *err, size_t err_len);
+MG_API int mg_store_remove(mg_store *s, uint64_t id, char *err, size_t err_len);
 
 /* Remove every message, pinned ones too. Not archived. *out_removed (may
  * be NULL) receives the number removed. Ids are not reused afterwards. */
-int mg_store_clear(mg_store *s, uint64_t *out_removed);
+MG_API int mg_store_clear(mg_store *s, uint64_t *out_removed);
 
 /* Keep the newest `keep_count` messages (MG_STORE_PRUNE_DEFAULT:
  * max_messages / 2) plus every pinned message plus every whole group that
@@ -428,67 +430,69 @@ int mg_store_clear(mg_store *s, uint64_t *out_removed);
  * boundary is kept whole); evict the rest through on_evict / the archive.
  * *out_removed (may be NULL) receives the true number removed. On failure
  * (archive, on_evict) the store is unchanged. */
-int mg_store_prune(mg_store *s, uint64_t keep_count, uint64_t *out_removed,
-                   char *err, size_t err_len);
+MG_API int mg_store_prune(mg_store *s, uint64_t keep_count,
+                          uint64_t *out_removed, char *err, size_t err_len);
 
 /* Run the store's strategy to free at least `need` (as on_full = prune
  * does before an add). *out_removed (may be NULL) receives the number of
  * messages evicted (a replacement is not subtracted). All or nothing. */
-int mg_store_make_room(mg_store *s, const mg_store_need *need,
-                       uint64_t *out_removed, mg_store_error *err);
+MG_API int mg_store_make_room(mg_store *s, const mg_store_need *need,
+                              uint64_t *out_removed, mg_store_error *err);
 
 /* Change the limits. Lowering below the current use is allowed: nothing is
  * evicted, stats report utilisation above 1.0, later adds must make room
  * first. Warnings are re-evaluated. -EINVAL as mg_store_limits_validate. */
-int mg_store_set_limits(mg_store *s, const mg_store_limits *limits, char *err,
-                        size_t err_len);
+MG_API int mg_store_set_limits(mg_store *s, const mg_store_limits *limits,
+                               char *err, size_t err_len);
 
 /* Replace the strategy (NULL = built-in oldest). `name` (may be NULL) is
  * copied. */
-int mg_store_set_strategy(mg_store *s, mg_store_strategy_fn fn, void *ud,
-                          const char *name);
+MG_API int mg_store_set_strategy(mg_store *s, mg_store_strategy_fn fn, void *ud,
+                                 const char *name);
 
 /* Change on_full. */
-int mg_store_set_on_full(mg_store *s, mg_store_on_full on_full);
+MG_API int mg_store_set_on_full(mg_store *s, mg_store_on_full on_full);
 
 /* ------------------------------------------------------------ reading */
 
 /* Number of messages. */
-uint64_t mg_store_len(const mg_store *s);
+MG_API uint64_t mg_store_len(const mg_store *s);
 
 /* The limits now in force (into caller-owned *out). */
-void mg_store_get_limits(const mg_store *s, mg_store_limits *out);
+MG_API void mg_store_get_limits(const mg_store *s, mg_store_limits *out);
 
 /* Usage statistics (into caller-owned *out). Never fails. */
-void mg_store_get_stats(const mg_store *s, mg_store_stats *out);
+MG_API void mg_store_get_stats(const mg_store *s, mg_store_stats *out);
 
 /* View of message `id`: 0, or -ENOENT. */
-int mg_store_get(const mg_store *s, uint64_t id, mg_store_msg *out);
+MG_API int mg_store_get(const mg_store *s, uint64_t id, mg_store_msg *out);
 
 /* View of the message at `position` (0 = oldest): 0, or -ENOENT past the
  * end. Sequential positions are O(1) (a cursor is cached); a jump costs
  * O(distance from the nearest of the cursor, the oldest, the newest). */
-int mg_store_at(const mg_store *s, uint64_t position, mg_store_msg *out);
+MG_API int mg_store_at(const mg_store *s, uint64_t position, mg_store_msg *out);
 
 /* Start iterating (oldest first or newest first). */
-void mg_store_iter_init(const mg_store *s, mg_store_iter *it,
-                        mg_store_order order);
+MG_API void mg_store_iter_init(const mg_store *s, mg_store_iter *it,
+                               mg_store_order order);
 
 /* Next message: 1 with *out filled and it->position set, 0 at the end, or
  * -ESTALE when the store was mutated since the iteration started. */
-int mg_store_iter_next(const mg_store *s, mg_store_iter *it, mg_store_msg *out);
+MG_API int mg_store_iter_next(const mg_store *s, mg_store_iter *it,
+                              mg_store_msg *out);
 
 /* Meta of a view. Iterate with *cursor = 0 first: returns 1 with *key and
  * *value set (pointing into the store), 0 when done. */
-int mg_store_msg_meta_next(const mg_store_msg *m, size_t *cursor,
-                           const char **key, const char **value);
+MG_API int mg_store_msg_meta_next(const mg_store_msg *m, size_t *cursor,
+                                  const char **key, const char **value);
 /* The value of `key`, or NULL. */
-const char *mg_store_msg_meta_get(const mg_store_msg *m, const char *key);
+MG_API const char *mg_store_msg_meta_get(const mg_store_msg *m,
+                                         const char *key);
 
 /* Run `fn` with the store locked (a consistent read from any thread):
  * inside it, the read accessors work and views stay valid; mutations
  * return MG_EBUSY. Returns fn's return value. */
-int mg_store_read(const mg_store *s, mg_store_read_fn fn, void *ud);
+MG_API int mg_store_read(const mg_store *s, mg_store_read_fn fn, void *ud);
 
 /* Verify every invariant: order list, id index, group rings and table,
  * accounted totals (bytes, payload, tokens, pinned) equal to the sums over
@@ -497,7 +501,7 @@ int mg_store_read(const mg_store *s, mg_store_read_fn fn, void *ud);
  * message <= max_message_size — except for a dimension whose limit was
  * lowered below its use by mg_store_set_limits (or loaded so) and not yet
  * back within it. 0, or MG_ECORRUPT with a description in err. */
-int mg_store_check(const mg_store *s, char *err, size_t err_len);
+MG_API int mg_store_check(const mg_store *s, char *err, size_t err_len);
 
 /* ------------------------------------------------------------ strategies */
 
@@ -505,7 +509,7 @@ int mg_store_check(const mg_store *s, char *err, size_t err_len);
  * plan so that it is refused even if the strategy returns 0: -ENOENT
  * unknown id, MG_EPINNED the message or a member of its group is pinned.
  * Listing an id twice is harmless. */
-int mg_store_plan_evict(mg_store_plan *plan, uint64_t id);
+MG_API int mg_store_plan_evict(mg_store_plan *plan, uint64_t id);
 
 /* Insert ONE replacement message (e.g. a summary) in place of the earliest
  * evicted message, with a fresh id; it counts against what the plan frees.
@@ -514,12 +518,13 @@ int mg_store_plan_evict(mg_store_plan *plan, uint64_t id);
  * -EINVAL a second call or a malformed input, MG_ELIMIT larger than
  * max_message_size, the estimator's code, -ENOMEM. Errors poison the plan.
  */
-int mg_store_plan_replace(mg_store_plan *plan, const mg_store_input *in);
+MG_API int mg_store_plan_replace(mg_store_plan *plan, const mg_store_input *in);
 
 /* Messages of a batch given to on_evict, oldest first. */
-size_t mg_store_batch_len(const mg_store_batch *b);
+MG_API size_t mg_store_batch_len(const mg_store_batch *b);
 /* View of the i-th (0-based): 0, or -ENOENT. Sequential access is O(1). */
-int mg_store_batch_at(const mg_store_batch *b, size_t i, mg_store_msg *out);
+MG_API int mg_store_batch_at(const mg_store_batch *b, size_t i,
+                             mg_store_msg *out);
 
 /* ------------------------------------------------------------ snapshots */
 
@@ -527,8 +532,8 @@ int mg_store_batch_at(const mg_store_batch *b, size_t i, mg_store_msg *out);
  * rename over `path`, fsync the directory. On failure `path` is untouched
  * and the temp file removed. Negative errno with the path in err (-EINVAL
  * an empty path, -ENAMETOOLONG one of PATH_MAX bytes or more). */
-int mg_store_save(const mg_store *s, const char *path, char *err,
-                  size_t err_len);
+MG_API int mg_store_save(const mg_store *s, const char *path, char *err,
+                         size_t err_len);
 
 /* Load a snapshot into a new store (*out, caller-owned). The file gives
  * the name (unless opts->name is set; the file's must follow the name rule
@@ -540,17 +545,17 @@ int mg_store_save(const mg_store *s, const char *path, char *err,
  * MG_EVERSION (a version other than 1), -EINVAL (a bad option in opts),
  * the estimator's code for a message without tokens
  * (mg_store_estimate_fn). */
-int mg_store_load(const char *path, const mg_store_options *opts,
-                  mg_store **out, char *err, size_t err_len);
+MG_API int mg_store_load(const char *path, const mg_store_options *opts,
+                         mg_store **out, char *err, size_t err_len);
 
 /* ------------------------------------------------------------ names */
 
 /* "message_size", "message_count", "total_size", "tokens" ("none"). */
-const char *mg_store_limit_name(mg_store_limit_type t);
+MG_API const char *mg_store_limit_name(mg_store_limit_type t);
 /* "message_count", "total_size", "tokens". */
-const char *mg_store_warn_name(mg_store_warn_kind k);
+MG_API const char *mg_store_warn_name(mg_store_warn_kind k);
 /* "strategy", "prune". */
-const char *mg_store_evict_reason_name(mg_store_evict_reason r);
+MG_API const char *mg_store_evict_reason_name(mg_store_evict_reason r);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,8 @@
 #ifndef MG_RUNTIME_H
 #define MG_RUNTIME_H
 
+#include "mg/mg_api.h"
+
 #include <lua.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,7 +63,7 @@ typedef struct mg_runtime_opts {
 
 /* Fill `o` with the defaults (64 MiB Lua cap, 1000 ms / 1e9 instructions
  * per callback, no setup budget, no sandbox, no signal handling). */
-void mg_runtime_opts_init(mg_runtime_opts *o);
+MG_API void mg_runtime_opts_init(mg_runtime_opts *o);
 
 /* Create a runtime: the supervisor of its children (cgroup detection,
  * the cgroup_parent checked, stale groups of dead earlier runs removed), a
@@ -72,51 +74,51 @@ void mg_runtime_opts_init(mg_runtime_opts *o);
  * that cannot be created. Several runtimes may live in one process, each
  * used by one thread at a time; only one of them should handle_signals
  * (signal dispositions belong to the process). */
-int mg_runtime_new(const mg_runtime_opts *o, mg_runtime **out, char *err,
-                   size_t err_len);
+MG_API int mg_runtime_new(const mg_runtime_opts *o, mg_runtime **out, char *err,
+                          size_t err_len);
 
 /* Load `path` and run its top level with `arg` = {[0]=path, argv...} and
  * `...` = argv. Fails with "file:line: message" (+ traceback) in err for a
  * missing file, a syntax error or an error at top level: MG_EPARSE.
  * A top level that calls mg.exit succeeds; mg_runtime_exit_requested()
  * then says so. */
-int mg_runtime_load(mg_runtime *rt, const char *path, int argc,
-                    char *const *argv, char *err, size_t err_len);
+MG_API int mg_runtime_load(mg_runtime *rt, const char *path, int argc,
+                           char *const *argv, char *err, size_t err_len);
 
 /* Load a chunk from memory (same contract; `name` names it in messages). */
-int mg_runtime_load_string(mg_runtime *rt, const char *code, const char *name,
-                           char *err, size_t err_len);
+MG_API int mg_runtime_load_string(mg_runtime *rt, const char *code,
+                                  const char *name, char *err, size_t err_len);
 
 /* Run a module of the shipped Lua library (found on package.path, e.g.
  * "mg.default" = scripts/mg/default.lua) as the policy: require() it; it
  * must return a function, which is called with argv... as its top level
  * (`arg` = {[0]=module, argv...}). Same contract as mg_runtime_load. */
-int mg_runtime_load_module(mg_runtime *rt, const char *module, int argc,
-                           char *const *argv, char *err, size_t err_len);
+MG_API int mg_runtime_load_module(mg_runtime *rt, const char *module, int argc,
+                                  char *const *argv, char *err, size_t err_len);
 
 /* Run the loop until nothing is left to do, mg.exit, or a handled signal;
  * then close every handle of the runtime, stop every child (SIGTERM,
  * grace, SIGKILL) and run until they are reaped and their cgroups
  * removed. Running children keep the loop alive. Only for a runtime-owned loop
  * (-EINVAL otherwise: run your own loop). */
-int mg_runtime_run(mg_runtime *rt);
+MG_API int mg_runtime_run(mg_runtime *rt);
 
 /* Ask for a graceful shutdown with `code`, as mg.exit does. */
-void mg_runtime_shutdown(mg_runtime *rt, int code);
+MG_API void mg_runtime_shutdown(mg_runtime *rt, int code);
 
-int mg_runtime_exit_requested(const mg_runtime *rt);
+MG_API int mg_runtime_exit_requested(const mg_runtime *rt);
 /* The exit status the policy asked for (0 when it just ran out of work;
  * 128+N after a signal N ended it). */
-int mg_runtime_exit_code(const mg_runtime *rt);
+MG_API int mg_runtime_exit_code(const mg_runtime *rt);
 /* Callbacks that failed (errors, budgets, memory cap) so far. */
-unsigned long mg_runtime_callback_errors(const mg_runtime *rt);
+MG_API unsigned long mg_runtime_callback_errors(const mg_runtime *rt);
 /* Bytes the Lua state holds now and at most. */
-size_t mg_runtime_lua_mem(const mg_runtime *rt, size_t *peak_bytes);
+MG_API size_t mg_runtime_lua_mem(const mg_runtime *rt, size_t *peak_bytes);
 
-lua_State *mg_runtime_lua(mg_runtime *rt);
-uv_loop_t *mg_runtime_loop(mg_runtime *rt);
+MG_API lua_State *mg_runtime_lua(mg_runtime *rt);
+MG_API uv_loop_t *mg_runtime_loop(mg_runtime *rt);
 /* The supervisor of the runtime's children (owned by the runtime). */
-struct mg_sup *mg_runtime_sup(mg_runtime *rt);
+MG_API struct mg_sup *mg_runtime_sup(mg_runtime *rt);
 
 /* Close the Lua state and, if the runtime owns it, the loop. NULL is a
  * no-op. Children still running are stopped first, and this waits for
@@ -125,7 +127,7 @@ struct mg_sup *mg_runtime_sup(mg_runtime *rt);
  * mg_runtime_shutdown there and free the runtime after uv_run returns).
  * With a caller-owned loop, the runtime's handles are closed and their
  * close callbacks run when the caller next runs the loop. */
-void mg_runtime_free(mg_runtime *rt);
+MG_API void mg_runtime_free(mg_runtime *rt);
 
 #ifdef __cplusplus
 }

@@ -122,6 +122,8 @@
 #ifndef MG_SUP_H
 #define MG_SUP_H
 
+#include "mg/mg_api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -195,13 +197,15 @@ typedef enum mg_stdio {
 #define MG_CHILD_BACKOFF_MAX_DEFAULT INT64_MIN
 
 /* "auto" "cgroup" "data" "as" "none"; parse: -EINVAL + err otherwise. */
-const char *mg_enforce_name(mg_enforce e);
-int mg_enforce_parse(const char *s, mg_enforce *out, char *err, size_t len);
+MG_API const char *mg_enforce_name(mg_enforce e);
+MG_API int mg_enforce_parse(const char *s, mg_enforce *out, char *err,
+                            size_t len);
 /* "no" "on-failure" "always". */
-const char *mg_restart_name(mg_restart r);
-int mg_restart_parse(const char *s, mg_restart *out, char *err, size_t len);
+MG_API const char *mg_restart_name(mg_restart r);
+MG_API int mg_restart_parse(const char *s, mg_restart *out, char *err,
+                            size_t len);
 /* "exit" "signal" "oom" "limit". */
-const char *mg_exit_reason_name(mg_exit_reason r);
+MG_API const char *mg_exit_reason_name(mg_exit_reason r);
 
 typedef struct mg_sup mg_sup;
 typedef struct mg_child mg_child;
@@ -223,12 +227,13 @@ typedef struct mg_sup_opts {
  * mode probes what it needs at spawn. *out is owned by the caller:
  * mg_sup_free() after mg_sup_shutdown() has called `done` (or before any
  * child was spawned). */
-int mg_sup_new(const mg_sup_opts *o, mg_sup **out, char *err, size_t err_len);
+MG_API int mg_sup_new(const mg_sup_opts *o, mg_sup **out, char *err,
+                      size_t err_len);
 
 /* What `auto` with a limit resolves to here, and why (a sentence for the
  * log; owned by sup). Runs the full probe the first time (a probe group
  * created and removed, the rlimit probes): for mgrun --check and tests. */
-mg_enforce mg_sup_auto_enforce(mg_sup *sup, const char **why);
+MG_API mg_enforce mg_sup_auto_enforce(mg_sup *sup, const char **why);
 
 /* One memory sample of a child. `used_bytes` is what its limit counts:
  * cgroup current (cgroup), VmData (data), VmSize (as), VmRSS (none). */
@@ -300,74 +305,79 @@ typedef struct mg_child_opts {
 } mg_child_opts;
 
 /* Fill `o` with the defaults (see mg_child_opts); name and argv NULL. */
-void mg_child_opts_init(mg_child_opts *o);
+MG_API void mg_child_opts_init(mg_child_opts *o);
 
 /* Validate `o` completely (name, argv, program found in PATH and
  * executable, cwd, every range, limit vs enforce, files) — nothing is
  * started when it fails; err names the field, quotes the value and says
  * what is accepted. Then start the first run. *out is owned by the caller
  * until mg_child_release(). Codes: see "Errors" above. */
-int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
-                   const mg_child_events *ev, mg_child **out, char *err,
-                   size_t err_len);
+MG_API int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
+                          const mg_child_events *ev, mg_child **out, char *err,
+                          size_t err_len);
 
 /* Validation only (mgrun --check): everything mg_child_spawn checks, with
  * the probes a mode needs instead of the child's own group (`auto` runs
  * mg_sup_auto_enforce's). *enforce (may be NULL) gets the mode the child
  * would have. Creates and starts nothing. */
-int mg_child_validate(mg_sup *sup, const mg_child_opts *o, mg_enforce *enforce,
-                      char *err, size_t err_len);
+MG_API int mg_child_validate(mg_sup *sup, const mg_child_opts *o,
+                             mg_enforce *enforce, char *err, size_t err_len);
 
-const char *mg_child_name(const mg_child *c);
-pid_t mg_child_pid(const mg_child *c);    /* 0 when not running */
-int mg_child_restarts(const mg_child *c); /* MG_RESTARTS of the current run */
-int mg_child_running(const mg_child *c);
-int mg_child_closed(const mg_child *c);         /* no further run will happen */
-mg_enforce mg_child_enforce(const mg_child *c); /* resolved, never AUTO */
-uint64_t mg_child_limit(const mg_child *c);
-const char *mg_child_cgroup_dir(const mg_child *c); /* NULL unless cgroup */
+MG_API const char *mg_child_name(const mg_child *c);
+MG_API pid_t mg_child_pid(const mg_child *c); /* 0 when not running */
+MG_API int
+mg_child_restarts(const mg_child *c); /* MG_RESTARTS of the current run */
+MG_API int mg_child_running(const mg_child *c);
+MG_API int mg_child_closed(const mg_child *c); /* no further run will happen */
+MG_API mg_enforce
+mg_child_enforce(const mg_child *c); /* resolved, never AUTO */
+MG_API uint64_t mg_child_limit(const mg_child *c);
+MG_API const char *
+mg_child_cgroup_dir(const mg_child *c); /* NULL unless cgroup */
 /* The warning of the limit in force (above 90 % of the effective memory,
  * also logged as limit_warning), owned by the child; NULL when none. */
-const char *mg_child_limit_warning(const mg_child *c);
+MG_API const char *mg_child_limit_warning(const mg_child *c);
 
 /* Sample now (also when sampling is off). -ESRCH when not running. */
-int mg_child_memory(mg_child *c, mg_child_sample *out, char *err,
-                    size_t err_len);
+MG_API int mg_child_memory(mg_child *c, mg_child_sample *out, char *err,
+                           size_t err_len);
 
 /* Send `signum` to the child's process group (and to the child itself if
  * it left the group); SIGKILL kills the whole run: the process tree, the
  * group and the cgroup. -ESRCH when not running. */
-int mg_child_signal(mg_child *c, int signum);
+MG_API int mg_child_signal(mg_child *c, int signum);
 
 /* Stop for good (no restart): SIGTERM to the process group, SIGKILL of
  * the group and cgroup after grace_ms (0: the child's grace_ms). */
-int mg_child_stop(mg_child *c, uint64_t grace_ms);
+MG_API int mg_child_stop(mg_child *c, uint64_t grace_ms);
 
 /* Change the limit of the running child (cgroup or prlimit) and of later
  * runs; the applied value is logged. Nothing changes when the running
  * child's limit cannot be changed (raising a hard rlimit needs
  * CAP_SYS_RESOURCE; a v1 cgroup refuses a limit below its usage). */
-int mg_child_set_limit(mg_child *c, uint64_t bytes, char *err, size_t err_len);
+MG_API int mg_child_set_limit(mg_child *c, uint64_t bytes, char *err,
+                              size_t err_len);
 
 /* The owner lets go: events are no longer delivered after this returns;
  * the child is freed when it is closed (a running child keeps running
  * until it exits or is stopped). */
-void mg_child_release(mg_child *c);
+MG_API void mg_child_release(mg_child *c);
 
 /* Children not yet closed, in spawn order (up to cap); returns the number
  * stored (out given) or the number of such children (out NULL). */
-size_t mg_sup_children(mg_sup *sup, mg_child **out, size_t cap);
+MG_API size_t mg_sup_children(mg_sup *sup, mg_child **out, size_t cap);
 
 /* Stop every child as mg_child_stop does, then call done(sup, ud) once all
  * are reaped and their cgroups removed. Idempotent. */
-int mg_sup_shutdown(mg_sup *sup, void (*done)(mg_sup *sup, void *ud), void *ud);
+MG_API int mg_sup_shutdown(mg_sup *sup, void (*done)(mg_sup *sup, void *ud),
+                           void *ud);
 
 /* Free after shutdown completed (or when nothing was ever spawned); also
  * frees the children never released. Called earlier, it kills and reaps
  * every running child synchronously, removes their cgroups, closes the
  * handles and frees the memory from the last close callback (run the loop
  * once more before uv_loop_close). */
-void mg_sup_free(mg_sup *sup);
+MG_API void mg_sup_free(mg_sup *sup);
 
 #ifdef __cplusplus
 }
