@@ -80,6 +80,8 @@ enum { MG__D_COUNT = 1, MG__D_TOTAL = 2, MG__D_TOKENS = 4, MG__D_MSGSIZE = 8 };
 
 struct mg_store {
   pthread_mutex_t mu;
+  unsigned refs; /* holders (atomic); the last mg_store_free frees */
+  int closed;    /* mg_store_close: no more changes, no callbacks */
   char name[MG_STORE_NAME_MAX + 1];
   mg_store_limits lim;
   mg_store_on_full on_full;
@@ -183,6 +185,9 @@ typedef struct mg__frame {
   const mg_store *s;
   struct mg__frame *prev;
 } mg__frame;
+/* This thread's frames, innermost first (mg_store_lock.c); NULL outside
+ * every callback, which is what the fast paths test. */
+extern _Thread_local mg__frame *mg__frames;
 /* Is this thread inside one of `s`'s callbacks (strategy, on_evict)? */
 int mg__held_here(const mg_store *s);
 void mg__frame_push(mg__frame *f, const mg_store *s);
@@ -228,7 +233,7 @@ static inline void mg__op_init(mg__op *op) {
 }
 
 /* Take the lock for a mutation: 0, or MG_EBUSY from inside one of the
- * store's own callbacks. */
+ * store's own callbacks, or MG_ECLOSED (lock not held) once closed. */
 int mg__wlock(mg_store *s);
 /* The same, saying so in err / e (either may be NULL). */
 int mg__wlock_err(mg_store *s, char *err, size_t err_len);

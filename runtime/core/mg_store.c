@@ -1,9 +1,9 @@
 /* mg_store.c — the bounded context store (core layer): lifecycle,
- * options and limits, the lock and the work done after it is released
- * (freeing blocks, firing warnings), add / remove / clear / set_*, and the
- * hooks mg_store_load uses to rebuild a store.
+ * references and closing, options and limits, add / remove / clear /
+ * set_*, and the hooks mg_store_load uses to rebuild a store.
  *
- * The rest of the store: mg_store_msg.c (a message's block: validating an
+ * The rest of the store: mg_store_lock.c (the lock, and the work done
+ * after it is released: freeing blocks, firing warnings), mg_store_msg.c (a message's block: validating an
  * input, estimating its tokens, building, viewing), mg_store_tab.c (the id
  * index and the group table, link/unlink), mg_store_evict.c (choosing and
  * applying evictions: strategies, prune, make_room), mg_store_read.c (the
@@ -67,113 +67,6 @@ double mg__clock_default(void *ud) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME_COARSE, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* ------------------------------------------------------------ locking */
-
-/* Callbacks run with the store locked. A thread inside one of them has a
- * frame here: reads of that store skip the lock, mutations are refused. */
-static _Thread_local mg__frame *mg__frames;
-
-int mg__held_here(const mg_store *s) {
-  for (const mg__frame *f = mg__frames; f; f = f->prev)
-    if (f->s == s)
-      return 1;
-  return 0;
-}
-void mg__frame_push(mg__frame *f, const mg_store *s) {
-  f->s = s;
-  f->prev = mg__frames;
-  mg__frames = f;
-}
-void mg__frame_pop(mg__frame *f) {
-  mg__frames = f->prev;
-}
-
-/* Read lock: returns 1 when taken (unlock after), 0 when this thread
- * already holds it from a callback. */
-int mg__rlock(const mg_store *s) {
-  if (mg__frames && mg__held_here(s))
-    return 0;
-  pthread_mutex_lock(&((mg_store *)s)->mu);
-  return 1;
-}
-void mg__runlock(const mg_store *s, int taken) {
-  if (taken)
-    pthread_mutex_unlock(&((mg_store *)s)->mu);
-}
-
-int mg__wlock(mg_store *s) {
-  if (mg__frames && mg__held_here(s))
-    return MG_EBUSY;
-  pthread_mutex_lock(&s->mu);
-  return 0;
-}
-
-#define MG__BUSY "store '%s' is busy: no change from inside its own callback"
-
-int mg__wlock_err(mg_store *s, char *err, size_t err_len) {
-  int rc = mg__wlock(s);
-  return rc ? mg_errf(err, err_len, rc, MG__BUSY, s->name) : 0;
-}
-
-int mg__wlock_e(mg_store *s, mg_store_error *e) {
-  int rc = mg__wlock(s);
-  if (rc)
-    mg__lerr(e, rc, MG_STORE_LIMIT_NONE, 0, 0, NULL, MG__BUSY, s->name);
-  return rc;
-}
-
-void mg__wunlock_slow(mg_store *s, mg__op *op) {
-  mg_store_warn_fn warn = s->on_warn;
-  void *wud = s->on_warn_ud;
-  mg_logger *lg = s->logger;
-  unsigned fire = op->fire;
-  char name[sizeof s->name];
-  if (fire)
-    memcpy(name, s->name, sizeof name);
-  pthread_mutex_unlock(&s->mu);
-  for (mg__msg *m = op->grave, *nx; m; m = nx) {
-    nx = m->vnext;
-    mg__free_block(s, m);
-  }
-  op->grave = NULL;
-  if (!fire)
-    return;
-  static const struct {
-    unsigned bit;
-    mg_store_warn_kind kind;
-    const char *event;
-  } dims[] = {
-      {MG__D_COUNT, MG_STORE_WARN_MESSAGE_COUNT, "approaching_message_limit"},
-      {MG__D_TOTAL, MG_STORE_WARN_TOTAL_SIZE, "approaching_size_limit"},
-      {MG__D_TOKENS, MG_STORE_WARN_TOKENS, "approaching_token_limit"}};
-  const mg_store_stats *st = &op->stats;
-  for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
-    if (!(fire & dims[i].bit))
-      continue;
-    if (lg && mg_logger_level(lg) <= MG_LOG_WARN) {
-      uint64_t cur = 0, lim = 0;
-      double util = 0;
-      if (dims[i].bit == MG__D_COUNT) {
-        cur = st->message_count, lim = st->max_messages;
-        util = st->message_count_utilization;
-      } else if (dims[i].bit == MG__D_TOTAL) {
-        cur = st->total_size_bytes, lim = st->max_total_size_bytes;
-        util = st->total_size_utilization;
-      } else {
-        cur = st->total_tokens, lim = st->max_tokens;
-        util = st->token_utilization;
-      }
-      mg_log_field f[] = {MG_LF_STR("store", name), MG_LF_UINT("current", cur),
-                          MG_LF_UINT("limit", lim),
-                          MG_LF_DBL("utilization", util),
-                          MG_LF_DBL("warn_at", st->warn_at)};
-      mg_log(lg, MG_LOG_WARN, dims[i].event, f, sizeof f / sizeof f[0]);
-    }
-    if (warn)
-      warn(wud, s, dims[i].kind, st);
-  }
 }
 
 /* ------------------------------------------------------------ names */
@@ -394,13 +287,77 @@ int mg_store_new(const mg_store_options *opts, mg_store **out, char *err,
   s->logger = opts->logger;
   s->next_id = 1;
   s->epoch = 1;
+  s->refs = 1;
   mg__apply_limits(s, &opts->limits);
   *out = s;
   return 0;
 }
 
+mg_store *mg_store_retain(mg_store *s) {
+  if (s)
+    __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+  return s;
+}
+
+/* Empty the store in place, without callbacks or archive (the lock is
+ * held): the messages go to op->grave. */
+static void mg__drop_all(mg_store *s, mg__op *op) {
+  for (mg__msg *m = s->head, *nx; m; m = nx) {
+    nx = m->next;
+    m->vnext = op->grave;
+    op->grave = m;
+  }
+  s->head = s->tail = NULL;
+  s->count = s->ngroups = 0;
+  s->total_bytes = s->payload_bytes = s->total_tokens = 0;
+  s->pinned_count = s->pinned_bytes = 0;
+  s->largest = s->largest_n = 0;
+  s->largest_dirty = 0;
+  memset(s->idx, 0, s->idx_nb * sizeof *s->idx);
+  memset(s->gtab, 0, s->gtab_nb * sizeof *s->gtab);
+  s->mutations++;
+}
+
+int mg_store_close(mg_store *s) {
+  if (!s)
+    return 0;
+  if (mg__held_here(s))
+    return MG_EBUSY;
+  pthread_mutex_lock(&s->mu);
+  if (s->closed) {
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+  }
+  mg__op op;
+  mg__op_init(&op);
+  mg__drop_all(s, &op);
+  s->closed = 1;
+  s->strategy = NULL;
+  s->strategy_ud = NULL;
+  s->on_evict = NULL;
+  s->on_evict_ud = NULL;
+  s->on_warn = NULL;
+  s->on_warn_ud = NULL;
+  s->estimate = NULL;
+  s->estimate_ud = NULL;
+  s->warned = s->lowered = 0;
+  mg__store_archive_close(s);
+  mg__shrink(s);
+  mg__wunlock(s, &op);
+  return 0;
+}
+
+int mg_store_closed(const mg_store *s) {
+  int taken = mg__rlock(s);
+  int closed = s->closed;
+  mg__runlock(s, taken);
+  return closed;
+}
+
 void mg_store_free(mg_store *s) {
   if (!s || mg__held_here(s))
+    return;
+  if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
     return;
   for (mg__msg *m = s->head, *nx; m; m = nx) {
     nx = m->next;
@@ -628,21 +585,8 @@ int mg_store_clear(mg_store *s, uint64_t *out_removed) {
   mg__op op;
   mg__op_init(&op);
   uint64_t n = s->count;
-  for (mg__msg *m = s->head, *nx; m; m = nx) {
-    nx = m->next;
-    m->vnext = op.grave;
-    op.grave = m;
-  }
-  s->head = s->tail = NULL;
-  s->count = s->ngroups = 0;
-  s->total_bytes = s->payload_bytes = s->total_tokens = 0;
-  s->pinned_count = s->pinned_bytes = 0;
-  s->largest = s->largest_n = 0;
-  s->largest_dirty = 0;
-  memset(s->idx, 0, s->idx_nb * sizeof *s->idx);
-  memset(s->gtab, 0, s->gtab_nb * sizeof *s->gtab);
+  mg__drop_all(s, &op);
   s->removed_count += n;
-  s->mutations++;
   mg__shrink(s);
   mg__after_change(s, &op);
   mg__wunlock(s, &op);

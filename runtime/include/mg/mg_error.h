@@ -30,7 +30,8 @@ extern "C" {
   XX(ESTRATEGY, -4102, "pruning strategy failed")                              \
   XX(ENOTENFORCED, -4103, "limit is not enforced on this system")              \
   XX(EPINNED, -4104, "pinned messages cannot be evicted")                      \
-  XX(EBUSY, -4105, "resource busy")
+  XX(EBUSY, -4105, "resource busy")                                            \
+  XX(ECLOSED, -4106, "closed")
 
 typedef enum {
 #define MG__ERR_ENUM(name, value, desc) MG_##name = (value),

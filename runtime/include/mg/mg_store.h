@@ -395,10 +395,27 @@ MG_API int mg_store_limits_validate(const mg_store_limits *limits, char *err,
 MG_API int mg_store_new(const mg_store_options *opts, mg_store **out, char *err,
                         size_t err_len);
 
-/* Free the store and every message (no archive, no callbacks). NULL is a
- * no-op; so is a call from inside one of the store's own callbacks. The
- * caller must ensure no other thread uses the store any more. */
+/* Drop the caller's reference. The last one frees the store and every
+ * message (no archive, no callbacks); a store starts with one reference,
+ * its creator's. NULL is a no-op; so is a call from inside one of the
+ * store's own callbacks. The caller must ensure it no longer uses the
+ * store (other holders keep using theirs). */
 MG_API void mg_store_free(mg_store *s);
+
+/* Take one more reference to `s` (for another holder: a second thread, a
+ * host that shares a policy's store); each is dropped by mg_store_free.
+ * Returns `s`. Thread-safe. */
+MG_API mg_store *mg_store_retain(mg_store *s);
+
+/* Close the store for every holder: its messages are dropped (no archive,
+ * no on_evict), its callbacks detached, and every later change fails with
+ * MG_ECLOSED ("store 'ctx' is closed"); reads see an empty store. Memory
+ * is freed by the last mg_store_free. Idempotent; MG_EBUSY from inside
+ * one of its own callbacks. Thread-safe. */
+MG_API int mg_store_close(mg_store *s);
+
+/* 1 once mg_store_close was called, else 0. */
+MG_API int mg_store_closed(const mg_store *s);
 
 /* The store's name (owned by the store). */
 MG_API const char *mg_store_name(const mg_store *s);
