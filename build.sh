@@ -21,7 +21,7 @@ DEPS=(gcc libc6-dev make cmake pkg-config liblua5.4-dev libuv1-dev lua-unit
 # lua5.4, python3 + python3-pytest: the SDK's Lua module and Python package
 # are tested from a stock interpreter; groff-base checks the man page.
 # The C tests that run threads: built once more under ThreadSanitizer.
-TSAN_TESTS=(test_host_multi test_store_threads test_store_share)
+TSAN_TESTS=(test_host_multi test_host_share test_store_threads test_store_share)
 # The benchmark compares with npm packages (lru-cache, @langchain/core).
 BENCH_DEPS=(nodejs npm)
 

@@ -35,7 +35,11 @@ static void enter(lstore *ls, lua_State *L, int self, lcall *c) {
   ls->depth++;
 }
 
+/* The policy is done with its store: closed for every holder (a host
+ * that took it with mg_lua_store_find sees MG_ECLOSED), and the policy's
+ * reference dropped. */
 static void store_release(lua_State *L, lstore *ls, int self) {
+  mg_store_close(ls->s);
   mg_store_free(ls->s);
   ls->s = NULL;
   ls->closing = 0;
@@ -94,6 +98,23 @@ static int fail_busy(lua_State *L, const lstore *ls, int rc, const char *err) {
   return mg_lua_fail(L, rc, err);
 }
 
+/* The state's open stores, for the host (mg_lua_store_find): a table with
+ * weak values, lightuserdata(lstore) → the store's userdata, so that it
+ * keeps no store alive. Pushes it. */
+static const char STORE_REG_KEY = 0;
+static void registry_push(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &STORE_REG_KEY) == LUA_TTABLE)
+    return;
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &STORE_REG_KEY);
+}
+
 static lstore *new_store_ud(lua_State *L, const mg_lstore_keys *keys) {
   lstore *ls = lua_newuserdatauv(L, sizeof *ls, MG_LSTORE_UV_COUNT);
   memset(ls, 0, sizeof *ls);
@@ -150,6 +171,10 @@ static int open_store(lua_State *L, int arg, int oi, int self,
     return mg_lua_fail(L, -ECANCELED,
                        "the store was closed during its load (by on_warn)");
   snprintf(ls->name, sizeof ls->name, "%s", mg_store_name(ls->s));
+  registry_push(L);
+  lua_pushvalue(L, self);
+  lua_rawsetp(L, -2, ls);
+  lua_pop(L, 1);
   lua_pushvalue(L, self);
   return 1;
 }
@@ -501,6 +526,80 @@ static int l_gc(lua_State *L) {
 }
 static int l_closemm(lua_State *L) {
   return store_close(L, "__close");
+}
+
+/* ------------------------------------------------------------ the host */
+
+/* The open store named `name` (or holding core store `s` when name is
+ * NULL): its userdata is pushed and returned when exactly one matches;
+ * *count says how many did. Nothing is pushed otherwise. */
+static lstore *registry_find(lua_State *L, const char *name, const mg_store *s,
+                             int *count) {
+  lstore *hit = NULL;
+  *count = 0;
+  registry_push(L);
+  int t = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    lstore *ls = lua_touserdata(L, -1);
+    if (ls && ls->s && !ls->closing &&
+        (name ? strcmp(ls->name, name) == 0 : ls->s == s)) {
+      hit = ls;
+      (*count)++;
+    }
+    lua_pop(L, 1);
+  }
+  if (*count != 1) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  lua_rawgetp(L, t, hit);
+  lua_remove(L, t);
+  return hit;
+}
+
+int mg_lua_store_find(mg_lua_env *env, const char *name, mg_store **out,
+                      char *err, size_t err_len) {
+  lua_State *L = mg_lua_state(env);
+  int n = 0;
+  *out = NULL;
+  if (!name)
+    return mg_errf(err, err_len, -EINVAL, "no store name given (NULL)");
+  if (!lua_checkstack(L, 4))
+    return mg_errf(err, err_len, -ENOMEM, "the Lua stack is full");
+  lstore *ls = registry_find(L, name, NULL, &n);
+  if (n == 0)
+    return mg_errf(err, err_len, -ENOENT,
+                   "the policy has no open store named '%s'", name);
+  if (n > 1)
+    return mg_errf(err, err_len, -EEXIST,
+                   "the policy has %d open stores named '%s': give them "
+                   "distinct names (mg.store{name = ...})",
+                   n, name);
+  *out = mg_store_retain(ls->s);
+  lua_pop(L, 1);
+  return 0;
+}
+
+int mg_lua_store_call(mg_lua_env *env, mg_store *s,
+                      int (*op)(mg_store *s, void *ud), void *ud) {
+  lua_State *L = mg_lua_state(env);
+  int n = 0;
+  if (!lua_checkstack(L, 8))
+    return -ENOMEM;
+  lstore *ls = registry_find(L, NULL, s, &n);
+  if (!ls) /* closed and collected: the core says so */
+    return op(s, ud);
+  int self = lua_gettop(L);
+  lcall c;
+  enter(ls, L, self, &c);
+  int rc = op(s, ud);
+  ls->L = c.L;
+  ls->self = c.self;
+  if (--ls->depth == 0 && ls->closing) /* a callback closed it */
+    store_release(L, ls, self);
+  lua_settop(L, self - 1);
+  return rc;
 }
 
 /* ctx.name, ctx.strategy, then the methods. */

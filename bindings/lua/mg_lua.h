@@ -129,6 +129,23 @@ unsigned long mg_lua_callback_errors(const mg_lua_env *env);
 size_t mg_lua_mem(const mg_lua_env *env, size_t *peak);
 
 /* lua_close the state, then free the environment. NULL is a no-op. */
+/* The policy's open store named `name`, for the host: *out gets a new
+ * reference (mg_store_free drops it). The store stays the policy's: when
+ * the policy closes it or lets it be collected, the host's calls fail
+ * with MG_ECLOSED. Errors: -ENOENT (no open store of that name), -EEXIST
+ * (several: the message says to name them apart). Call it on the thread
+ * that runs the state (the host serialises). */
+int mg_lua_store_find(mg_lua_env *env, const char *name, mg_store **out,
+                      char *err, size_t err_len);
+
+/* Run op(s, ud) — a change of store `s` made by the host, not by Lua — so
+ * that the store's Lua callbacks (strategy, estimator, on_evict, on_warn)
+ * run on the state's main thread, each with its own budget, exactly as for
+ * a call from Lua; a store a callback closed is released afterwards.
+ * Returns op's result. On the thread that runs the state. */
+int mg_lua_store_call(mg_lua_env *env, mg_store *s,
+                      int (*op)(mg_store *s, void *ud), void *ud);
+
 void mg_lua_close(mg_lua_env *env);
 
 #endif

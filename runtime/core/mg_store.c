@@ -331,15 +331,15 @@ int mg_store_close(mg_store *s) {
   mg__op op;
   mg__op_init(&op);
   mg__drop_all(s, &op);
-  s->closed = 1;
+  __atomic_store_n(&s->closed, 1, __ATOMIC_RELEASE);
   s->strategy = NULL;
   s->strategy_ud = NULL;
   s->on_evict = NULL;
   s->on_evict_ud = NULL;
   s->on_warn = NULL;
   s->on_warn_ud = NULL;
-  s->estimate = NULL;
-  s->estimate_ud = NULL;
+  /* The estimator stays: adds run it before taking the lock, after they
+   * checked `closed` (below, atomically); it is never called again. */
   s->warned = s->lowered = 0;
   mg__store_archive_close(s);
   mg__shrink(s);
@@ -348,10 +348,7 @@ int mg_store_close(mg_store *s) {
 }
 
 int mg_store_closed(const mg_store *s) {
-  int taken = mg__rlock(s);
-  int closed = s->closed;
-  mg__runlock(s, taken);
-  return closed;
+  return __atomic_load_n(&s->closed, __ATOMIC_ACQUIRE);
 }
 
 void mg_store_free(mg_store *s) {
@@ -451,7 +448,8 @@ int mg__add_fail(mg_store *s, mg_store_error *e, int code,
 
 int mg_store_add(mg_store *s, const mg_store_input *in, uint64_t *out_id,
                  mg_store_error *e) {
-  if (mg__frames && mg__held_here(s)) /* busy: do not even estimate */
+  if ((mg__frames && mg__held_here(s)) || /* busy: do not even estimate */
+      __atomic_load_n(&s->closed, __ATOMIC_ACQUIRE))
     return mg__wlock_e(s, e);
   mg__prep p;
   char why[400];

@@ -6,8 +6,79 @@
 #ifndef MG__RUNTIME_H
 #define MG__RUNTIME_H
 
+#include <limits.h>
 #include <lua.h>
 #include <stddef.h>
+#include <uv.h>
+
+#include "lua/mg_lua.h"
+#include "mg/mg_runtime.h"
+#include "mg/mg_sup.h"
+
+/* Calls from other threads (mg_runtime_share.c): queued for the thread
+ * that owns the runtime, which runs them between callbacks. */
+typedef struct mg__rt_req {
+  int (*fn)(mg_runtime *rt, void *ud);
+  void *ud;
+  int rc;
+  int done;
+  struct mg__rt_req *next;
+} mg__rt_req;
+
+typedef struct mg__rt_share {
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  uv_async_t *async; /* wakes the loop for queued requests; heap-held, so
+                        that a borrowed loop may close it after free */
+  int live;          /* mu, cv and async were created */
+  mg__rt_req *head, *tail;
+  int active;        /* a thread is inside load or run: the owner */
+  uv_thread_t owner; /* ... that thread */
+  int in_loop;       /* the owner is in uv_run: the async serves */
+  int closed;        /* mg_runtime_free began: calls fail */
+} mg__rt_share;
+
+/* How often the top level looks for a signal, in ms of Lua execution. */
+#define MG__LOAD_POLL_MS 5
+
+struct mg_runtime {
+  mg_runtime_opts opts;
+  uv_loop_t own_loop;
+  uv_loop_t *loop;
+  int owns_loop;
+  mg_sup *sup;
+  lua_State *L;
+  mg_lua_env *env;
+  uv_signal_t *sig[2]; /* default SIGINT / SIGTERM handlers */
+  int signals_started;
+  /* the top level's own watch of INT/TERM */
+  uv_loop_t load_loop;
+  uv_signal_t load_sig[2];
+  int load_signal; /* a signal that interrupted (or came during) the top level
+                    */
+  int skip[65];    /* copies of signals the main loop should ignore */
+  int shut_down;
+  int sup_stopping; /* mg_sup_shutdown called */
+  int sup_done;     /* ... and every child reaped, every cgroup removed */
+  int forced;       /* a second INT/TERM during shutdown: SIGKILL now */
+  char scripts_dir[PATH_MAX];
+  mg__rt_share share;
+};
+
+/* ---- mg_runtime_share.c */
+
+/* Create the queue and its async handle (unref'd) on rt->loop. */
+int mg__rt_share_init(mg_runtime *rt, char *err, size_t err_len);
+/* The owning thread enters load or run (in_loop: run's uv_run): calls
+ * from other threads wait for it from now on. */
+void mg__rt_share_enter(mg_runtime *rt, int in_loop);
+/* ... and leaves: what is still queued runs now, on this thread. */
+void mg__rt_share_leave(mg_runtime *rt);
+/* mg_runtime_free: refuse new calls, run what is queued, close the async
+ * handle (its close callback runs with the loop's next run). */
+void mg__rt_share_close(mg_runtime *rt);
+/* After the loop is closed. */
+void mg__rt_share_destroy(mg_runtime *rt);
 
 /* Open the standard libraries (all, or the sandbox's subset: no io, no
  * os.execute/remove/rename/exit…, no debug, no bytecode, no C modules,

@@ -23,36 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mg/mg_runtime.h"
-#include "lua/mg_lua.h"
 #include "mg__runtime.h"
-#include "mg/mg_sup.h"
-
-/* How often the top level looks for a signal, in ms of Lua execution. */
-#define MG__LOAD_POLL_MS 5
-
-struct mg_runtime {
-  mg_runtime_opts opts;
-  uv_loop_t own_loop;
-  uv_loop_t *loop;
-  int owns_loop;
-  mg_sup *sup;
-  lua_State *L;
-  mg_lua_env *env;
-  uv_signal_t *sig[2]; /* default SIGINT / SIGTERM handlers */
-  int signals_started;
-  /* the top level's own watch of INT/TERM */
-  uv_loop_t load_loop;
-  uv_signal_t load_sig[2];
-  int load_signal; /* a signal that interrupted (or came during) the top level
-                    */
-  int skip[65];    /* copies of signals the main loop should ignore */
-  int shut_down;
-  int sup_stopping; /* mg_sup_shutdown called */
-  int sup_done;     /* ... and every child reaped, every cgroup removed */
-  int forced;       /* a second INT/TERM during shutdown: SIGKILL now */
-  char scripts_dir[PATH_MAX];
-};
 
 /* ----------------------------------------------------------- shutdown */
 
@@ -200,10 +171,12 @@ static void runtime_free_parts(mg_runtime *rt) {
     mg_lua_close(rt->env);
   if (rt->sup)
     mg_sup_free(rt->sup);
+  mg__rt_share_close(rt);
   if (rt->owns_loop) {
     uv_run(&rt->own_loop, UV_RUN_DEFAULT); /* close callbacks */
     uv_loop_close(&rt->own_loop);
   }
+  mg__rt_share_destroy(rt);
   free(rt);
 }
 
@@ -226,6 +199,11 @@ int mg_runtime_new(const mg_runtime_opts *o, mg_runtime **out, char *err,
     rt->owns_loop = 1;
     rt->loop = &rt->own_loop;
   }
+  int rc = mg__rt_share_init(rt, err, err_len);
+  if (rc < 0) {
+    runtime_free_parts(rt);
+    return rc;
+  }
   /* The supervisor first: a bad cgroup_parent is reported at start, and
    * stale groups of a dead earlier run go now, not at the first spawn. */
   mg_sup_opts so;
@@ -234,7 +212,7 @@ int mg_runtime_new(const mg_runtime_opts *o, mg_runtime **out, char *err,
   so.logger = o->logger;
   so.paths = o->paths;
   so.cgroup_parent = o->cgroup_parent;
-  int rc = mg_sup_new(&so, &rt->sup, err, err_len);
+  rc = mg_sup_new(&so, &rt->sup, err, err_len);
   if (rc < 0) {
     rt->sup = NULL;
     runtime_free_parts(rt);
@@ -353,8 +331,8 @@ static void set_arg(lua_State *L, const char *name, int argc,
   lua_setglobal(L, "arg");
 }
 
-int mg_runtime_load(mg_runtime *rt, const char *path, int argc,
-                    char *const *argv, char *err, size_t err_len) {
+static int load_file(mg_runtime *rt, const char *path, int argc,
+                     char *const *argv, char *err, size_t err_len) {
   lua_State *L = rt->L;
   set_arg(L, path, argc, argv);
   /* require() finds modules next to the policy too */
@@ -374,8 +352,8 @@ int mg_runtime_load(mg_runtime *rt, const char *path, int argc,
   return run_top(rt, argc, err, err_len);
 }
 
-int mg_runtime_load_module(mg_runtime *rt, const char *module, int argc,
-                           char *const *argv, char *err, size_t err_len) {
+static int load_module(mg_runtime *rt, const char *module, int argc,
+                       char *const *argv, char *err, size_t err_len) {
   static const char loader[] =
       "local name = ...\n"
       "local main = require(name)\n"
@@ -398,8 +376,8 @@ int mg_runtime_load_module(mg_runtime *rt, const char *module, int argc,
   return run_top(rt, argc + 1, err, err_len);
 }
 
-int mg_runtime_load_string(mg_runtime *rt, const char *code, const char *name,
-                           char *err, size_t err_len) {
+static int load_string(mg_runtime *rt, const char *code, const char *name,
+                       char *err, size_t err_len) {
   lua_State *L = rt->L;
   if (luaL_loadbufferx(L, code, strlen(code), name, "t") != LUA_OK) {
     mg_errf(err, err_len, MG_EPARSE, "%s", lua_tostring(L, -1));
@@ -409,11 +387,38 @@ int mg_runtime_load_string(mg_runtime *rt, const char *code, const char *name,
   return run_top(rt, 0, err, err_len);
 }
 
+/* The thread that loads owns the runtime meanwhile (mg_runtime_share.c):
+ * other threads' calls wait for the top level to end. */
+int mg_runtime_load(mg_runtime *rt, const char *path, int argc,
+                    char *const *argv, char *err, size_t err_len) {
+  mg__rt_share_enter(rt, 0);
+  int rc = load_file(rt, path, argc, argv, err, err_len);
+  mg__rt_share_leave(rt);
+  return rc;
+}
+
+int mg_runtime_load_module(mg_runtime *rt, const char *module, int argc,
+                           char *const *argv, char *err, size_t err_len) {
+  mg__rt_share_enter(rt, 0);
+  int rc = load_module(rt, module, argc, argv, err, err_len);
+  mg__rt_share_leave(rt);
+  return rc;
+}
+
+int mg_runtime_load_string(mg_runtime *rt, const char *code, const char *name,
+                           char *err, size_t err_len) {
+  mg__rt_share_enter(rt, 0);
+  int rc = load_string(rt, code, name, err, err_len);
+  mg__rt_share_leave(rt);
+  return rc;
+}
+
 /* ----------------------------------------------------------- running */
 
 int mg_runtime_run(mg_runtime *rt) {
   if (!rt->owns_loop)
     return -EINVAL;
+  mg__rt_share_enter(rt, 1);
   if (!rt->shut_down) {
     start_own_signals(rt);
     /* Running children keep the loop alive (the supervisor's handles). */
@@ -428,6 +433,7 @@ int mg_runtime_run(mg_runtime *rt) {
     start_own_signals(rt);
   do_shutdown(rt);
   uv_run(rt->loop, UV_RUN_DEFAULT);
+  mg__rt_share_leave(rt);
   return 0;
 }
 
@@ -464,6 +470,7 @@ mg_sup *mg_runtime_sup(mg_runtime *rt) {
 void mg_runtime_free(mg_runtime *rt) {
   if (rt == NULL)
     return;
+  mg__rt_share_close(rt); /* other threads' calls fail from now on */
   mg_lua_shutdown(rt->env);
   /* Children never outlive the runtime: stop them and wait (on a borrowed
    * loop too: this runs the caller's loop until they are reaped). */
@@ -482,5 +489,6 @@ void mg_runtime_free(mg_runtime *rt) {
     uv_run(rt->loop, UV_RUN_DEFAULT); /* the supervisor's last closes */
     uv_loop_close(&rt->own_loop);
   }
+  mg__rt_share_destroy(rt);
   free(rt);
 }

@@ -120,6 +120,53 @@ MG_API uv_loop_t *mg_runtime_loop(mg_runtime *rt);
 /* The supervisor of the runtime's children (owned by the runtime). */
 MG_API struct mg_sup *mg_runtime_sup(mg_runtime *rt);
 
+/* ---- Other threads of the host.
+ *
+ * One thread owns a runtime at a time: the one inside mg_runtime_load*
+ * or mg_runtime_run (the Lua state, libuv and the supervisor are touched
+ * by it alone). Another thread uses the runtime through the calls below:
+ * each runs on the owner, between two callbacks (an async handle wakes
+ * its loop), and the caller waits for it; while the top level of a load
+ * runs, calls wait for it to end. When no thread owns the runtime, the
+ * caller runs the call itself, one caller at a time. With a caller-owned
+ * loop, nothing marks the thread that runs it: make these calls on that
+ * thread, or while it is not running the loop. */
+
+/* Run fn(rt, ud) as above; returns its result, or -ESHUTDOWN once
+ * mg_runtime_free began. From the owner itself (a callback), at once. */
+MG_API int mg_runtime_call(mg_runtime *rt, int (*fn)(mg_runtime *rt, void *ud),
+                           void *ud);
+
+/* The policy's open store named `name`: *out gets a new reference, dropped
+ * with mg_store_free. Reads (mg_store_get, _stats, _read, iteration…) may
+ * be made from any thread (the store has its own lock); changes go through
+ * mg_runtime_store_add & co., which run them on the owner so that the
+ * store's Lua callbacks (strategy, estimator, on_evict, on_warn) run with
+ * their budgets, as for a change made by the policy. The store stays the
+ * policy's: when the policy closes it or drops it, the host's calls fail
+ * with MG_ECLOSED ("store 'ctx' is closed"). Errors: -ENOENT (no open store
+ * of that name), -EEXIST (several: name them apart), -ESHUTDOWN. */
+MG_API int mg_runtime_store(mg_runtime *rt, const char *name, mg_store **out,
+                            char *err, size_t err_len);
+/* mg_store_add / _remove / _clear / _prune / _set_limits of a store of
+ * the runtime, made from any thread of the host (same contracts). */
+MG_API int mg_runtime_store_add(mg_runtime *rt, mg_store *s,
+                                const mg_store_input *in, uint64_t *out_id,
+                                mg_store_error *e);
+MG_API int mg_runtime_store_remove(mg_runtime *rt, mg_store *s, uint64_t id,
+                                   char *err, size_t err_len);
+MG_API int mg_runtime_store_clear(mg_runtime *rt, mg_store *s,
+                                  uint64_t *out_removed);
+MG_API int mg_runtime_store_prune(mg_runtime *rt, mg_store *s,
+                                  uint64_t keep_count, uint64_t *out_removed,
+                                  char *err, size_t err_len);
+MG_API int mg_runtime_store_set_limits(mg_runtime *rt, mg_store *s,
+                                       const mg_store_limits *limits, char *err,
+                                       size_t err_len);
+/* mg_runtime_shutdown(rt, code) from any thread: the graceful shutdown
+ * (children stopped, then the loop ends) begins on the owner. */
+MG_API int mg_runtime_request_shutdown(mg_runtime *rt, int code);
+
 /* Close the Lua state and, if the runtime owns it, the loop. NULL is a
  * no-op. Children still running are stopped first, and this waits for
  * them (running the loop, also a borrowed one, until they are reaped:
