@@ -37,7 +37,7 @@ static int add(host *h, const char *role, const char *content,
   in.pinned = pinned;
   in.source = "agent_host";
   uint64_t id = 0;
-  mg_store_error e;
+  mg_store_error e = {0};
   /* Through the runtime: the policy's Lua strategy runs if it is full. */
   if (mg_runtime_store_add(h->rt, h->conversation, &in, &id, &e) < 0) {
     fprintf(stderr, "agent_host: add failed (%s): %s\n",
