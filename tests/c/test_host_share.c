@@ -97,7 +97,7 @@ static void *add_many(void *arg) {
   }
   for (int i = 0; i < 400; i++) {
     mg_store_input in = text("user", "a message from a host thread");
-    mg_store_error e;
+    mg_store_error e = {0};
     uint64_t id = 0;
     if (mg_runtime_store_add(a->rt, s, &in, &id, &e) == 0 && id > 0)
       a->ok++;
@@ -174,7 +174,7 @@ TEST(missing_doubled_and_closed_stores) {
   /* no thread owns the runtime now: these run on this thread */
   ASSERT_EQ(mg_runtime_store(rt, "solo", &s, err, sizeof err), 0);
   mg_store_input in = text("user", "hello");
-  mg_store_error e;
+  mg_store_error e = {0};
   uint64_t id = 0;
   ASSERT_EQ(mg_runtime_store_add(rt, s, &in, &id, &e), 0);
   ASSERT_U64_EQ(id, 1);
@@ -227,7 +227,7 @@ TEST(host_add_with_a_failing_strategy) {
   mg_store *s = NULL;
   ASSERT_EQ(mg_runtime_store(rt, "full", &s, err, sizeof err), 0);
   mg_store_input in = text("user", "second");
-  mg_store_error e;
+  mg_store_error e = {0};
   uint64_t id = 0;
   ASSERT(mg_runtime_store_add(rt, s, &in, &id, &e) < 0);
   ASSERT(strstr(e.message, "strategy") != NULL);
