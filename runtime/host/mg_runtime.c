@@ -159,13 +159,6 @@ static int l_panic(lua_State *L) {
   abort();
 }
 
-void mg_runtime_opts_init(mg_runtime_opts *o) {
-  memset(o, 0, sizeof *o);
-  o->lua_mem_max_bytes = MG_RUNTIME_DEFAULT_LUA_MEM;
-  o->cb_timeout_ms = MG_RUNTIME_DEFAULT_CB_TIMEOUT_MS;
-  o->cb_instructions = MG_RUNTIME_DEFAULT_CB_INSTRUCTIONS;
-}
-
 static void runtime_free_parts(mg_runtime *rt) {
   if (rt->env)
     mg_lua_close(rt->env);

@@ -130,36 +130,6 @@ usage_error(const char *fmt, ...) {
   exit(EXIT_USAGE);
 }
 
-/* A non-negative integer option up to `max`, or exit 2 saying so. */
-static uint64_t parse_u64(const char *opt, const char *v, uint64_t max) {
-  char *end;
-  if (v[0] < '0' || v[0] > '9')
-    goto bad;
-  errno = 0;
-  unsigned long long x = strtoull(v, &end, 10);
-  if (errno || *end || x > max)
-    goto bad;
-  return x;
-bad:
-  usage_error("invalid value '%s' for %s: expected an integer from 0 to %llu",
-              v, opt, (unsigned long long)max);
-}
-
-/* Budgets in ms: up to a week (larger values would overflow the clock). */
-#define MAX_BUDGET_MS (7ull * 24 * 3600 * 1000)
-
-/* A size option (SIZE or N% of effective memory) or exit 2. */
-static uint64_t parse_size_opt(const char *opt, const char *v) {
-  char err[1024];
-  uint64_t bytes, base = 0;
-  mg_effmem eff;
-  if (strchr(v, '%') && mg_effective_memory_read(NULL, &eff, NULL, 0) == 0)
-    base = eff.total_bytes;
-  if (mg_size_parse(v, base, &bytes, err, sizeof err) < 0)
-    usage_error("invalid %s: %s", opt, err);
-  return bytes;
-}
-
 /* mg_runtime_new's failure: a bad option value (a cgroup parent or an
  * allowed path that does not exist…) is a usage error. */
 static int start_status(int rc) {
@@ -290,25 +260,24 @@ static void parse_args(cli *a, int argc, char **argv) {
                     "error)",
                     optarg);
       break;
-    case OPT_LUA_MEM: {
-      uint64_t v = parse_size_opt("--lua-mem", optarg);
-      if (v != 0 && v < (1u << 20))
-        usage_error("invalid --lua-mem '%s': at least 1M (or 0 for no cap)",
-                    optarg);
-      a->ro.lua_mem_max_bytes = (size_t)v;
+    case OPT_LUA_MEM: /* the rules of these are the runtime's */
+    case OPT_CB_TIMEOUT:
+    case OPT_CB_INSN:
+    case OPT_SETUP_TIMEOUT: {
+      static const struct {
+        int opt;
+        const char *key;
+      } keys[] = {{OPT_LUA_MEM, "lua_mem"},
+                  {OPT_CB_TIMEOUT, "cb_timeout_ms"},
+                  {OPT_CB_INSN, "cb_instructions"},
+                  {OPT_SETUP_TIMEOUT, "setup_timeout_ms"}};
+      char err[1024];
+      for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (keys[i].opt == c &&
+            mg_runtime_opts_set(&a->ro, keys[i].key, optarg, err, sizeof err))
+          usage_error("--%s: %s", option_name(c, NULL), err);
       break;
     }
-    case OPT_CB_TIMEOUT:
-      a->ro.cb_timeout_ms = parse_u64("--cb-timeout", optarg, MAX_BUDGET_MS);
-      break;
-    case OPT_CB_INSN:
-      a->ro.cb_instructions =
-          parse_u64("--cb-instructions", optarg, UINT64_MAX);
-      break;
-    case OPT_SETUP_TIMEOUT:
-      a->ro.setup_timeout_ms =
-          parse_u64("--setup-timeout", optarg, MAX_BUDGET_MS);
-      break;
     case OPT_SANDBOX:
       a->ro.sandbox = 1;
       break;

@@ -59,11 +59,33 @@ typedef struct mg_runtime_opts {
    * for shutdown, after the runtime closed its handles. Optional. */
   void (*on_exit)(mg_runtime *rt, int code, void *ud);
   void *on_exit_ud;
+  void *priv; /* set by mg_runtime_opts_new: what the object owns */
 } mg_runtime_opts;
 
 /* Fill `o` with the defaults (64 MiB Lua cap, 1000 ms / 1e9 instructions
  * per callback, no setup budget, no sandbox, no signal handling). */
 MG_API void mg_runtime_opts_init(mg_runtime_opts *o);
+
+/* Options by name — for hosts that cannot lay out this struct (an FFI
+ * such as Python's ctypes) and for a command line; each option's rule is
+ * checked here. mg_runtime_opts_new gives the defaults in an object that
+ * owns its strings, lists and logger (text lines at info on stderr, like
+ * mgrun's); NULL when out of memory. It must outlive the runtimes made
+ * from it; mg_runtime_opts_free releases it (NULL: a no-op). */
+MG_API mg_runtime_opts *mg_runtime_opts_new(void);
+MG_API void mg_runtime_opts_free(mg_runtime_opts *o);
+
+/* Set option `key` from text. Numbers: lua_mem (SIZE or N% of the
+ * effective memory; 0 = no cap, else at least 1M), cb_timeout_ms and
+ * setup_timeout_ms (0 to a week), cb_instructions (0 = none); booleans
+ * (true/false, 1/0, yes/no): sandbox, handle_signals, check_only. On an
+ * object from mg_runtime_opts_new only (copied): scripts_dir,
+ * cgroup_parent, allow_spawn and allow_dir (each call adds one), and
+ * log_level (debug, info, warn, error) / log_format (text, json), which
+ * remake its logger. -EINVAL (or the size parser's code) with err naming
+ * the key, the value and what is accepted. */
+MG_API int mg_runtime_opts_set(mg_runtime_opts *o, const char *key,
+                               const char *value, char *err, size_t err_len);
 
 /* Create a runtime: the supervisor of its children (cgroup detection,
  * the cgroup_parent checked, stale groups of dead earlier runs removed), a
