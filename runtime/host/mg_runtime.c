@@ -53,12 +53,14 @@ struct mg_runtime {
                     */
   int skip[65];    /* copies of signals the main loop should ignore */
   int shut_down;
-  int sup_stopping;   /* mg_sup_shutdown called */
-  int sup_done;       /* ... and every child reaped, every cgroup removed */
-  int forced;         /* a second INT/TERM during shutdown: SIGKILL now */
-  int attached;       /* the Lua state is the caller's (mg__rt_attach) */
+  int sup_stopping; /* mg_sup_shutdown called */
+  int sup_done;     /* ... and every child reaped, every cgroup removed */
+  int forced;       /* a second INT/TERM during shutdown: SIGKILL now */
+
+  /* attached to the caller's Lua state (mg__rt_attach, for mg.so) */
+  int attached;
   int running;        /* inside uv_run of this runtime */
-  int signals_paused; /* attached, between runs: default handlers stopped */
+  int signals_paused; /* between runs: the default handlers stopped */
   mg__rt_unwind_fn unwind;
   void *unwind_ud;
   char scripts_dir[PATH_MAX];
