@@ -43,6 +43,33 @@ function TestModule:test_a_fresh_interpreter_loads_it()
   lu.assertStrContains(out, "loaded\t0.1.0\tfunction\tnil")
 end
 
+-- Every thread of the state finds the module: a coroutine made before
+-- require "mg" (whose extra space was copied before mg.so existed), and a
+-- require made inside a coroutine; budgets hold there too.
+function TestModule:test_coroutines_made_before_and_loading_inside()
+  local status, out = h.run([[
+    local early = coroutine.create(function(mg)
+      local ctx = assert(mg.store { name = "co", max_messages = 1,
+        on_full = "prune", strategy = function() while true do end end })
+      assert(ctx:add { role = "user", content = "a" })
+      local id, err = ctx:add { role = "user", content = "b" }
+      print("early", id, tostring(err):match("instruction budget") ~= nil)
+    end)
+    local mg
+    assert(coroutine.resume(coroutine.create(function()
+      mg = require "mg"
+    end)))
+    mg.configure { cb_instructions = 100000 }
+    assert(coroutine.resume(early, mg))
+    local fired = 0
+    mg.every(1, function(t) fired = fired + 1 if fired == 3 then t:stop() end end)
+    print("run", mg.run(), fired)
+  ]])
+  lu.assertEquals(status, 0, out)
+  lu.assertStrContains(out, "early\tnil\ttrue")
+  lu.assertStrContains(out, "run\tfalse\t3")
+end
+
 function TestModule:test_sizes()
   lu.assertEquals(mg.size("1.5G"), 1610612736)
   lu.assertEquals(mg.size("2 GB"), 2147483648)
