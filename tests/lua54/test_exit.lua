@@ -92,6 +92,21 @@ function TestExit:test_exit_in_a_strategy_ends_the_program_after_the_add()
   assert_cleaned(out)
 end
 
+-- A finalizer cannot close the state: the shutdown begins, mg.run ends it.
+function TestExit:test_exit_in_a_finalizer_is_completed_by_the_next_run()
+  local status, out = h.run(program [[
+    do setmetatable({}, { __gc = function() mg.exit(8) end }) end
+    collectgarbage() collectgarbage()
+    print("after the finalizer")
+    mg.run()
+    print("not reached")
+  ]])
+  lu.assertEquals(status, 8, out)
+  lu.assertStrContains(out, "after the finalizer")
+  lu.assertNotStrContains(out, "not reached")
+  assert_cleaned(out)
+end
+
 function TestExit:test_exit_codes()
   for _, c in ipairs { { "", 0 }, { "true", 0 }, { "false", 1 }, { "0", 0 },
                        { "255", 255 } } do

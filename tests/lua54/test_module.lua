@@ -70,6 +70,24 @@ function TestModule:test_coroutines_made_before_and_loading_inside()
   lu.assertStrContains(out, "run\tfalse\t3")
 end
 
+-- A finalizer that lua_close runs after mg.so left the state (one of an
+-- object made before the module) gets a clear error, not a crash.
+function TestModule:test_after_the_module_left_the_state()
+  local status, out = h.run([[
+    local early = setmetatable({}, { __gc = function()
+      local mg = require "mg"
+      print("late", pcall(mg.every, 1, function() end))
+      print("late", pcall(mg.run))
+    end })
+    local mg = require "mg"
+    print("end")
+  ]])
+  lu.assertEquals(status, 0, out)
+  lu.assertStrContains(out, "late\tfalse\tthe mg module has left this Lua " ..
+                            "state (it is being closed)")
+  lu.assertStrContains(out, "mg.run cannot run")
+end
+
 function TestModule:test_sizes()
   lu.assertEquals(mg.size("1.5G"), 1610612736)
   lu.assertEquals(mg.size("2 GB"), 2147483648)

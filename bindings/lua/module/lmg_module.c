@@ -145,20 +145,17 @@ static int l_anchor_gc(lua_State *L) {
 
 /* ------------------------------------------------------------ paths */
 
-/* dir/rel/file exists (mode: access's): out = dir/rel. */
+/* dir/rel/file exists (mode: access's): out = dir/rel, resolved. */
 static int find_beside(const char *dir, const char *rel, const char *file,
-                       int mode, char *out, size_t len) {
+                       int mode, char *out) {
   char cand[PATH_MAX * 2 + 64];
   if (dir[0] == '\0')
     return 0;
   snprintf(cand, sizeof cand, "%s/%s/%s", dir, rel, file);
   if (access(cand, mode) != 0)
     return 0;
-  if (strcmp(rel, ".") == 0)
-    snprintf(out, len, "%s", dir);
-  else
-    snprintf(out, len, "%s/%s", dir, rel);
-  return 1;
+  snprintf(cand, sizeof cand, "%s/%s", dir, rel);
+  return realpath(cand, out) != NULL;
 }
 
 /* Append dir/?.lua;dir/?/init.lua to package.path (after the program's
@@ -187,22 +184,20 @@ static void append_path(lua_State *L, const char *dir) {
  * (require "mg.strategies", the built-in strategy names). The table is
  * at -1. */
 static void set_paths(lua_State *L) {
-  char dir[PATH_MAX] = "", so[PATH_MAX], found[PATH_MAX * 2 + 64];
+  char dir[PATH_MAX] = "", so[PATH_MAX], found[PATH_MAX];
   Dl_info info;
   if (dladdr((void *)luaopen_mg, &info) && info.dli_fname &&
       realpath(info.dli_fname, so))
     snprintf(dir, sizeof dir, "%s", dirname(so));
-  if (find_beside(dir, MG_LUADIR_TO_BINDIR, "mg-hog", X_OK, found,
-                  sizeof found) ||
-      find_beside(MG_BUILD_BINDIR, ".", "mg-hog", X_OK, found, sizeof found))
+  if (find_beside(dir, MG_LUADIR_TO_BINDIR, "mg-hog", X_OK, found) ||
+      find_beside(MG_BUILD_BINDIR, ".", "mg-hog", X_OK, found))
     lua_pushstring(L, found);
   else
     lua_pushnil(L);
   lua_setfield(L, -2, "bindir");
-  if (find_beside(dir, MG_LUADIR_TO_SCRIPTS, "mg/strategies.lua", R_OK, found,
-                  sizeof found) ||
-      find_beside(MG_SCRIPTS_DIR, ".", "mg/strategies.lua", R_OK, found,
-                  sizeof found))
+  if (find_beside(dir, MG_LUADIR_TO_SCRIPTS, "mg/strategies.lua", R_OK,
+                  found) ||
+      find_beside(MG_SCRIPTS_DIR, ".", "mg/strategies.lua", R_OK, found))
     append_path(L, found);
 }
 
