@@ -169,12 +169,13 @@ static uint64_t cfg_mem(lua_State *L, mg_lua_env *env) {
 }
 
 static void push_config(lua_State *L, mg_lua_env *env) {
+  size_t used = env->mem_used, peak = env->mem_peak; /* before the table */
   lua_createtable(L, 0, 7);
   mg_lua_setu64(L, "cb_timeout_ms", env->budget.timeout_ms);
   mg_lua_setu64(L, "cb_instructions", env->budget.instructions);
   mg_lua_setu64(L, "lua_mem", env->mem_max);
-  mg_lua_setu64(L, "lua_mem_used", env->mem_used);
-  mg_lua_setu64(L, "lua_mem_peak", env->mem_peak);
+  mg_lua_setu64(L, "lua_mem_used", used);
+  mg_lua_setu64(L, "lua_mem_peak", peak);
   if (env->logger) {
     mg_lua_setstr(L, "log_level",
                   mg_log_level_name(mg_logger_level(env->logger)));
