@@ -88,6 +88,29 @@ function TestModule:test_after_the_module_left_the_state()
   lu.assertStrContains(out, "mg.run cannot run")
 end
 
+-- mgrun's own state has the bindings already: mg.so refuses to attach a
+-- second time rather than fight over the allocator and the hook.
+function TestModule:test_refused_in_mgruns_own_state()
+  local mgrun = os.getenv("MGRUN")
+  lu.assertNotNil(mgrun, "MGRUN is not set (run through ctest)")
+  local path = h.tmp("policy.lua")
+  local f = assert(io.open(path, "w"))
+  f:write(([[
+    package.loaded.mg = nil
+    package.cpath = %q
+    local ok, err = pcall(require, "mg")
+    print("load", ok, err)
+    print("own", mg.version)
+  ]]):format((h.so:gsub("mg%.so$", "?.so"))))
+  f:close()
+  local status, out = h.sh(h.q(mgrun) .. " " .. h.q(path))
+  os.remove(path)
+  lu.assertEquals(status, 0, out)
+  lu.assertStrContains(out, "load\tfalse\tcannot load the mg module: this " ..
+                            "Lua state has the mg module already")
+  lu.assertStrContains(out, "own\t0.1.0")
+end
+
 function TestModule:test_sizes()
   lu.assertEquals(mg.size("1.5G"), 1610612736)
   lu.assertEquals(mg.size("2 GB"), 2147483648)
