@@ -210,11 +210,12 @@ int luaopen_mg(lua_State *L) {
     return 1;
   lua_pop(L, 1);
   /* lua_close unloads C modules (package's finalizer dlcloses them), and
-   * mg.exit's code runs on after its lua_close: keep mg.so mapped for the
-   * life of the process (the flag of the handle package holds). */
+   * mg.exit's code runs on after its lua_close: mg.so stays mapped for
+   * the life of the process (RTLD_NODELETE on the object already loaded). */
   Dl_info info;
-  if (dladdr((void *)luaopen_mg, &info) && info.dli_fname &&
-      dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) == NULL)
+  if (!dladdr((void *)luaopen_mg, &info) || info.dli_fname == NULL)
+    return luaL_error(L, "cannot load the mg module: dladdr cannot find it");
+  if (dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) == NULL)
     return luaL_error(L, "cannot load the mg module: cannot keep %s loaded: %s",
                       info.dli_fname, dlerror());
   mgmod *m = lua_newuserdatauv(L, sizeof *m, 0);
