@@ -34,7 +34,7 @@ static void free_list(char **v) {
   free(v);
 }
 
-static void env_free(mg_lua_env *env) {
+void mg__lua_env_free(mg_lua_env *env) {
   free(env->sup_error);
   free(env->proc_root);
   free(env->fs_root);
@@ -78,12 +78,11 @@ static int resolve_list(const char *const *in, const char *what, int dirs,
   return 0;
 }
 
-int mg_lua_new(const mg_lua_config *c, lua_State **L, mg_lua_env **env_out,
-               char *err, size_t err_len) {
-  *L = NULL;
-  *env_out = NULL;
+int mg__lua_env_new(const mg_lua_config *c, mg_lua_env **out, char *err,
+                    size_t err_len) {
+  *out = NULL;
   if (!c || !c->loop)
-    return mg_errf(err, err_len, -EINVAL, "mg_lua_new: a loop is required");
+    return mg_errf(err, err_len, -EINVAL, "a loop is required");
   mg_lua_env *env = calloc(1, sizeof *env);
   if (!env)
     return mg_errf(err, err_len, -ENOMEM, "out of memory");
@@ -101,10 +100,11 @@ int mg_lua_new(const mg_lua_config *c, lua_State **L, mg_lua_env **env_out,
   env->budget = c->callback;
   env->mem_max = c->mem_max_bytes;
   env->on_exit = c->on_exit;
+  env->exit_unwind = c->exit_unwind;
   env->ud = c->ud;
   env->sandbox = c->sandbox;
   if (!ok) {
-    env_free(env);
+    mg__lua_env_free(env);
     return mg_errf(err, err_len, -ENOMEM, "out of memory");
   }
   int rc = 0;
@@ -116,16 +116,29 @@ int mg_lua_new(const mg_lua_config *c, lua_State **L, mg_lua_env **env_out,
                         err_len);
   }
   if (rc < 0) {
-    env_free(env);
+    mg__lua_env_free(env);
     return rc;
   }
+  *out = env;
+  return 0;
+}
+
+int mg_lua_new(const mg_lua_config *c, lua_State **L, mg_lua_env **env_out,
+               char *err, size_t err_len) {
+  *L = NULL;
+  *env_out = NULL;
+  mg_lua_env *env;
+  int rc = mg__lua_env_new(c, &env, err, err_len);
+  if (rc < 0)
+    return rc;
   lua_State *s = lua_newstate(mg__lua_alloc, env);
-  if (!s) {
-    env_free(env);
+  if (!s || mg__lua_env_register(s, env) < 0) {
+    if (s)
+      lua_close(s);
+    mg__lua_env_free(env);
     return mg_errf(err, err_len, -ENOMEM, "cannot create the Lua state");
   }
   env->L = s;
-  *(mg_lua_env **)lua_getextraspace(s) = env;
   mg__lua_install_hook(s);
   *L = s;
   *env_out = env;
@@ -137,15 +150,23 @@ void mg_lua_close(mg_lua_env *env) {
     return;
   env->closing_handles = 1; /* a finalizer cannot make a new one */
   mg_lua_close_handles(env);
+  if (env->attached) { /* not ours to close: give it back */
+    mg__lua_detach(env);
+    return;
+  }
   if (env->L) {
     env->mem_capped = 1; /* finalizers run under the cap too */
     lua_close(env->L);   /* __gc of every object of the module runs here */
   }
-  env_free(env);
+  mg__lua_env_free(env);
 }
 
 mg_lua_env *mg_lua_env_of(lua_State *L) {
-  return mg_lua_env_get(L);
+  return mg_lua_env_find(L);
+}
+
+int mg_lua_in_call(const mg_lua_env *env) {
+  return env->call != NULL;
 }
 
 lua_State *mg_lua_state(const mg_lua_env *env) {
@@ -460,7 +481,8 @@ int mg_lua_check_size(lua_State *L, int idx, const char *argname, uint64_t *out,
 
 /* ------------------------------------------------------------ module */
 
-void mg_lua_open(lua_State *L) {
+void mg_lua_push(lua_State *L) {
+  mg_lua_env *env = mg_lua_env_get(L);
   lua_newtable(L);
   lua_pushliteral(L, MG_VERSION);
   lua_setfield(L, -2, "version");
@@ -473,7 +495,12 @@ void mg_lua_open(lua_State *L) {
   mg_lua_open_log(L);
   mg_lua_open_store(L);
   mg_lua_open_spawn(L);
+  if (env->attached)
+    mg_lua_open_configure(L);
+}
 
+void mg_lua_open(lua_State *L) {
+  mg_lua_push(L);
   lua_pushvalue(L, -1);
   lua_setglobal(L, "mg");
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);

@@ -35,24 +35,46 @@ static uint64_t now_ns(void) {
 
 /* ------------------------------------------------------------ allocator */
 
+/* In an attached state the allocations go on to the allocator the state
+ * had (base_alloc); in a state of mg_lua_new, to realloc and free. */
 void *mg__lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   mg_lua_env *env = ud;
   size_t old = ptr ? osize : 0;
   if (nsize == 0) {
-    free(ptr);
-    env->mem_used -= old;
+    if (env->base_alloc)
+      env->base_alloc(env->base_ud, ptr, osize, 0);
+    else
+      free(ptr);
+    env->mem_used -= old < env->mem_used ? old : env->mem_used;
     return NULL;
   }
   if (nsize > old && env->mem_capped && env->mem_max &&
       env->mem_used + (nsize - old) > env->mem_max)
     return NULL;
-  void *p = realloc(ptr, nsize);
+  void *p = env->base_alloc ? env->base_alloc(env->base_ud, ptr, osize, nsize)
+                            : realloc(ptr, nsize);
   if (p == NULL)
     return NULL;
-  env->mem_used = env->mem_used - old + nsize;
+  env->mem_used =
+      env->mem_used - (old < env->mem_used ? old : env->mem_used) + nsize;
   if (env->mem_used > env->mem_peak)
     env->mem_peak = env->mem_used;
   return p;
+}
+
+/* The options that set the budgets: mgrun's command line, or the fields
+ * of mg.configure in a state the bindings attached to (mg.so). */
+const char *mg__lua_budget_option(const mg_lua_env *env, int which) {
+  switch (which) {
+  case 'i':
+    return env->attached ? "mg.configure cb_instructions" : "--cb-instructions";
+  case 't':
+    return env->attached ? "mg.configure cb_timeout_ms" : "--cb-timeout";
+  case 's':
+    return env->attached ? "no budget outside callbacks" : "--setup-timeout";
+  default:
+    return env->attached ? "mg.configure lua_mem" : "--lua-mem";
+  }
 }
 
 /* ------------------------------------------------------------ hook */
@@ -62,9 +84,13 @@ static void hook_every(lua_State *L, int n);
 /* Count hook, installed on the main thread and inherited by every
  * coroutine created after it. */
 static void budget_hook(lua_State *L, lua_Debug *ar) {
-  mg_lua_env *env = mg_lua_env_get(L);
-  mg_lua_call *c = env->call;
+  mg_lua_env *env = mg_lua_env_find(L);
   (void)ar;
+  if (env == NULL) { /* the bindings left this (attached) state */
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  mg_lua_call *c = env->call;
   if (env->poll && !env->interrupted) {
     uint64_t t = now_ns();
     if (t >= env->poll_next_ns) {
@@ -90,14 +116,15 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     if (c->insn_budget && c->insn_used > c->insn_budget) {
       c->over = 1;
       snprintf(c->why, sizeof c->why,
-               "%s exceeded its instruction budget of %llu (--cb-instructions)",
-               c->what, (unsigned long long)c->insn_budget);
+               "%s exceeded its instruction budget of %llu (%s)", c->what,
+               (unsigned long long)c->insn_budget,
+               mg__lua_budget_option(env, 'i'));
     } else if (c->deadline_ns && t > c->deadline_ns) {
       c->over = 1;
       snprintf(c->why, sizeof c->why,
                "%s exceeded its time budget of %llu ms (%s)", c->what,
                (unsigned long long)c->budget_ms,
-               c->top ? "--setup-timeout" : "--cb-timeout");
+               mg__lua_budget_option(env, c->top ? 's' : 't'));
     } else if ((r->chain_deadline_ns && t > r->chain_deadline_ns) ||
                (r->chain_insn_budget &&
                 r->chain_insn_used > r->chain_insn_budget)) {
@@ -106,9 +133,10 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
                "%s and the calls nested in it exceeded %d times its budget "
                "in all (%s)",
                r->what, MG_LUA_CHAIN_FACTOR,
-               r->chain_deadline_ns && t > r->chain_deadline_ns
-                   ? (r->top ? "--setup-timeout" : "--cb-timeout")
-                   : "--cb-instructions");
+               mg__lua_budget_option(env, r->chain_deadline_ns &&
+                                                  t > r->chain_deadline_ns
+                                              ? (r->top ? 's' : 't')
+                                              : 'i'));
       snprintf(r->why, sizeof r->why, "%s", c->why);
     }
     if (!c->over) {
@@ -127,6 +155,11 @@ static void hook_every(lua_State *L, int n) {
 
 void mg__lua_install_hook(lua_State *L) {
   lua_sethook(L, budget_hook, LUA_MASKCOUNT, MG__HOOK_EVERY);
+}
+
+void mg__lua_remove_hook(lua_State *L) {
+  if (lua_gethook(L) == budget_hook)
+    lua_sethook(L, NULL, 0, 0);
 }
 
 /* ------------------------------------------------------------ calls */
@@ -200,8 +233,9 @@ static const char *error_text(mg_lua_env *env, lua_State *L, int st, char *buf,
     char cap[32];
     snprintf(buf, len,
              "not enough memory: the Lua state reached its memory cap of %s "
-             "(--lua-mem)",
-             mg_size_format(env->mem_max, cap, sizeof cap));
+             "(%s)",
+             mg_size_format(env->mem_max, cap, sizeof cap),
+             mg__lua_budget_option(env, 'm'));
     return buf;
   }
   const char *msg = lua_tostring(L, -1);
@@ -330,6 +364,14 @@ int mg_lua_run_top(mg_lua_env *env, int nargs, uint64_t timeout_ms,
 }
 
 int mg_lua_raise_exit(lua_State *L) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  if (env->call == NULL && env->exit_unwind && env->exit_requested) {
+    /* The program's own code (an attached state): no call of ours would
+     * catch the sentinel. The host hears of the exit now, and may end
+     * the process here. */
+    notify_exit(env);
+    env->exit_unwind(env->ud, env->exit_code);
+  }
   lua_pushlightuserdata(L, (void *)&mg__exit_key);
   return lua_error(L);
 }

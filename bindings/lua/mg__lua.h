@@ -2,6 +2,8 @@
  * layer; not for the host, which sees only mg_lua.h).
  *
  *   lmg.c          the environment, the module table, mg.exit, helpers
+ *   lmg_attach.c   the environment of a state the bindings did not make
+ *                  (mg.so in a stock lua5.4): attach, detach, mg.configure
  *   lmg_call.c     the protected call: one implementation for every
  *                  C → Lua call (budgets, memory cap, traceback, logging)
  *   lmg_sandbox.c  the sandbox boundary: allowed programs and directories
@@ -94,6 +96,14 @@ struct mg_lua_env {
   size_t mem_used, mem_max, mem_peak;
   int mem_capped;
 
+  /* A state the bindings attached to (mg_lua_attach) rather than made:
+   * the allocator it had, which ours wraps; detached once mg_lua_close
+   * gave it back. */
+  int attached, detached;
+  lua_Alloc base_alloc;
+  void *base_ud;
+  void (*exit_unwind)(void *ud, int code);
+
   /* Protected calls in progress, innermost first. */
   mg_lua_call *call;
   /* Top-level interrupt polling (mg_lua_run_top). */
@@ -124,10 +134,44 @@ struct mg_lua_env {
   char **allow_dirs;
 };
 
-/* The environment of L (never NULL in a state made by mg_lua_new). */
-static inline mg_lua_env *mg_lua_env_get(lua_State *L) {
-  return *(mg_lua_env **)lua_getextraspace(L);
+/* The capped allocator of every state the bindings run in (ud = the
+ * env): made with it (mg_lua_new) or wrapped by it (mg_lua_attach). */
+void *mg__lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/* The env in the registry ("mg.env"), for a state whose allocator someone
+ * wrapped again after us; NULL when there is none (detached). */
+mg_lua_env *mg__lua_env_lookup(lua_State *L);
+/* Raise "the mg module was closed …" (does not return). */
+int mg__lua_env_gone(lua_State *L);
+
+/* The environment of L, any of its threads: the ud of the state's
+ * allocator, which is ours in every state the bindings run in (a thread
+ * made before the module was loaded finds it too, unlike the extra
+ * space). NULL only once the bindings left an attached state. */
+static inline mg_lua_env *mg_lua_env_find(lua_State *L) {
+  void *ud;
+  if (lua_getallocf(L, &ud) == mg__lua_alloc)
+    return ud;
+  return mg__lua_env_lookup(L);
 }
+
+/* The same for the functions of the module: raises when the module has
+ * left the state (a finalizer run by lua_close after it). */
+static inline mg_lua_env *mg_lua_env_get(lua_State *L) {
+  mg_lua_env *env = mg_lua_env_find(L);
+  if (env == NULL)
+    mg__lua_env_gone(L);
+  return env;
+}
+
+/* The environment's life (lmg.c, lmg_attach.c): a new env from a config
+ * (copies; the state is set by the caller); free it; record it in the
+ * registry of L as "mg.env" (protected: -ENOMEM, never raises); leave an
+ * attached state (mg_lua_close does). */
+int mg__lua_env_new(const mg_lua_config *c, mg_lua_env **out, char *err,
+                    size_t err_len);
+void mg__lua_env_free(mg_lua_env *env);
+int mg__lua_env_register(lua_State *L, mg_lua_env *env);
+void mg__lua_detach(mg_lua_env *env);
 
 /* ------------------------------------------------------------ calls */
 
@@ -149,14 +193,23 @@ typedef struct mg_lua_failure {
 int mg_lua_pcall(lua_State *L, int nargs, int nresults, const char *what,
                  mg_lua_failure *fail);
 
-/* Raise the mg.exit sentinel (does not return) / is the value at idx it? */
+/* Raise the mg.exit sentinel (does not return) / is the value at idx it?
+ * Where no protected call of the bindings surrounds the caller (the
+ * program's own code in an attached state), nothing would catch the
+ * sentinel: the host is told there (exit_unwind), and may end the
+ * process before it is raised. */
 int mg_lua_raise_exit(lua_State *L);
 int mg_lua_is_exit(lua_State *L, int idx);
 
-/* The capped allocator of states made by mg_lua_new (ud = the env). */
-void *mg__lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
-/* Install the budget hook on L (mg_lua_new does). */
+/* Install the budget hook on L (mg_lua_new and mg_lua_attach do) / take
+ * it off L if it is ours. */
 void mg__lua_install_hook(lua_State *L);
+void mg__lua_remove_hook(lua_State *L);
+
+/* The option that sets a budget, for messages: mgrun's command line
+ * ("--cb-timeout") or, in an attached state, mg.configure's field.
+ * which: 'i' instructions, 't' callback time, 's' setup time, 'm' memory. */
+const char *mg__lua_budget_option(const mg_lua_env *env, int which);
 
 /* ------------------------------------------------------------ helpers */
 
@@ -255,5 +308,6 @@ void mg_lua_open_loop(lua_State *L);
 void mg_lua_open_log(lua_State *L);
 void mg_lua_open_store(lua_State *L);
 void mg_lua_open_spawn(lua_State *L);
+void mg_lua_open_configure(lua_State *L); /* attached states only */
 
 #endif

@@ -18,6 +18,11 @@
  *   mg_lua_shutdown(env);                         // close every handle
  *   mg_lua_close(env);                            // lua_close + free
  *
+ * A state the caller made and keeps (a stock lua5.4's, for mg.so) gets
+ * the same bindings with mg_lua_attach instead of mg_lua_new, and
+ * mg_lua_push instead of mg_lua_open (no global is set); mg_lua_close
+ * then gives the state back as it found it, without closing it.
+ *
  * Every call from C into Lua (timers, signals, process events, store
  * callbacks) is a protected call of its own: lua_pcall with a traceback
  * handler, a fresh budget (instructions, wall clock) and the state's
@@ -65,6 +70,12 @@ typedef struct mg_lua_config {
   /* Called once when the policy asks to exit (mg.exit, os.exit), from
    * inside the call that asked; the host starts its shutdown there. */
   void (*on_exit)(void *ud, int code);
+  /* Attached states only (optional): mg.exit was called, or a callback
+   * that called it returned, where no protected call of the bindings
+   * surrounds the code (the program's own top level); on_exit has been
+   * called. The host may finish the shutdown and end the process here;
+   * if it returns, the exit sentinel is raised into that code. */
+  void (*exit_unwind)(void *ud, int code);
   void *ud;
 } mg_lua_config;
 
@@ -78,12 +89,38 @@ void mg_lua_config_init(mg_lua_config *c);
 int mg_lua_new(const mg_lua_config *c, lua_State **L, mg_lua_env **env,
                char *err, size_t err_len);
 
+/* Give the bindings a state the caller owns and keeps (the bindings never
+ * close it): its allocator is wrapped by the capped one, counting from
+ * what the state holds now (lua_gc COUNT/COUNTB); the budget hook is set
+ * on L and on the state's main thread, whose stack callbacks run on; the
+ * env is recorded in the registry ("mg.env"). Callbacks get the budgets
+ * and cap of `c`, as in a state of mg_lua_new. Budget messages name
+ * mg.configure's fields instead of mgrun's options, and the module gets
+ * mg.configure. mg_lua_close(*env) detaches: handles closed, the hook
+ * taken off, the registry entry removed, the allocator given back (if
+ * nothing wrapped it again meanwhile; else ours stays as a pass-through
+ * and its env is not freed). Detach only when no object of the module
+ * can be used any more — from a finalizer during lua_close made before
+ * the first mg object, as mg.so does. Fails with -EBUSY when the state
+ * has the bindings already (mgrun's own state, an earlier attach),
+ * -EINVAL, -ENOMEM; never raises. */
+int mg_lua_attach(lua_State *L, const mg_lua_config *c, mg_lua_env **env,
+                  char *err, size_t err_len);
+
 /* Build the `mg` table, set it as global `mg` and package.loaded.mg. Call
  * once, after the standard libraries are open. */
 void mg_lua_open(lua_State *L);
+/* Build the `mg` table and leave it on the stack (nothing global): for a
+ * module's luaopen_ function. May raise (memory). */
+void mg_lua_push(lua_State *L);
 
-/* The environment of a state made by mg_lua_new (of any of its threads). */
+/* The environment of a state made by mg_lua_new or attached to (of any
+ * of its threads); NULL for one without the bindings. */
 mg_lua_env *mg_lua_env_of(lua_State *L);
+
+/* Is a protected call of the bindings in progress (a callback, a store's
+ * strategy)? The host refuses to run its loop from inside one. */
+int mg_lua_in_call(const mg_lua_env *env);
 lua_State *mg_lua_state(const mg_lua_env *env);
 
 /* Change the budget of later callbacks. */

@@ -36,7 +36,7 @@
 
 struct mg_logger {
   FILE *out;
-  mg_log_format format;
+  int format;    /* an mg_log_format; read and written with __atomic */
   int min_level; /* read and written with __atomic builtins */
   pthread_mutex_t mu;
   locale_t c_locale; /* (locale_t)0 when newlocale failed */
@@ -473,8 +473,16 @@ mg_log_level mg_logger_level(const mg_logger *lg) {
   return (mg_log_level)__atomic_load_n(&lg->min_level, __ATOMIC_RELAXED);
 }
 
+void mg_logger_set_format(mg_logger *lg, mg_log_format format) {
+  if (lg)
+    __atomic_store_n(&lg->format,
+                     format == MG_LOG_JSON ? MG_LOG_JSON : MG_LOG_TEXT,
+                     __ATOMIC_RELAXED);
+}
+
 mg_log_format mg_logger_format(const mg_logger *lg) {
-  return lg ? lg->format : MG_LOG_TEXT;
+  return lg ? (mg_log_format)__atomic_load_n(&lg->format, __ATOMIC_RELAXED)
+            : MG_LOG_TEXT;
 }
 
 void mg_log(mg_logger *lg, mg_log_level level, const char *event,
@@ -493,7 +501,7 @@ void mg_log(mg_logger *lg, mg_log_level level, const char *event,
   char when[80];
   fmt_time(when, sizeof when);
   lbuf b = {0};
-  if (lg->format == MG_LOG_JSON) {
+  if (mg_logger_format(lg) == MG_LOG_JSON) {
     if (build_json(&b, when, level, event, fields, n) < 0) {
       free(b.p);
       b = (lbuf){0};

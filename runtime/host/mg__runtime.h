@@ -38,6 +38,9 @@ typedef struct mg__rt_share {
   int closed;        /* mg_runtime_free began: calls fail */
 } mg__rt_share;
 
+/* mg.exit unwinding into an attached state's own code (mg__rt_attach). */
+typedef void (*mg__rt_unwind_fn)(mg_runtime *rt, int code, void *ud);
+
 /* How often the top level looks for a signal, in ms of Lua execution. */
 #define MG__LOAD_POLL_MS 5
 
@@ -61,6 +64,13 @@ struct mg_runtime {
   int sup_stopping; /* mg_sup_shutdown called */
   int sup_done;     /* ... and every child reaped, every cgroup removed */
   int forced;       /* a second INT/TERM during shutdown: SIGKILL now */
+
+  /* attached to the caller's Lua state (mg__rt_attach, for mg.so) */
+  int attached;
+  int running;        /* inside uv_run of this runtime */
+  int signals_paused; /* between runs: the default handlers stopped */
+  mg__rt_unwind_fn unwind;
+  void *unwind_ud;
   char scripts_dir[PATH_MAX];
   mg__rt_share share;
 };
@@ -79,6 +89,33 @@ void mg__rt_share_leave(mg_runtime *rt);
 void mg__rt_share_close(mg_runtime *rt);
 /* After the loop is closed. */
 void mg__rt_share_destroy(mg_runtime *rt);
+
+/* ---- a runtime on a Lua state the caller owns (mg.so, bindings/lua/module)
+ *
+ * Attach a runtime to L, a state the caller made and keeps (a stock
+ * lua5.4's): the runtime owns a loop (o->loop must be NULL for
+ * mg__rt_run_mode), the supervisor and the bindings' env (mg_lua_attach:
+ * L's allocator wrapped by the capped one, the budget hook); it opens no
+ * library, sets no global and leaves making the `mg` table to the caller
+ * (mg_lua_push). o->sandbox and o->check_only are refused (-EINVAL).
+ * `unwind` (optional) is called when mg.exit unwinds into the caller's
+ * own code outside the loop (the program's top level): to finish, call
+ * mg_runtime_run (stops the children, runs until they are reaped), then
+ * end the process; if it returns, mg.exit raises its sentinel there.
+ * mg_runtime_free detaches (mg_lua_close): call it when no mg object can
+ * be used any more, e.g. from the finalizer of an object made before any
+ * mg object, which lua_close runs last. */
+int mg__rt_attach(lua_State *L, const mg_runtime_opts *o,
+                  mg__rt_unwind_fn unwind, void *unwind_ud, mg_runtime **out,
+                  char *err, size_t err_len);
+
+/* Run the runtime's own loop once in `mode` (as uv_run: DEFAULT until
+ * nothing is left to do, ONCE, NOWAIT) with the default INT/TERM handling
+ * (handle_signals) while it runs; returns uv_run's result (non-zero: handles
+ * are still active), -EBUSY when the loop is running already or a
+ * callback is in progress (re-entry), -ECANCELED after a shutdown began,
+ * -EINVAL for a borrowed loop. */
+int mg__rt_run_mode(mg_runtime *rt, uv_run_mode mode);
 
 /* Open the standard libraries (all, or the sandbox's subset: no io, no
  * os.execute/remove/rename/exit…, no debug, no bytecode, no C modules,

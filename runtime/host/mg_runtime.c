@@ -13,6 +13,11 @@
  * sees the same signal later; the runtime skips that copy when the top
  * level already acted on it. Nothing of this is process-wide state of
  * ours: libuv owns the signal dispositions.
+ *
+ * Attached (mg__rt_attach, for mg.so): the Lua state is a stock
+ * interpreter's. The runtime does not make, open or close it; it owns the
+ * loop, the supervisor and the bindings' env around it, and watches INT
+ * and TERM only while its loop runs (mg__rt_run_mode).
  */
 #include <errno.h>
 #include <lauxlib.h>
@@ -136,8 +141,15 @@ static void on_default_signal(uv_signal_t *s, int signum) {
 
 static void start_own_signals(mg_runtime *rt) {
   static const int sigs[2] = {SIGINT, SIGTERM};
-  if (!rt->opts.handle_signals || rt->signals_started)
+  if (!rt->opts.handle_signals)
     return;
+  if (rt->signals_started) { /* again, after a pause */
+    for (int i = 0; i < 2 && rt->signals_paused; i++)
+      if (rt->sig[i])
+        uv_signal_start(rt->sig[i], on_default_signal, sigs[i]);
+    rt->signals_paused = 0;
+    return;
+  }
   rt->signals_started = 1;
   for (int i = 0; i < 2; i++) {
     uv_signal_t *s = malloc(sizeof *s);
@@ -149,6 +161,15 @@ static void start_own_signals(mg_runtime *rt) {
     uv_unref((uv_handle_t *)s); /* never keeps the loop alive alone */
     rt->sig[i] = s;
   }
+}
+
+/* Attached, when a run ends: between runs the two signals are the
+ * interpreter's again (libuv gives them their default action back). */
+static void pause_own_signals(mg_runtime *rt) {
+  for (int i = 0; i < 2; i++)
+    if (rt->sig[i])
+      uv_signal_stop(rt->sig[i]);
+  rt->signals_paused = 1;
 }
 
 /* ----------------------------------------------------------- lifecycle */
@@ -173,8 +194,18 @@ static void runtime_free_parts(mg_runtime *rt) {
   free(rt);
 }
 
-int mg_runtime_new(const mg_runtime_opts *o, mg_runtime **out, char *err,
-                   size_t err_len) {
+/* Attached: mg.exit's unwinding reached the program's own code. Outside
+ * the loop, the caller of mg__rt_attach may finish the exit there. */
+static void on_policy_exit_unwind(void *ud, int code) {
+  mg_runtime *rt = ud;
+  if (rt->unwind && !rt->running)
+    rt->unwind(rt, code, rt->unwind_ud);
+}
+
+/* A runtime on a Lua state of its own (foreign NULL) or on the caller's. */
+static int runtime_make(const mg_runtime_opts *o, lua_State *foreign,
+                        mg__rt_unwind_fn unwind, void *unwind_ud,
+                        mg_runtime **out, char *err, size_t err_len) {
   *out = NULL;
   mg_runtime *rt = calloc(1, sizeof *rt);
   if (rt == NULL)
@@ -227,10 +258,23 @@ int mg_runtime_new(const mg_runtime_opts *o, mg_runtime **out, char *err,
   c.allow_dirs = o->allow_dirs;
   c.on_exit = on_policy_exit;
   c.ud = rt;
-  rc = mg_lua_new(&c, &rt->L, &rt->env, err, err_len);
+  if (foreign) {
+    rt->attached = 1;
+    rt->unwind = unwind;
+    rt->unwind_ud = unwind_ud;
+    c.exit_unwind = on_policy_exit_unwind;
+    rc = mg_lua_attach(foreign, &c, &rt->env, err, err_len);
+    rt->L = rc == 0 ? mg_lua_state(rt->env) : NULL;
+  } else {
+    rc = mg_lua_new(&c, &rt->L, &rt->env, err, err_len);
+  }
   if (rc < 0) {
     runtime_free_parts(rt);
     return rc;
+  }
+  if (foreign) { /* its libraries and its `mg` are the caller's to make */
+    *out = rt;
+    return 0;
   }
   lua_atpanic(rt->L, l_panic);
   mg_lua_open(rt->L);
@@ -238,6 +282,21 @@ int mg_runtime_new(const mg_runtime_opts *o, mg_runtime **out, char *err,
   mg__rt_open_libs(rt->L, o->sandbox, rt->scripts_dir);
   *out = rt;
   return 0;
+}
+
+int mg_runtime_new(const mg_runtime_opts *o, mg_runtime **out, char *err,
+                   size_t err_len) {
+  return runtime_make(o, NULL, NULL, NULL, out, err, err_len);
+}
+
+int mg__rt_attach(lua_State *L, const mg_runtime_opts *o,
+                  mg__rt_unwind_fn unwind, void *unwind_ud, mg_runtime **out,
+                  char *err, size_t err_len) {
+  *out = NULL;
+  if (o->sandbox || o->check_only)
+    return mg_errf(err, err_len, -EINVAL,
+                   "an attached runtime has no sandbox and no check mode");
+  return runtime_make(o, L, unwind, unwind_ud, out, err, err_len);
 }
 
 /* ----------------------------------------------------------- loading */
@@ -408,10 +467,27 @@ int mg_runtime_load_string(mg_runtime *rt, const char *code, const char *name,
 
 /* ----------------------------------------------------------- running */
 
+int mg__rt_run_mode(mg_runtime *rt, uv_run_mode mode) {
+  if (!rt->owns_loop)
+    return -EINVAL;
+  if (rt->running || mg_lua_in_call(rt->env))
+    return -EBUSY;
+  if (rt->shut_down)
+    return -ECANCELED;
+  rt->running = 1;
+  start_own_signals(rt);
+  int alive = uv_run(rt->loop, mode);
+  rt->running = 0;
+  if (rt->attached && !rt->shut_down)
+    pause_own_signals(rt);
+  return alive;
+}
+
 int mg_runtime_run(mg_runtime *rt) {
   if (!rt->owns_loop)
     return -EINVAL;
   mg__rt_share_enter(rt, 1);
+  rt->running = 1;
   if (!rt->shut_down) {
     start_own_signals(rt);
     /* Running children keep the loop alive (the supervisor's handles). */
@@ -426,6 +502,7 @@ int mg_runtime_run(mg_runtime *rt) {
     start_own_signals(rt);
   do_shutdown(rt);
   uv_run(rt->loop, UV_RUN_DEFAULT);
+  rt->running = 0;
   mg__rt_share_leave(rt);
   return 0;
 }
@@ -464,6 +541,18 @@ void mg_runtime_free(mg_runtime *rt) {
   if (rt == NULL)
     return;
   mg__rt_share_close(rt); /* other threads' calls fail from now on */
+  if (rt->running) {
+    /* Freed from inside its own loop: an attached state closed by a
+     * callback (os.exit(code, true) in mg.so), and the process ends next.
+     * The loop cannot run here: kill and reap the children at once, and
+     * leave the runtime and its loop to the exit (uv_run is below us). */
+    mg_lua_close(rt->env);
+    rt->env = NULL;
+    mg_sup_free(rt->sup);
+    rt->sup = NULL;
+    close_own_signals(rt);
+    return;
+  }
   mg_lua_shutdown(rt->env);
   /* Children never outlive the runtime: stop them and wait (on a borrowed
    * loop too: this runs the caller's loop until they are reaped). */

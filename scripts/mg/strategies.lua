@@ -28,6 +28,7 @@
 -- S.token_budget(max_tokens), S.summarize(summarizer [, opts]).
 -- Helpers for writing your own: S.units(view), S.evictable(u, k, need),
 -- S.enough(acc, need).
+local mg = require("mg") -- also where there is no global mg (mg.so)
 local S = {}
 
 -- Names of the functions below, for error messages (weak keys).

@@ -191,6 +191,24 @@ TEST(level_filtering) {
   sink_close(&s);
 }
 
+TEST(format_switched_at_run_time) {
+  sink s;
+  sink_open(&s, MG_LOG_TEXT, MG_LOG_INFO);
+  mg_log(s.lg, MG_LOG_INFO, "as_text", NULL, 0);
+  mg_logger_set_format(s.lg, MG_LOG_JSON);
+  ASSERT_EQ(mg_logger_format(s.lg), MG_LOG_JSON);
+  mg_log(s.lg, MG_LOG_INFO, "as_json", NULL, 0);
+  mg_logger_set_format(s.lg, (mg_log_format)7); /* not a format: text */
+  ASSERT_EQ(mg_logger_format(s.lg), MG_LOG_TEXT);
+  mg_log(s.lg, MG_LOG_INFO, "text_again", NULL, 0);
+  mg_logger_set_format(NULL, MG_LOG_JSON); /* a no-op */
+  const char *out = sink_text(&s);
+  ASSERT_CONTAINS(out, "info  as_text\n");
+  ASSERT_CONTAINS(out, "\"level\":\"info\",\"event\":\"as_json\"}\n");
+  ASSERT_CONTAINS(out, "info  text_again\n");
+  sink_close(&s);
+}
+
 TEST(json_format) {
   sink s;
   sink_open(&s, MG_LOG_JSON, MG_LOG_DEBUG);
@@ -413,6 +431,7 @@ int main(void) {
   RUN(text_quoting_and_types);
   RUN(text_event_quoted_when_needed);
   RUN(level_filtering);
+  RUN(format_switched_at_run_time);
   RUN(json_format);
   RUN(json_invalid_utf8_is_replaced);
   RUN(numbers_ignore_locale);

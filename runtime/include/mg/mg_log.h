@@ -90,6 +90,8 @@ MG_API void mg_logger_free(mg_logger *lg); /* NULL is a no-op */
 MG_API void mg_logger_set_level(mg_logger *lg, mg_log_level min_level);
 MG_API mg_log_level mg_logger_level(const mg_logger *lg);
 MG_API mg_log_format mg_logger_format(const mg_logger *lg);
+/* Change the format of the lines written from now on (thread-safe). */
+MG_API void mg_logger_set_format(mg_logger *lg, mg_log_format format);
 
 /* Write one line (thread-safe, one write per line). A NULL logger drops
  * the line. `fields` may be NULL when n is 0. */
