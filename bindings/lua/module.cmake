@@ -1,5 +1,5 @@
 # module.cmake — mg.so, the `mg` module for Debian's stock lua5.4
-# (`local mg = require "mg"`; docs/embedding-lua.md).
+# (`local mg = require "mg"`; docs/embedding.md).
 #
 # A Lua C module as Debian's lua-* packages build them: no liblua5.4.so
 # among its NEEDED libraries (the Lua API comes from the interpreter that

@@ -1,4 +1,4 @@
--- examples/lua/agent.lua, the Lua program of docs/embedding-lua.md, runs
+-- examples/lua/agent.lua, the Lua program of docs/embedding.md, runs
 -- through lua5.4 with mg.so and does what it says.
 local lu = require("luaunit")
 local h = require("helper54")
