@@ -5,7 +5,6 @@
  * store's own callbacks as well.
  */
 #include <errno.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -267,28 +266,4 @@ int mg_store_units(const mg_store *s, mg_store_unit *units, size_t cap,
   if (n_messages)
     *n_messages = r.n_msgs;
   return rc;
-}
-
-/* ------------------------------------------------------------ probe */
-
-int mg_probe_json_text(const mg_probe_opts *opts, char **out, size_t *len,
-                       char *err, size_t err_len) {
-  void *doc = NULL;
-  *out = NULL;
-  int rc = mg_probe_json(opts, &doc, err, err_len);
-  if (rc < 0)
-    return rc;
-  char *text = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
-  mg_probe_free(doc);
-  if (!text)
-    return mg_errf(err, err_len, -ENOMEM,
-                   "out of memory writing the probe document");
-  *out = text;
-  if (len)
-    *len = strlen(text);
-  return 0;
-}
-
-void mg_ffi_free(void *p) {
-  free(p); /* jansson's default allocator is malloc */
 }

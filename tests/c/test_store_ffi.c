@@ -247,6 +247,17 @@ TEST(probe_json_text_from_fixtures) {
   ASSERT(text == NULL);
 }
 
+TEST(version_and_sizes) {
+  ASSERT_STR_EQ(mg_ffi_version(), MG_VERSION);
+  ASSERT_EQ(mg_ffi_sizeof("mg_store_msg"), sizeof(mg_store_msg));
+  ASSERT_EQ(mg_ffi_sizeof("mg_store_options"), sizeof(mg_store_options));
+  ASSERT_EQ(mg_ffi_sizeof("mg_cgroup_info"), sizeof(mg_cgroup_info));
+  ASSERT_EQ(mg_ffi_sizeof("mg_rlimit_support"), sizeof(mg_rlimit_support));
+  ASSERT_EQ(mg_ffi_sizeof("mg_store"), 0); /* opaque */
+  ASSERT_EQ(mg_ffi_sizeof("nope"), 0);
+  ASSERT_EQ(mg_ffi_sizeof(NULL), 0);
+}
+
 /* ------------------------------------------------------------ builtin */
 
 TEST(builtin_parse) {
@@ -410,6 +421,7 @@ int main(void) {
   RUN(ids_and_their_buffer);
   RUN(units_group_members_and_positions);
   RUN(probe_json_text_from_fixtures);
+  RUN(version_and_sizes);
   RUN(builtin_parse);
   RUN(builtin_strategies_choose_like_their_lua_twins);
   RUN(builtin_older_than_with_a_clock);

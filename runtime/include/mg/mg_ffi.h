@@ -14,7 +14,9 @@
  *    the store and another thread may free it at once);
  *  - mg_store_ids: every id, oldest first, in one consistent call;
  *  - mg_store_units: the store as eviction units (what a strategy ranks);
- *  - mg_probe_json_text: the probe document as JSON text.
+ *  - mg_probe_json_text: the probe document as JSON text;
+ *  - mg_ffi_version / mg_ffi_sizeof: what a binding checks its own
+ *    declarations against when it loads the library.
  *
  * Ownership is the caller's throughout: buffers are caller-allocated,
  * except mg_probe_json_text's result, released with mg_ffi_free.
@@ -117,6 +119,19 @@ MG_API int mg_probe_json_text(const mg_probe_opts *opts, char **out,
 /* Free what an mg_ffi function allocated for the caller. NULL is a
  * no-op. */
 MG_API void mg_ffi_free(void *p);
+
+/* ------------------------------------------------------------ layout */
+
+/* MG_VERSION of the library (a static string). */
+MG_API const char *mg_ffi_version(void);
+
+/* sizeof the public structure named `type` ("mg_store_msg", "mg_meminfo",
+ * … every struct of mg_store.h, mg_ffi.h, mg_store_builtin.h, mg_meminfo.h,
+ * mg_proc.h, mg_psi.h, mg_probe.h, mg_paths.h, mg_cgroup.h's
+ * mg_cgroup_info, mg_limits.h and mg_rlimit.h's mg_rlimit_support), or 0
+ * for a name it does not know. A binding that declares these structures
+ * itself checks its sizes against the library it loaded. */
+MG_API size_t mg_ffi_sizeof(const char *type);
 
 #ifdef __cplusplus
 }
