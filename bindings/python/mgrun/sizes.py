@@ -13,7 +13,6 @@ effective system memory. Anything else — empty, negative, NaN, inf,
 from __future__ import annotations
 
 import ctypes
-import math
 from typing import Optional, Union
 
 from . import _lib
@@ -46,10 +45,10 @@ def size(value: SizeLike, *, percent_of: Optional[int] = None, what: str = "size
     lib = _lib.core()
     out = ctypes.c_uint64()
     err = errbuf(512)
+    pre = "" if what == "size" else f"{what}: "
     if isinstance(value, str):
         if "\0" in value:
-            raise SizeError(f"{what}: invalid size {value!r}: it holds a NUL character (accepted: {ACCEPTED})",
-                            "EPARSE")
+            raise SizeError(f"{pre}invalid size {value!r}: it holds a NUL character; expected {ACCEPTED}", "EPARSE")
         base = 0
         if value.rstrip().endswith("%"):
             if percent_of is None:
@@ -62,16 +61,16 @@ def size(value: SizeLike, *, percent_of: Optional[int] = None, what: str = "size
         raise TypeError(f"{what} must be a number of bytes or a string like \"2G\", got {type_name(value)}")
     elif isinstance(value, int):
         if value < 0:
-            raise SizeError(f"{what}: invalid size {value}: it is negative (accepted: {ACCEPTED})", "EPARSE")
+            raise SizeError(f"{pre}invalid size {value}: negative sizes are not accepted; expected {ACCEPTED}",
+                            "EPARSE")
         if value > SIZE_MAX:
-            raise SizeError(f"{what}: size {value} is more than 2^63-1 bytes (accepted: {ACCEPTED})",
+            raise SizeError(f"{pre}invalid size {value}: more than 2^63-1 bytes ({SIZE_MAX}); expected {ACCEPTED}",
                             "ERANGE_SIZE")
         return value
     else:
         rc = lib.mg_size_from_double(float(value), ctypes.byref(out), err, len(err))
     if rc < 0:
-        msg = text_of(err)
-        raise SizeError(msg if what == "size" else f"{what}: {msg}", err_name(rc))
+        raise SizeError(pre + text_of(err), err_name(rc))
     return out.value
 
 
@@ -97,6 +96,3 @@ def _as_double(value: SizeLike, what: str) -> float:
         return float(size(value, what=what))
     raise TypeError(f"{what} must be a number of bytes or a string like \"2G\", got {type_name(value)}")
 
-
-def _finite(value: float) -> bool:
-    return math.isfinite(value)

@@ -358,6 +358,7 @@ class Store:
         self._strategy_label = "oldest"
         self._keep: Dict[str, Any] = {}
         self._owned = True
+        self._log_events = True  # False: a wrapper (mgrun.context) logs them itself
 
     def _adopt(self, ptr: int, release: Optional[Callable[[int], None]]) -> None:
         self._raw = ptr
@@ -542,7 +543,7 @@ class Store:
                 st = stats_from_c(stats.contents)
                 me = wself()
                 name = me._name if me is not None else ""
-                if _LOG.isEnabledFor(logging.WARNING):
+                if me is not None and me._log_events and _LOG.isEnabledFor(logging.WARNING):
                     cur, lim, util = {
                         0: (st.message_count, st.max_messages, st.message_count_utilization),
                         1: (st.total_size_bytes, st.max_total_size_bytes, st.total_size_utilization),
@@ -699,12 +700,14 @@ class Store:
             return cause  # KeyboardInterrupt, SystemExit: as they are
         lt = err.limit_type
         exc: BaseException
+        quiet = not self._log_events
         if lt and code != "EBUSY":
             exc = BoundsExceededError(msg, LIMIT_NAMES.get(lt, "none"), err.current, err.limit,
                                       {"store": self._name, "state": text_of(err.details)}, code)
-            _log(_LOG, logging.ERROR, _LIMIT_EVENTS.get(lt, "store_add_failed"), store=self._name,
-                 limit_type=LIMIT_NAMES.get(lt, "none"), current=err.current, limit=err.limit, error=msg)
-            if code != "ELIMIT":
+            if not quiet:
+                _log(_LOG, logging.ERROR, _LIMIT_EVENTS.get(lt, "store_add_failed"), store=self._name,
+                     limit_type=LIMIT_NAMES.get(lt, "none"), current=err.current, limit=err.limit, error=msg)
+            if code != "ELIMIT" and not quiet:
                 _log(_LOG, logging.ERROR, "store_eviction_failed", store=self._name,
                      strategy=self._strategy_label, error=msg)
         elif code == "EBUSY":
@@ -713,7 +716,8 @@ class Store:
             exc = ValueError(msg)
         else:
             exc = StoreError(msg, code)
-            _log(_LOG, logging.ERROR, "store_add_failed", store=self._name, code=code, error=msg)
+            if not quiet:
+                _log(_LOG, logging.ERROR, "store_add_failed", store=self._name, code=code, error=msg)
         exc.__cause__ = cause
         return exc
 
@@ -934,7 +938,8 @@ class Store:
         try:
             with self._locked():
                 rc = _lib.core().mg_store_prune(p, keep, ctypes.byref(out), err, len(err))
-                left = int(_lib.core().mg_store_len(p)) if rc == 0 and _LOG.isEnabledFor(logging.INFO) else -1
+                left = int(_lib.core().mg_store_len(p)) if rc == 0 and self._log_events and \
+                    _LOG.isEnabledFor(logging.INFO) else -1
         finally:
             self._exit()
         if rc < 0:
