@@ -37,6 +37,14 @@ MGRUN = _env_path("MGRUN", None)
 SANITIZED = "asan" in os.environ.get("LD_PRELOAD", "") or os.environ.get("MG_SANITIZE") == "1"
 
 
+def snapshot(store):
+    """Everything observable about a store but its rejected_count, to
+    compare before and after an operation that must change nothing."""
+    st = store.stats().as_dict()
+    st.pop("rejected_count")
+    return [(m.id, m.role, m.content, m.size, m.tokens, m.meta, m.group, m.pinned) for m in store], st
+
+
 @pytest.fixture
 def fixtures() -> Path:
     assert FIXTURES is not None and FIXTURES.is_dir(), "MG_FIXTURES must name tests/fixtures"
