@@ -87,12 +87,14 @@ class Builtin:
     """``older_than`` only: a fixed clock (unix seconds) instead of the real
     time, for tests."""
 
-    def __init__(self, spec: str, *, now: Optional[float] = None) -> None:
+    def __init__(self, spec: str, *, now: Optional[float] = None, _trusted: bool = False) -> None:
         if not isinstance(spec, str):
             raise TypeError(f"a built-in strategy is a str such as \"keep_last(200)\", got {type_name(spec)}")
         self.spec = spec
         self.now = now
-        self.name = self._parse().name.decode()
+        # the module's own constants are known good: importing the package
+        # must not load the library
+        self.name = spec if _trusted else self._parse().name.decode()
 
     def _parse(self) -> "_lib.StoreBuiltin":
         """A fresh C struct for a store (which must keep it alive)."""
@@ -116,12 +118,12 @@ class Builtin:
         return hash((self.name, self.now))
 
 
-oldest = Builtin("oldest")
+oldest = Builtin("oldest", _trusted=True)
 """Oldest first until the need is met (the store's C fast path)."""
-lowest_priority_first = Builtin("lowest_priority_first")
+lowest_priority_first = Builtin("lowest_priority_first", _trusted=True)
 """Lowest priority first (a group counts with its highest member), oldest
 first among equals."""
-user_turn_start = Builtin("user_turn_start")
+user_turn_start = Builtin("user_turn_start", _trusted=True)
 """Oldest first until the need is met, then on until the kept history
 (after the pinned messages) starts on a ``"user"`` turn: chat APIs reject a
 history that starts with an assistant or tool message."""
