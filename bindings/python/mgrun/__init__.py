@@ -46,7 +46,7 @@ from .limits import (  # noqa: E402
     validate_limit,
     validate_total,
 )
-from .probe import (  # noqa: E402
+from .probes import (  # noqa: E402
     CgroupInfo,
     Memory,
     Pressure,

@@ -23,7 +23,7 @@ from ._log import get as _logger
 from ._log import log as _log
 from ._util import check_int, err_name, errbuf, text_of, type_name
 from .errors import LimitError, ProcessNotFoundError, SizeError
-from .probe import RlimitVerdicts, effective_memory
+from .probes import RlimitVerdicts, effective_memory
 from .sizes import SIZE_MAX, SizeLike, _as_double, format_size
 
 __all__ = [
@@ -268,6 +268,13 @@ def set_limit(
     ``limit_warning``, ``limit_clamped``, ``limit_failed`` on the
     ``mgrun.limits`` logger).
     """
+    return _set_limit(size, strict, resource, pid, hard, validate, True)
+
+
+def _set_limit(size: SizeLike, strict: bool, resource: str, pid: Optional[int], hard: bool, validate: bool,
+               log: bool) -> SetLimitResult:
+    """set_limit; `log` False for a wrapper that logs its own lines
+    (mgrun.memory_limit)."""
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be a bool, got {type_name(strict)}")
     res = _resource(resource, "resource", auto=True)
@@ -276,7 +283,8 @@ def set_limit(
     me = p or os.getpid()
 
     def fail(code: str, msg: str) -> SetLimitResult:
-        _log(_LOG, logging.ERROR, "limit_failed", error=msg)
+        if log:
+            _log(_LOG, logging.ERROR, "limit_failed", error=msg)
         if strict:
             raise LimitError(msg, code)
         return SetLimitResult(ok=False, applied=None, resource=None, hard=None, pid=me, warning=None, reason=msg,
@@ -313,16 +321,19 @@ def set_limit(
     lib.mg_rlimit_get(p, res, None, ctypes.byref(hv), None, 0)
     hard_now = None if hv.value == 2**64 - 1 else hv.value
     rname = "data" if res == 0 else "as"
+    w1 = text_of(v.warning) or None
+    w2 = text_of(warn) or None
+    warning = "; ".join(w for w in (w1, w2) if w) or None
+    if not log:
+        return SetLimitResult(ok=True, applied=applied.value, resource=rname, hard=hard_now, pid=me,
+                              warning=warning, reason="", code="")
     _log(_LOG, logging.INFO, "limit_set", limit=format_size(applied.value), bytes=applied.value,
          resource="RLIMIT_DATA" if res == 0 else "RLIMIT_AS",
          hard="unlimited" if hard_now is None else format_size(hard_now), pid=me)
-    w1 = text_of(v.warning) or None
-    w2 = text_of(warn) or None
     if w1:
         _log(_LOG, logging.WARNING, "limit_warning", warning=w1)
     if w2:
         _log(_LOG, logging.WARNING, "limit_clamped", warning=w2)
-    warning = "; ".join(w for w in (w1, w2) if w) or None
     return SetLimitResult(ok=True, applied=applied.value, resource=rname, hard=hard_now, pid=me, warning=warning,
                           reason="", code="")
 

@@ -35,8 +35,8 @@ from typing import Optional, Tuple
 
 from . import _lib
 from .errors import Error, LimitError
-from .limits import LIMIT_WARN_PCT, TOTAL_WARN_PCT, rlimit_support, set_limit
-from .probe import effective_memory
+from .limits import LIMIT_WARN_PCT, TOTAL_WARN_PCT, _set_limit, rlimit_support
+from .probes import effective_memory
 
 __all__ = [
     "get_system_memory_gb",
@@ -175,7 +175,7 @@ def set_memory_limit(limit_gb: float, strict: bool = True, *, resource: str = "a
             if strict:
                 raise LimitError(why, "ENOTENFORCED")
             return False
-    r = set_limit(float(limit_gb) * GB, strict=False, resource=resource, validate=False)
+    r = _set_limit(float(limit_gb) * GB, False, resource, None, False, False, False)
     if not r.ok:
         logger.error("Failed to set memory limit %.2f GB: %s", float(limit_gb), r.reason)
         if strict:

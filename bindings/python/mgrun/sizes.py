@@ -52,7 +52,7 @@ def size(value: SizeLike, *, percent_of: Optional[int] = None, what: str = "size
         base = 0
         if value.rstrip().endswith("%"):
             if percent_of is None:
-                from .probe import effective_memory
+                from .probes import effective_memory
 
                 percent_of = effective_memory()
             base = percent_of
