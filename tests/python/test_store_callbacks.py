@@ -71,6 +71,22 @@ def test_a_view_dies_with_its_strategy():
     assert "expired" in repr(kept[0])
 
 
+def test_units_read_their_strings_only_while_the_view_lives():
+    kept = []
+
+    def keep(view, need):
+        u = view.units()
+        kept.append(u)
+        kept.append(view.units())
+        assert u.role[1] == "user"  # read now: cached
+        return [u.id[1]]
+
+    full_store(keep).add("user", "x")
+    assert kept[0].role[1] == "user" and kept[0].n == 4
+    with pytest.raises(mgrun.StoreError, match="store view used after its strategy returned"):
+        kept[1].group
+
+
 def test_view_positions_are_checked():
     errors = []
 

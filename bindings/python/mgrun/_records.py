@@ -212,7 +212,8 @@ def store_ids(ptr: int) -> List[int]:
 # ---------------------------------------------------------------- units
 
 _UNIT = struct.Struct("@QQQQQqdiPNPN")
-assert _UNIT.size == ctypes.sizeof(_lib.StoreUnit), "mg_store_unit layout"
+assert _UNIT.size == ctypes.sizeof(_lib.StoreUnit) == 96, "mg_store_unit layout"
+assert _lib.StoreUnit.pinned.offset == 56 and _lib.StoreUnit.group_len.offset == 88, "mg_store_unit layout"
 
 
 class Units:
@@ -226,11 +227,12 @@ class Units:
     evictable), ``priority[k]`` (highest member), ``time[k]`` (newest
     member), ``role[k]`` (of the oldest member), ``group[k]`` (None when
     none); ``n`` units; ``of[pos]`` is the unit of the message at position
-    ``pos``.
+    ``pos``. ``role`` and ``group`` are read from the store when first
+    used, so only while the strategy runs.
     """
 
-    __slots__ = ("n", "id", "first", "count", "bytes", "tokens", "priority", "time", "pinned", "role", "group",
-                 "of")
+    __slots__ = ("n", "id", "first", "count", "bytes", "tokens", "priority", "time", "pinned", "of", "_view",
+                 "_strs", "_role", "_group")
 
     n: int
     id: List[int]
@@ -241,11 +243,9 @@ class Units:
     priority: List[int]
     time: List[float]
     pinned: List[bool]
-    role: List[str]
-    group: List[Optional[str]]
     of: List[int]
 
-    def __init__(self, view_ptr: int) -> None:
+    def __init__(self, view_ptr: int, view: Optional["StoreView"] = None) -> None:
         lib = _lib.core()
         total = int(lib.mg_store_len(view_ptr))
         cap = max(total, 1)
@@ -257,19 +257,58 @@ class Units:
             raise StoreError(f"cannot list the store's units: {lib.mg_strerror(rc).decode()}",
                              lib.mg_err_name(rc).decode())
         n = nu.value
-        rows = list(_UNIT.iter_unpack(ctypes.string_at(arr, n * _UNIT.size))) if n else []
+        # every field is 8 bytes wide (pinned: an int and its padding), so
+        # the columns are strided views of one buffer, read at C speed
+        raw = memoryview(arr).cast("B")[: n * _UNIT.size]
+        w = _UNIT.size // 8
+        q, i64, f64, i32 = raw.cast("Q"), raw.cast("q"), raw.cast("d"), raw.cast("i")
         self.n = n
-        if rows:
-            (ids, first, count, nbytes, tokens, prio, tm, pinned, rp, rl, gp, gl) = (list(c) for c in zip(*rows))
-        else:
-            ids = first = count = nbytes = tokens = prio = tm = pinned = rp = rl = gp = gl = []
-        self.id, self.first, self.count, self.bytes, self.tokens = ids, first, count, nbytes, tokens
-        self.priority, self.time = prio, tm
-        self.pinned = [bool(p) for p in pinned]
-        sa = ctypes.string_at
-        self.role = [sa(p, m).decode("utf-8", "replace") if m else "" for p, m in zip(rp, rl)]
-        self.group = [sa(p, m).decode("utf-8", "replace") if m else None for p, m in zip(gp, gl)]
+        self.id = q[0::w].tolist()
+        self.first = q[1::w].tolist()
+        self.count = q[2::w].tolist()
+        self.bytes = q[3::w].tolist()
+        self.tokens = q[4::w].tolist()
+        self.priority = i64[5::w].tolist()
+        self.time = f64[6::w].tolist()
+        self.pinned = [p != 0 for p in i32[14 :: 2 * w].tolist()]
+        rp, rl, gp, gl = q[8::w].tolist(), q[9::w].tolist(), q[10::w].tolist(), q[11::w].tolist()
         self.of = of[:total]
+        self._view = view
+        self._strs = (rp, rl, gp, gl)
+        self._role: Optional[List[str]] = None
+        self._group: Optional[List[Optional[str]]] = None
+
+    def _read(self) -> None:
+        if self._view is not None:
+            self._view._p()  # raises once the strategy returned
+        rp, rl, gp, gl = self._strs
+        sa = ctypes.string_at
+        cache: Dict[bytes, str] = {}
+        roles = []
+        for p, m in zip(rp, rl):
+            b = sa(p, m) if m else b""
+            r = cache.get(b)
+            if r is None:
+                r = cache[b] = b.decode("utf-8", "replace")
+            roles.append(r)
+        self._role = roles
+        self._group = [sa(p, m).decode("utf-8", "replace") if m else None for p, m in zip(gp, gl)]
+
+    @property
+    def role(self) -> List[str]:
+        """Role of each unit's oldest member."""
+        if self._role is None:
+            self._read()
+        assert self._role is not None
+        return self._role
+
+    @property
+    def group(self) -> List[Optional[str]]:
+        """Group of each unit (None for a message without one)."""
+        if self._group is None:
+            self._read()
+        assert self._group is not None
+        return self._group
 
     def __len__(self) -> int:
         return self.n
@@ -360,7 +399,7 @@ class StoreView:
 
     def units(self) -> Units:
         """The store as eviction units (see :class:`Units`), built in C."""
-        return Units(self._p())
+        return Units(self._p(), self)
 
     def stats(self) -> Stats:
         """The store's stats."""
