@@ -495,6 +495,17 @@ def test_close_is_idempotent_and_final():
             call()
 
 
+def test_closing_during_iteration_raises_at_the_next_step():
+    s = Store()
+    for i in range(3):
+        s.add("u", str(i))
+    it = iter(s)
+    assert next(it).id == 1
+    s.close()
+    with pytest.raises(mgrun.StoreClosedError):
+        next(it)
+
+
 def test_context_manager_closes():
     with Store() as s:
         s.add("u", "x")

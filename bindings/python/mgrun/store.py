@@ -793,7 +793,8 @@ class Store:
     def __iter__(self) -> Iterator[Message]:
         """The messages present when iteration starts, oldest first (copies;
         those removed meanwhile are skipped, those added meanwhile are not
-        visited: changing the store inside the loop is safe)."""
+        visited: changing the store inside the loop is safe; closing it
+        raises StoreClosedError at the next step)."""
         p = self._enter()
         try:
             with self._locked():
@@ -806,9 +807,7 @@ class Store:
                 yield m
 
     def _get_quiet(self, id: int) -> Optional[Message]:
-        if self._ptr is None:
-            return None
-        p = self._enter()
+        p = self._enter()  # a store closed during the loop raises
         try:
             with self._locked():
                 return copy_message(p, id, False)
