@@ -76,3 +76,16 @@ def test_without_mgrun_lib_the_candidates_are_searched(py, tmp_path):
                          cwd=str(tmp_path), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(pkg / "libmg.so.0")
+
+
+def test_the_runtime_library_is_found_beside_libmg(py):
+    """libmg-runtime.so.0 (for the Runtime class built on this package
+    later) loads from where libmg was found."""
+    out = py("""
+        import os
+        from mgrun import _lib
+        rt = _lib.runtime()
+        print(os.path.dirname(_lib.library_path()) == os.path.dirname(rt._name), rt._name)
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("True "), out.stdout

@@ -1,7 +1,6 @@
 """mgrun.context: the seed's bounded ExecutionContext, its documented
 examples run unchanged (but for the import), and its bugs fixed."""
 
-import json
 import logging
 import os
 import subprocess
