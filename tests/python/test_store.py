@@ -519,3 +519,56 @@ def test_pickle_of_the_error_keeps_its_attributes():
     f = pickle.loads(pickle.dumps(e))
     assert (str(f), f.limit_type, f.current_value, f.limit_value, f.details, f.code) == (
         str(e), "message_count", 1, 1, {"a": 1}, "ELIMIT")
+
+
+# ---------------------------------------------------------------- foreign stores
+
+
+class CountingLock:
+    """A reentrant lock that counts how often it was taken."""
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.RLock()
+        self.taken = 0
+
+    def __enter__(self):
+        self.lock.acquire()
+        self.taken += 1
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
+
+
+def test_wrapping_a_store_made_elsewhere():
+    owner = Store("owned", max_messages=3, on_full="prune")
+    owner.add("system", "p", pinned=True)
+    lock = CountingLock()
+    released = []
+    w = Store._from_pointer(owner._ptr, lock=lock, release=released.append)
+    assert w.name == "owned"
+    i = w.add("user", "through the wrapper")
+    assert owner.get(i).text == "through the wrapper" and len(w) == 2
+    assert [m.id for m in w] == [1, i] and w.stats().message_count == 2 and w.check()
+    with pytest.raises(BoundsExceededError):
+        w.add("u", "x" * (2 << 20))
+    assert lock.taken >= 6  # every call into C held the lock
+    w.set_strategy("oldest")
+    with pytest.raises(mgrun.StoreError, match="belongs to its creator"):
+        w.set_strategy("keep_last(1)")
+    with pytest.raises(mgrun.StoreError, match="belongs to its creator"):
+        w.set_strategy(lambda v, n: [])
+    w.close()
+    w.close()
+    assert released == [owner._ptr]  # once
+    with pytest.raises(mgrun.StoreClosedError):
+        len(w)
+    assert len(owner) == 2  # the owner's store lives on
+    borrowed = Store._from_pointer(owner._ptr)
+    borrowed.close()  # release=None: nothing is freed
+    assert len(owner) == 2
+    owner.close()
+    with pytest.raises(ValueError, match="non-NULL"):
+        Store._from_pointer(0)
