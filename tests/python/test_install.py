@@ -63,3 +63,25 @@ def test_sitedir_rule():
     if os.path.exists("/usr/lib/python3/dist-packages"):  # Debian
         assert sitedir("/usr") == "/usr/lib/python3/dist-packages"
         assert sitedir("/usr/local") == f"/usr/local/lib/{v}/dist-packages"
+
+
+@needs_build
+def test_destdir_staging_for_a_system_prefix(tmp_path):
+    """Packagers stage with DESTDIR: the files land under it once (not
+    twice), and the recorded library directory is the final one."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bindings", "python"))
+    try:
+        from sitedir import sitedir
+    finally:
+        sys.path.pop(0)
+    stage = tmp_path / "stage"
+    env = dict(os.environ, DESTDIR=str(stage))
+    out = subprocess.run(["cmake", "--install", str(BUILD), "--prefix", "/usr"], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    site = sitedir("/usr")
+    pkg = stage / site.lstrip("/") / "mgrun"
+    assert (pkg / "__init__.py").is_file() and (pkg / "store.py").is_file()
+    assert not (stage / str(stage).lstrip("/")).exists()  # DESTDIR not applied twice
+    rel = (pkg / "_install.py").read_text().split('LIBDIR = "')[1].split('"')[0]
+    assert os.path.normpath(os.path.join(site, "mgrun", rel)) == "/usr/lib"
