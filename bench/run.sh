@@ -57,6 +57,9 @@ if [[ -x $B/bench/bench_store ]]; then
   "$B/bench/bench_store" | grep '^|' | grep -v -e '^| what' -e '^| store benchmark' -e '^|---'
 fi
 
+# --- the Python package (ctypes over libmg.so.0): Store.add, prune, strategies
+MGRUN_LIB="$B/libmg.so.0" PYTHONPATH="$(dirname "$0")/../bindings/python" /usr/bin/python3 "$(dirname "$0")/python/bench_store.py" || echo "| Python package benchmarks | skipped | /usr/bin/python3 bench/python/bench_store.py failed |"
+
 # --- supervisor: spawn latency under limits, sample cost, 50 idle children,
 # crossing → death at 100 ms sampling (issue 5)
 if [[ -x $B/bench/bench_spawn ]]; then

@@ -10,6 +10,7 @@
 
 #include "mg/mg_cgroup.h"
 #include "mg/mg_error.h"
+#include "mg/mg_ffi.h"
 #include "mg/mg_limits.h"
 #include "mg/mg_log.h"
 #include "mg/mg_meminfo.h"
@@ -22,5 +23,6 @@
 #include "mg/mg_signal.h"
 #include "mg/mg_size.h"
 #include "mg/mg_store.h"
+#include "mg/mg_store_builtin.h"
 
 #endif

@@ -1,0 +1,1 @@
+ctx.check_bounds()  # Validate current state
