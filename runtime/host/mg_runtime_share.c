@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mg/mg_ffi.h"
 #include "mg__runtime.h"
 
 /* Run every queued request (on the owner, or on the last thread out).
@@ -175,9 +176,22 @@ int mg_runtime_store(mg_runtime *rt, const char *name, mg_store **out,
   return rc;
 }
 
+/* mg_store_add_flat's arguments (mg/mg_ffi.h). */
+typedef struct flat_add {
+  const char *role;
+  const void *content;
+  size_t content_len;
+  const char *source, *group;
+  int pinned;
+  int64_t priority, tokens;
+  const char *meta;
+  size_t meta_len;
+  int64_t id;
+} flat_add;
+
 /* One change of a store on the owner: which, and its arguments. */
 typedef struct change_req {
-  enum { CH_ADD, CH_REMOVE, CH_CLEAR, CH_PRUNE, CH_LIMITS } kind;
+  enum { CH_ADD, CH_ADD_FLAT, CH_REMOVE, CH_CLEAR, CH_PRUNE, CH_LIMITS } kind;
   mg_store *s;
   const mg_store_input *in;
   const mg_store_limits *limits;
@@ -186,6 +200,7 @@ typedef struct change_req {
   mg_store_error *e;
   char *err;
   size_t err_len;
+  flat_add *flat;
 } change_req;
 
 static int change_op(mg_store *s, void *ud) {
@@ -193,6 +208,13 @@ static int change_op(mg_store *s, void *ud) {
   switch (q->kind) {
   case CH_ADD:
     return mg_store_add(s, q->in, q->out, q->e);
+  case CH_ADD_FLAT: {
+    flat_add *f = q->flat;
+    f->id = mg_store_add_flat(s, f->role, f->content, f->content_len, f->source,
+                              f->group, f->pinned, f->priority, f->tokens,
+                              f->meta, f->meta_len, q->e);
+    return f->id < 0 ? (int)f->id : 0;
+  }
   case CH_REMOVE:
     return mg_store_remove(s, q->n, q->err, q->err_len);
   case CH_CLEAR:
@@ -227,18 +249,31 @@ static int change(mg_runtime *rt, change_req *q) {
 
 int mg_runtime_store_add(mg_runtime *rt, mg_store *s, const mg_store_input *in,
                          uint64_t *out_id, mg_store_error *e) {
-  change_req q = {CH_ADD, s, in, NULL, 0, out_id, e, NULL, 0};
+  change_req q = {CH_ADD, s, in, NULL, 0, out_id, e, NULL, 0, NULL};
   return change(rt, &q);
+}
+
+int64_t mg_runtime_store_add_flat(mg_runtime *rt, mg_store *s, const char *role,
+                                  const void *content, size_t content_len,
+                                  const char *source, const char *group,
+                                  int pinned, int64_t priority, int64_t tokens,
+                                  const char *meta, size_t meta_len,
+                                  mg_store_error *e) {
+  flat_add f = {role,     content, content_len, source,   group, pinned,
+                priority, tokens,  meta,        meta_len, 0};
+  change_req q = {CH_ADD_FLAT, s, NULL, NULL, 0, NULL, e, NULL, 0, &f};
+  int rc = change(rt, &q);
+  return rc < 0 ? rc : f.id;
 }
 
 int mg_runtime_store_remove(mg_runtime *rt, mg_store *s, uint64_t id, char *err,
                             size_t err_len) {
-  change_req q = {CH_REMOVE, s, NULL, NULL, id, NULL, NULL, err, err_len};
+  change_req q = {CH_REMOVE, s, NULL, NULL, id, NULL, NULL, err, err_len, NULL};
   return change(rt, &q);
 }
 
 int mg_runtime_store_clear(mg_runtime *rt, mg_store *s, uint64_t *out_removed) {
-  change_req q = {CH_CLEAR, s, NULL, NULL, 0, out_removed, NULL, NULL, 0};
+  change_req q = {CH_CLEAR, s, NULL, NULL, 0, out_removed, NULL, NULL, 0, NULL};
   return change(rt, &q);
 }
 
@@ -252,7 +287,8 @@ int mg_runtime_store_prune(mg_runtime *rt, mg_store *s, uint64_t keep_count,
 int mg_runtime_store_set_limits(mg_runtime *rt, mg_store *s,
                                 const mg_store_limits *limits, char *err,
                                 size_t err_len) {
-  change_req q = {CH_LIMITS, s, NULL, limits, 0, NULL, NULL, err, err_len};
+  change_req q = {CH_LIMITS, s,    NULL, limits,  0,
+                  NULL,      NULL, err,  err_len, NULL};
   return change(rt, &q);
 }
 

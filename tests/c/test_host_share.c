@@ -178,6 +178,13 @@ TEST(missing_doubled_and_closed_stores) {
   uint64_t id = 0;
   ASSERT_EQ(mg_runtime_store_add(rt, s, &in, &id, &e), 0);
   ASSERT_U64_EQ(id, 1);
+  ASSERT_EQ(mg_runtime_store_add_flat(rt, s, "tool", "{}", 2, NULL, "g1", 0, 5,
+                                      -1, "k\0v\0", 4, &e),
+            2);
+  mg_store_msg m;
+  ASSERT_EQ(mg_store_get(s, 2, &m), 0);
+  ASSERT_STR_EQ(m.group, "g1");
+  ASSERT_STR_EQ(mg_store_msg_meta_get(&m, "k"), "v");
   ASSERT_EQ(load(rt, "solo:close()\n"), 0); /* the policy closes it */
   ASSERT_EQ(mg_store_closed(s), 1);
   ASSERT_EQ(mg_runtime_store_add(rt, s, &in, &id, &e), MG_ECLOSED);

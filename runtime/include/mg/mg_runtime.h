@@ -175,6 +175,16 @@ MG_API int mg_runtime_store(mg_runtime *rt, const char *name, mg_store **out,
 MG_API int mg_runtime_store_add(mg_runtime *rt, mg_store *s,
                                 const mg_store_input *in, uint64_t *out_id,
                                 mg_store_error *e);
+/* mg_store_add_flat (mg/mg_ffi.h: an add from scalars, for FFI hosts) of
+ * a store of the runtime, from any thread: the new id, or a negative code
+ * with e filled. */
+MG_API int64_t mg_runtime_store_add_flat(mg_runtime *rt, mg_store *s,
+                                         const char *role, const void *content,
+                                         size_t content_len, const char *source,
+                                         const char *group, int pinned,
+                                         int64_t priority, int64_t tokens,
+                                         const char *meta, size_t meta_len,
+                                         mg_store_error *e);
 MG_API int mg_runtime_store_remove(mg_runtime *rt, mg_store *s, uint64_t id,
                                    char *err, size_t err_len);
 MG_API int mg_runtime_store_clear(mg_runtime *rt, mg_store *s,
