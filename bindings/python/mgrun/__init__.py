@@ -1,9 +1,11 @@
 """mgrun — the memory governor for agent hosts, from Python.
 
-Pure Python over mgrun's shared library ``libmg.so.0`` (ctypes; no compile
-step): the bounded context store, the probes and the limits of mgrun's C
-core, and two modules that the seeds' users switch to by changing an
-import (:mod:`mgrun.memory_limit`, :mod:`mgrun.context`).
+Pure Python over mgrun's shared libraries ``libmg.so.0`` and
+``libmg-runtime.so.0`` (ctypes; no compile step): the bounded context
+store, the probes and the limits of mgrun's C core; :class:`Runtime`, a Lua
+policy on a background thread whose stores the host shares
+(:class:`PolicyStore`); and two modules that the seeds' users switch to by
+changing an import (:mod:`mgrun.memory_limit`, :mod:`mgrun.context`).
 
 >>> import mgrun
 >>> with mgrun.Store("ctx", max_messages=200, on_full="prune") as ctx:
@@ -28,8 +30,10 @@ from .errors import (  # noqa: E402
     Error,
     LimitError,
     NotSupportedError,
+    PolicyError,
     ProbeError,
     ProcessNotFoundError,
+    RuntimeStateError,
     SizeError,
     SnapshotError,
     StoreBusyError,
@@ -62,6 +66,7 @@ from .probes import (  # noqa: E402
 )
 from .sizes import SIZE_MAX, format_size, size  # noqa: E402
 from .store import MSG_OVERHEAD, Message, Need, Stats, Store, StoreView, Units  # noqa: E402
+from .runtime import PolicyStore, Runtime  # noqa: E402
 from . import strategies  # noqa: E402
 
 # A library does not print: its log records reach the application's
@@ -124,5 +129,10 @@ __all__ = [
     "StoreBusyError",
     "BoundsExceededError",
     "SnapshotError",
+    "PolicyError",
+    "RuntimeStateError",
+    # a policy on a background thread
+    "Runtime",
+    "PolicyStore",
     "library_path",
 ]

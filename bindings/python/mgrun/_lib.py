@@ -402,6 +402,9 @@ CORE_FUNCTIONS = {
     "mg_store_options_init": (None, [POINTER(StoreOptions)]),
     "mg_store_new": (c_int, [POINTER(StoreOptions), POINTER(c_void_p), _ERRBUF, c_size_t]),
     "mg_store_free": (None, [_P]),
+    "mg_store_retain": (_P, [_P]),
+    "mg_store_close": (c_int, [_P]),
+    "mg_store_closed": (c_int, [_P]),
     "mg_store_name": (c_char_p, [_P]),
     "mg_store_add": (c_int, [_P, POINTER(StoreInput), POINTER(c_uint64), POINTER(StoreError)]),
     "mg_store_remove": (c_int, [_P, c_uint64, _ERRBUF, c_size_t]),
@@ -443,9 +446,33 @@ CORE_FUNCTIONS = {
     "mg_store_builtin_set": (c_int, [_P, POINTER(StoreBuiltin)]),
 }
 
-#: The runtime library's functions this package uses (none yet: the
-#: Runtime class is built on mg_runtime_* later).
-RUNTIME_FUNCTIONS: dict = {}
+#: The runtime library's functions (mg/mg_runtime.h) mgrun.Runtime uses.
+#: mg_runtime_opts is opaque here: made by mg_runtime_opts_new, set by name.
+RUNTIME_FUNCTIONS = {
+    "mg_runtime_opts_new": (c_void_p, []),
+    "mg_runtime_opts_free": (None, [c_void_p]),
+    "mg_runtime_opts_set": (c_int, [c_void_p, c_char_p, c_char_p, _ERRBUF, c_size_t]),
+    "mg_runtime_new": (c_int, [c_void_p, POINTER(c_void_p), _ERRBUF, c_size_t]),
+    "mg_runtime_load": (c_int, [c_void_p, c_char_p, c_int, POINTER(c_char_p), _ERRBUF, c_size_t]),
+    "mg_runtime_load_string": (c_int, [c_void_p, c_char_p, c_char_p, _ERRBUF, c_size_t]),
+    "mg_runtime_run": (c_int, [c_void_p]),
+    "mg_runtime_request_shutdown": (c_int, [c_void_p, c_int]),
+    "mg_runtime_exit_requested": (c_int, [c_void_p]),
+    "mg_runtime_exit_code": (c_int, [c_void_p]),
+    "mg_runtime_callback_errors": (ctypes.c_ulong, [c_void_p]),
+    "mg_runtime_lua_mem": (c_size_t, [c_void_p, POINTER(c_size_t)]),
+    "mg_runtime_free": (None, [c_void_p]),
+    "mg_runtime_store": (c_int, [c_void_p, c_char_p, POINTER(c_void_p), _ERRBUF, c_size_t]),
+    "mg_runtime_store_add_flat": (
+        c_int64,
+        [c_void_p, _P, c_char_p, c_char_p, c_size_t, c_char_p, c_char_p, c_int, c_int64, c_int64, c_char_p,
+         c_size_t, POINTER(StoreError)],
+    ),
+    "mg_runtime_store_remove": (c_int, [c_void_p, _P, c_uint64, _ERRBUF, c_size_t]),
+    "mg_runtime_store_clear": (c_int, [c_void_p, _P, POINTER(c_uint64)]),
+    "mg_runtime_store_prune": (c_int, [c_void_p, _P, c_uint64, POINTER(c_uint64), _ERRBUF, c_size_t]),
+    "mg_runtime_store_set_limits": (c_int, [c_void_p, _P, POINTER(StoreLimits), _ERRBUF, c_size_t]),
+}
 
 # ---------------------------------------------------------------- loading
 

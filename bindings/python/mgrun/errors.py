@@ -24,6 +24,8 @@ __all__ = [
     "StoreBusyError",
     "BoundsExceededError",
     "SnapshotError",
+    "PolicyError",
+    "RuntimeStateError",
 ]
 
 
@@ -136,3 +138,16 @@ class BoundsExceededError(StoreError):
             type(self),
             (str(self), self.limit_type, self.current_value, self.limit_value, self.details, self.code),
         )
+
+
+class PolicyError(Error):
+    """A policy that could not be loaded: a missing file, a syntax error, an
+    error or an exhausted budget in its top-level code. The message is
+    Lua's (``policy.lua:3: …``) with a traceback; ``code`` is ``"EPARSE"``
+    (or the errno name of a file that cannot be read)."""
+
+
+class RuntimeStateError(Error):
+    """A :class:`~mgrun.Runtime` used out of order: started twice, used
+    after :meth:`~mgrun.Runtime.close`, or (``code`` ``"ESHUTDOWN"``) while
+    it is being freed."""

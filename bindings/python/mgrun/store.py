@@ -260,6 +260,15 @@ def _limits_from(lim: "_lib.StoreLimits", given: Mapping[str, Any]) -> None:
 _LIMIT_KEYS = ("max_messages", "max_message_size", "max_total_size", "max_tokens", "warn_at")
 
 
+def _change_error(code: str) -> type:
+    """The exception class for a refused change with errno name `code`."""
+    if code == "EBUSY":
+        return StoreBusyError
+    if code == "ECLOSED":
+        return StoreClosedError
+    return StoreError
+
+
 def _check_callable(v: Any, what: str) -> None:
     if v is not None and not callable(v):
         raise TypeError(f"{what} must be callable or None, got {type_name(v)}")
@@ -359,6 +368,10 @@ class Store:
         self._keep: Dict[str, Any] = {}
         self._owned = True
         self._log_events = True  # False: a wrapper (mgrun.context) logs them itself
+        # Who makes the changes: None = the core, directly; a policy's store
+        # (mgrun.runtime) routes them through its runtime instead.
+        self._mut: Any = None
+        self._add_fn: Optional[Callable[..., int]] = None
 
     def _adopt(self, ptr: int, release: Optional[Callable[[int], None]]) -> None:
         self._raw = ptr
@@ -677,11 +690,12 @@ class Store:
             except AttributeError:
                 err = _errstruct()
             lock = self._lock
+            fn = self._add_fn or _add_flat
             if lock is None:
-                rc = _add_flat(p, r, c, len(c), s, g, pn, pr, tk, mp, ml, err)
+                rc = fn(p, r, c, len(c), s, g, pn, pr, tk, mp, ml, err)
             else:
                 with lock:
-                    rc = _add_flat(p, r, c, len(c), s, g, pn, pr, tk, mp, ml, err)
+                    rc = fn(p, r, c, len(c), s, g, pn, pr, tk, mp, ml, err)
             if rc > 0:
                 return rc  # type: ignore[no-any-return]
             raise self._add_error(int(rc), err)
@@ -712,6 +726,8 @@ class Store:
                      strategy=self._strategy_label, error=msg)
         elif code == "EBUSY":
             exc = StoreBusyError(msg, code)
+        elif code == "ECLOSED":
+            exc = StoreClosedError(msg, code)
         elif code == "EINVAL" and cause is None:
             exc = ValueError(msg)
         else:
@@ -890,12 +906,13 @@ class Store:
         if id <= 0 or id >= 1 << 64:
             raise KeyError(id)
         lib = _lib.core()
-        rc, msg = self._simple(lambda p, err: lib.mg_store_remove(p, id, err, len(err)))
+        mut = self._mut or lib
+        rc, msg = self._simple(lambda p, err: mut.mg_store_remove(p, id, err, len(err)))
         if rc < 0:
             code = err_name(rc)
             if code == "ENOENT":
                 raise KeyError(id)
-            raise (StoreBusyError if code == "EBUSY" else StoreError)(msg, code)
+            raise _change_error(code)(msg, code)
 
     def clear(self) -> int:
         """Remove every message, pinned ones too (not archived; ids are not
@@ -904,12 +921,14 @@ class Store:
         p = self._enter()
         try:
             with self._locked():
-                rc = _lib.core().mg_store_clear(p, ctypes.byref(out))
+                rc = (self._mut or _lib.core()).mg_store_clear(p, ctypes.byref(out))
         finally:
             self._exit()
         if rc < 0:
-            raise StoreBusyError(f"store {self._name!r} is busy: no change from inside its own callback",
-                                 err_name(rc))
+            code = err_name(rc)
+            if code == "ECLOSED":
+                raise StoreClosedError(f"store {self._name!r} is closed", code)
+            raise StoreBusyError(f"store {self._name!r} is busy: no change from inside its own callback", code)
         return out.value
 
     def prune(self, keep_count: Optional[int] = None) -> int:
@@ -936,7 +955,7 @@ class Store:
         p = self._enter()
         try:
             with self._locked():
-                rc = _lib.core().mg_store_prune(p, keep, ctypes.byref(out), err, len(err))
+                rc = (self._mut or _lib.core()).mg_store_prune(p, keep, ctypes.byref(out), err, len(err))
                 left = int(_lib.core().mg_store_len(p)) if rc == 0 and self._log_events and \
                     _LOG.isEnabledFor(logging.INFO) else -1
         finally:
@@ -946,7 +965,7 @@ class Store:
             cause = _take_pending()
             if cause is not None and not isinstance(cause, Exception):
                 raise cause
-            raise (StoreBusyError if code == "EBUSY" else StoreError)(text_of(err), code) from cause
+            raise _change_error(code)(text_of(err), code) from cause
         if left >= 0:
             _log(_LOG, logging.INFO, "messages_pruned", store=self._name, removed=out.value, kept=left)
         return out.value
@@ -977,14 +996,14 @@ class Store:
             with self._locked():
                 lib.mg_store_get_limits(p, ctypes.byref(lim))
                 _limits_from(lim, given)
-                rc = lib.mg_store_set_limits(p, ctypes.byref(lim), err, len(err))
+                rc = (self._mut or lib).mg_store_set_limits(p, ctypes.byref(lim), err, len(err))
         finally:
             self._exit()
         if rc < 0:
             code = err_name(rc)
             if code == "EINVAL":
                 raise ValueError(text_of(err))
-            raise (StoreBusyError if code == "EBUSY" else StoreError)(text_of(err), code)
+            raise _change_error(code)(text_of(err), code)
 
     def set_strategy(self, strategy: StrategyLike) -> None:
         """Replace the strategy (as the constructor's ``strategy``)."""
