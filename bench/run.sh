@@ -59,6 +59,8 @@ fi
 
 # --- the Python package (ctypes over libmg.so.0): Store.add, prune, strategies
 MGRUN_LIB="$B/libmg.so.0" PYTHONPATH="$(dirname "$0")/../bindings/python" /usr/bin/python3 "$(dirname "$0")/python/bench_store.py" || echo "| Python package benchmarks | skipped | /usr/bin/python3 bench/python/bench_store.py failed |"
+# --- mgrun.Runtime on an idle Python host: RSS and CPU added; shared-store adds
+MGRUN_LIB="$B/libmg.so.0" PYTHONPATH="$(dirname "$0")/../bindings/python" /usr/bin/python3 "$(dirname "$0")/python/bench_runtime.py" || echo "| Python Runtime benchmarks | skipped | /usr/bin/python3 bench/python/bench_runtime.py failed |"
 
 # --- supervisor: spawn latency under limits, sample cost, 50 idle children,
 # crossing → death at 100 ms sampling (issue 5)
