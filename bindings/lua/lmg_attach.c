@@ -19,10 +19,8 @@
 
 #define MG__ENV_KEY "mg.env"
 
-/* Longest callback time budget mg.configure accepts (as --cb-timeout). */
-#define MG__MAX_BUDGET_MS (7ull * 24 * 3600 * 1000)
-/* Smallest memory cap (as --lua-mem); 0 = none. */
-#define MG__MIN_LUA_MEM ((uint64_t)1 << 20)
+/* mg.configure's budgets and cap: the rule of mg_lua.h (MG_LUA_MAX_BUDGET_MS,
+ * MG_LUA_MIN_MEM), as mgrun's --cb-timeout and --lua-mem. */
 
 /* ------------------------------------------------------------ registry */
 
@@ -153,7 +151,7 @@ static uint64_t cfg_mem(lua_State *L, mg_lua_env *env) {
   uint64_t v;
   if (mg_lua_check_size(L, -1, "lua_mem", &v, err, sizeof err) < 0)
     luaL_error(L, "bad argument #1 to 'configure' (%s; or 0 for no cap)", err);
-  if (v != 0 && v < MG__MIN_LUA_MEM)
+  if (v != 0 && v < MG_LUA_MIN_MEM)
     luaL_error(L,
                "bad argument #1 to 'configure' (lua_mem %s is below the "
                "smallest cap, 1 MiB; accepted: 0 for no cap, or at least 1M)",
@@ -202,7 +200,7 @@ static int l_configure(lua_State *L) {
   uint64_t mem = env->mem_max;
   int level = -1, format = -1;
   if (lua_getfield(L, 1, "cb_timeout_ms") != LUA_TNIL)
-    b.timeout_ms = cfg_uint(L, "cb_timeout_ms", MG__MAX_BUDGET_MS);
+    b.timeout_ms = cfg_uint(L, "cb_timeout_ms", MG_LUA_MAX_BUDGET_MS);
   if (lua_getfield(L, 1, "cb_instructions") != LUA_TNIL)
     b.instructions = cfg_uint(L, "cb_instructions", (uint64_t)LUA_MAXINTEGER);
   if (lua_getfield(L, 1, "lua_mem") != LUA_TNIL)

@@ -44,6 +44,14 @@ struct mg_sup;
 typedef struct mg_lua_env mg_lua_env;
 
 /* The budget of one callback. 0 disables that part. */
+/* What the bindings accept as budgets and caps — the one rule, which the
+ * host's options (mg_runtime_opts_set, mgrun's command line) and mg.so's
+ * mg.configure check against: a wall-clock budget of at most a week
+ * (longer would overflow the clock arithmetic of the budget hook), and a
+ * Lua memory cap of 0 (none) or at least 1 MiB. */
+#define MG_LUA_MAX_BUDGET_MS (7ull * 24 * 3600 * 1000)
+#define MG_LUA_MIN_MEM ((uint64_t)1 << 20)
+
 typedef struct mg_lua_budget {
   uint64_t timeout_ms;   /* wall clock */
   uint64_t instructions; /* Lua VM instructions */

@@ -83,9 +83,6 @@ void mg_runtime_opts_free(mg_runtime_opts *o) {
 
 /* ------------------------------------------------------------ values */
 
-/* Budgets in ms: up to a week (larger values would overflow the clock). */
-#define MAX_BUDGET_MS (7ull * 24 * 3600 * 1000)
-
 static int set_u64(const char *key, const char *v, uint64_t max, uint64_t *out,
                    char *err, size_t err_len) {
   char *end;
@@ -124,7 +121,7 @@ static int set_lua_mem(const char *v, size_t *out, char *err, size_t err_len) {
   int rc = mg_size_parse(v, base, &bytes, why, sizeof why);
   if (rc < 0)
     return mg_errf(err, err_len, rc, "invalid lua_mem: %s", why);
-  if (bytes != 0 && bytes < (1u << 20))
+  if (bytes != 0 && bytes < MG_LUA_MIN_MEM)
     return mg_errf(err, err_len, -EINVAL,
                    "invalid lua_mem '%s': at least 1M (or 0 for no cap)", v);
   if (bytes > SIZE_MAX)
@@ -172,9 +169,11 @@ int mg_runtime_opts_set(mg_runtime_opts *o, const char *key, const char *value,
   if (!strcmp(k, "lua_mem"))
     return set_lua_mem(value, &o->lua_mem_max_bytes, err, err_len);
   if (!strcmp(k, "cb_timeout_ms"))
-    return set_u64(k, value, MAX_BUDGET_MS, &o->cb_timeout_ms, err, err_len);
+    return set_u64(k, value, MG_LUA_MAX_BUDGET_MS, &o->cb_timeout_ms, err,
+                   err_len);
   if (!strcmp(k, "setup_timeout_ms"))
-    return set_u64(k, value, MAX_BUDGET_MS, &o->setup_timeout_ms, err, err_len);
+    return set_u64(k, value, MG_LUA_MAX_BUDGET_MS, &o->setup_timeout_ms, err,
+                   err_len);
   if (!strcmp(k, "cb_instructions"))
     return set_u64(k, value, UINT64_MAX, &o->cb_instructions, err, err_len);
   if (!strcmp(k, "sandbox"))
