@@ -116,8 +116,8 @@ static const char usage_text[] =
     "it\n"
     "cannot be run.\n"
     "\n"
-    "Docs: docs/cli.md, docs/lua-api.md, docs/processes.md in the source "
-    "tree.\n";
+    "Docs: man mgrun; docs/cli.md, docs/lua-api.md, docs/processes.md and\n"
+    "docs/embedding.md (C, Lua and Python hosts) in the source tree.\n";
 
 __attribute__((format(printf, 1, 2), noreturn)) static void
 usage_error(const char *fmt, ...) {
