@@ -63,7 +63,8 @@ check "pkg-config --libs mg is -lmg without Lua or libuv" \
 
 # A build with the sanitizers links their runtime first.
 SAN=()
-if ldd "$LIBDIR/libmg.so" | grep -q libasan; then
+# (grep without -q: under pipefail an early exit of grep makes ldd die of SIGPIPE)
+if ldd "$LIBDIR/libmg.so" | grep libasan >/dev/null; then
   SAN=(-fsanitize=address,undefined)
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 fi
