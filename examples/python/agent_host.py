@@ -51,6 +51,9 @@ def main(argv: list) -> int:
         conversation = rt.store("conversation")
         status = rt.store("status")
         conversation.add("system", SYSTEM, pinned=True)
+        deadline = time.monotonic() + 30  # wait for the model to be up
+        while time.monotonic() < deadline and not any(m.text.startswith("model pid") for m in status):
+            time.sleep(0.05)
         for turn in range(1, turns + 1):
             question = f"question {turn}"
             conversation.add("user", question)

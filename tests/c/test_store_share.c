@@ -160,10 +160,12 @@ typedef struct adder {
   int ok, closed, other;
 } adder;
 
+/* Adds until the store says it is closed (by events, not by time: the
+ * main thread closes it once it holds 100 messages), then a few more. */
 static void *add_until_closed(void *arg) {
   adder *a = arg;
   mg_store_error e;
-  for (int i = 0; i < 20000; i++) {
+  for (long i = 0; a->closed < 10 && i < 100000000L; i++) {
     int rc = add_text(a->s, "from a thread", &e);
     if (rc == 0)
       a->ok++;
@@ -190,14 +192,11 @@ TEST(threads_adding_while_the_store_is_closed) {
     usleep(100);
   ASSERT_EQ(mg_store_close(s), 0);
   mg_store_free(s);
-  int total_closed = 0;
   for (int i = 0; i < 3; i++) {
     pthread_join(t[i], NULL);
     ASSERT_EQ(a[i].other, 0);
-    ASSERT_EQ(a[i].ok + a[i].closed, 20000);
-    total_closed += a[i].closed;
+    ASSERT_EQ(a[i].closed, 10); /* every thread saw the close */
   }
-  ASSERT_GT(total_closed, 0);
 }
 
 int main(void) {

@@ -20,7 +20,7 @@ function TestExample:test_agent_keeps_a_bounded_conversation()
   lu.assertStrMatches(listing, "  %[system%] You are a terse assistant%.\n" ..
                       "  %[system%] summary of %d+ messages: .*")
   lu.assertStrMatches(listing, ".*  %[assistant%] answer to question 12: 42\n$")
-  lu.assertStrMatches(out, "^turn %d+: %d+ messages, [%d.]+ KiB in the store\n.*")
+  lu.assertStrMatches(out, "^turn %d+: %d+ messages, [%d.]+ K?i?B in the store\n.*")
   lu.assertNotStrContains(out, "error")
 end
 

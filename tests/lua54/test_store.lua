@@ -94,7 +94,7 @@ function TestStore:test_the_wall_clock_budget_stops_a_strategy()
 end
 
 function TestStore:test_a_pcall_inside_the_strategy_cannot_swallow_the_budget()
-  mg.configure { cb_instructions = 1000000 }
+  mg.configure { cb_instructions = 1000000, cb_timeout_ms = 0 }
   local ctx = assert(mg.store { name = "swallow", max_messages = 1,
     on_full = "prune", strategy = function()
       while true do pcall(function() while true do end end) end
@@ -106,7 +106,8 @@ function TestStore:test_a_pcall_inside_the_strategy_cannot_swallow_the_budget()
 end
 
 function TestStore:test_the_memory_cap_stops_a_strategy()
-  mg.configure { lua_mem = "16M" }
+  -- only the cap can stop it: no time or instruction budget to race it
+  mg.configure { lua_mem = "16M", cb_timeout_ms = 0, cb_instructions = 0 }
   local ctx = assert(mg.store { name = "hungry", max_messages = 1,
     on_full = "prune", strategy = function()
       local t = {}
