@@ -83,9 +83,9 @@ void mg__rt_share_enter(mg_runtime *rt, int in_loop) {
   sh->active = 1;
   sh->owner = uv_thread_self();
   sh->in_loop = in_loop;
-  uv_mutex_unlock(&sh->mu);
-  if (in_loop) /* requests queued during the top level run first */
+  if (in_loop && sh->head) /* requests queued during the top level first */
     uv_async_send(sh->async);
+  uv_mutex_unlock(&sh->mu);
 }
 
 void mg__rt_share_leave(mg_runtime *rt) {

@@ -25,6 +25,7 @@ import logging as _logging
 
 __version__ = "0.1.0"
 
+from . import errors as _errors  # noqa: E402
 from .errors import (  # noqa: E402
     BoundsExceededError,
     Error,
@@ -117,20 +118,8 @@ __all__ = [
     "Validation",
     "SetLimitResult",
     "Rlimit",
-    # errors
-    "Error",
-    "SizeError",
-    "LimitError",
-    "ProbeError",
-    "NotSupportedError",
-    "ProcessNotFoundError",
-    "StoreError",
-    "StoreClosedError",
-    "StoreBusyError",
-    "BoundsExceededError",
-    "SnapshotError",
-    "PolicyError",
-    "RuntimeStateError",
+    # errors: every class of mgrun.errors
+    *_errors.__all__,
     # a policy on a background thread
     "Runtime",
     "PolicyStore",

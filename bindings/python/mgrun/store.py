@@ -107,6 +107,14 @@ def _exc_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {s}" if s else type(e).__name__
 
 
+def _callback_failed(e: BaseException, err: Optional[int], err_len: int) -> int:
+    """What a Python callback that raised returns to C: the exception is
+    kept for the caller (chained as the cause), its text goes to `err`."""
+    _set_pending(e)
+    _write_err(err, err_len, _exc_text(e))
+    return _ESTRATEGY
+
+
 # ---------------------------------------------------------------- inputs
 
 _ROLES: Dict[str, bytes] = {}
@@ -504,9 +512,7 @@ class Store:
                 _apply_plan(plan, fn(v, need_from_c(need.contents)))
                 return 0
             except BaseException as e:  # noqa: B902 - it must not unwind through C
-                _set_pending(e)
-                _write_err(err, err_len, _exc_text(e))
-                return _ESTRATEGY
+                return _callback_failed(e, err, err_len)
             finally:
                 v._valid = False
 
@@ -520,9 +526,7 @@ class Store:
                 tokens[0] = _estimated(fn(content))
                 return 0
             except BaseException as e:  # noqa: B902
-                _set_pending(e)
-                _write_err(err, err_len, _exc_text(e))
-                return _ESTRATEGY
+                return _callback_failed(e, err, err_len)
 
         return estimate
 
@@ -542,9 +546,7 @@ class Store:
                     return _ESTRATEGY
                 return 0
             except BaseException as e:  # noqa: B902
-                _set_pending(e)
-                _write_err(err, err_len, _exc_text(e))
-                return _ESTRATEGY
+                return _callback_failed(e, err, err_len)
 
         return on_evict
 
