@@ -139,6 +139,33 @@ MG_API int mg_cgroup_kill_all(mg_cgroup *cg, int timeout_ms);
 /* rmdir the group (retrying briefly while the kernel drains it). */
 MG_API int mg_cgroup_remove(mg_cgroup *cg, char *err, size_t err_len);
 
+/* Notifications (mg_cgroup_notify.c): descriptors for the caller's event
+ * loop; close them to unregister. Wrong version: MG_ENOTSUP with the why.
+ *
+ * v1: an eventfd (non-blocking, close-on-exec) the kernel signals each
+ * time memory.usage_in_bytes (memsw: memory.memsw.usage_in_bytes) crosses
+ * `bytes` (1..2^63-1), in either direction; read it with
+ * mg_cgroup_eventfd_drain and read the usage to learn which way. */
+MG_API int mg_cgroup_threshold_open(mg_cgroup *cg, int memsw, uint64_t bytes,
+                                    int *fd, char *err, size_t err_len);
+/* An OOM of the group: v1 an eventfd on memory.oom_control (signalled at
+ * each OOM, before the victim is killed), v2 memory.events (poll it for
+ * POLLPRI: mg_cgroup_events_open). */
+MG_API int mg_cgroup_oom_open(mg_cgroup *cg, int *fd, char *err,
+                              size_t err_len);
+/* v1 memory.pressure_level: level "low", "medium" or "critical". */
+MG_API int mg_cgroup_pressure_level_open(mg_cgroup *cg, const char *level,
+                                         int *fd, char *err, size_t err_len);
+/* v2 memory.events opened for polling (POLLPRI on each change of a
+ * counter: low, high, max, oom, oom_kill). */
+MG_API int mg_cgroup_events_open(mg_cgroup *cg, int *fd, char *err,
+                                 size_t err_len);
+/* Read an eventfd's counter (0 when nothing was pending). */
+MG_API int mg_cgroup_eventfd_drain(int fd, uint64_t *count);
+/* v2 cgroup.freeze: 1 freezes every process of the group, 0 thaws. */
+MG_API int mg_cgroup_freeze(mg_cgroup *cg, int frozen, char *err,
+                            size_t err_len);
+
 /* Free the handle. NULL is a no-op. */
 MG_API void mg_cgroup_free(mg_cgroup *cg);
 

@@ -32,6 +32,34 @@ MG_API int mg_psi_parse(const char *text, mg_psi *out, char *err,
 MG_API int mg_psi_read(const char *proc_root, mg_psi *out, char *err,
                        size_t err_len);
 
+/* PSI triggers (mg_psi_trigger.c). Windows the kernel accepts. */
+#define MG_PSI_WINDOW_MIN_US UINT64_C(500000)
+#define MG_PSI_WINDOW_MAX_US UINT64_C(10000000)
+
+/* Open `path` (a pressure file) and write the trigger "some|full STALL
+ * WINDOW" (microseconds; 1 <= stall <= window, window 500 ms .. 10 s).
+ * *fd reports POLLPRI when it fires; close it to remove the trigger.
+ * MG_ENOTSUP when the file does not exist (no PSI); the kernel's refusal
+ * as its errno (-EINVAL for a short window without CAP_SYS_RESOURCE). */
+MG_API int mg_psi_trigger_open(const char *path, int full, uint64_t stall_us,
+                               uint64_t window_us, int *fd, char *err,
+                               size_t err_len);
+
+typedef struct mg_psi_trigger {
+  int fd;             /* poll for POLLPRI; the caller closes it */
+  uint64_t stall_us;  /* what was armed */
+  uint64_t window_us;
+  int fell_back;      /* the asked window was refused */
+  char why[640];      /* then: the refusal and what was armed instead */
+} mg_psi_trigger;
+
+/* mg_psi_trigger_open, and when the kernel refuses the window (EINVAL,
+ * EPERM), the shortest multiple of 2 s that arms, the stall scaled to keep
+ * its share of the window. */
+MG_API int mg_psi_trigger_arm(const char *path, int full, uint64_t stall_us,
+                              uint64_t window_us, mg_psi_trigger *out,
+                              char *err, size_t err_len);
+
 #ifdef __cplusplus
 }
 #endif
