@@ -12,9 +12,20 @@ typedef mg_lproc lproc;
 
 /* Events, by the index their handler lists have in the handlers table
  * (integer keys: dispatch reads them without allocating). */
-enum { EV_WARN = 1, EV_SAMPLE, EV_EXIT, EV_RESTART, EV_N = EV_RESTART };
-static const char *const events[EV_N + 1] = {NULL, "warn", "sample", "exit",
-                                             "restart"};
+enum {
+  EV_WARN = 1,
+  EV_SAMPLE,
+  EV_EXIT,
+  EV_RESTART,
+  EV_THRESHOLD,
+  EV_OOM,
+  EV_PRESSURE,
+  EV_N = EV_PRESSURE
+};
+static const char *const events[EV_N + 1] = {
+    NULL,        "warn", "sample",  "exit", "restart",
+    "threshold", "oom",  "pressure"};
+#define EVENTS_ACCEPTED "warn, sample, exit, restart, threshold, oom, pressure"
 
 /* ------------------------------------------------------------ the list */
 
@@ -94,6 +105,49 @@ static void push_exit(lua_State *L, const mg_child_exit *e) {
   mg_lua_setbool(L, "will_restart", e->will_restart);
   if (e->will_restart)
     mg_lua_setu64(L, "restart_in_ms", e->restart_in_ms);
+  mg_lua_setu64(L, "oom_kills", e->oom_kills);
+  lua_pushlstring(L, e->stderr_tail, e->stderr_tail_len);
+  lua_setfield(L, -2, "stderr_tail");
+}
+
+/* { level, fraction (nil without a limit), usage, rising, kind, id,
+ * by_kernel } */
+static void push_threshold(lua_State *L, const mg_threshold_event *t) {
+  lua_createtable(L, 0, 7);
+  mg_lua_setu64(L, "level", t->level_bytes);
+  if (t->fraction > 0)
+    mg_lua_setnum(L, "fraction", t->fraction);
+  mg_lua_setu64(L, "usage", t->usage_bytes);
+  mg_lua_setbool(L, "rising", t->rising);
+  mg_lua_setstr(L, "kind", t->kind);
+  mg_lua_setint(L, "id", t->id);
+  mg_lua_setbool(L, "by_kernel", t->by_kernel);
+}
+
+static void push_psi_line(lua_State *L, const char *k, const mg_psi_line *l) {
+  lua_createtable(L, 0, 4);
+  mg_lua_setnum(L, "avg10", l->avg10);
+  mg_lua_setnum(L, "avg60", l->avg60);
+  mg_lua_setnum(L, "avg300", l->avg300);
+  mg_lua_setu64(L, "total_us", l->total_us);
+  lua_setfield(L, -2, k);
+}
+
+/* v1 { level }; v2 { kind, stall_ms, window_ms, some, full } */
+static void push_pressure(lua_State *L, const mg_pressure_event *e) {
+  lua_createtable(L, 0, 5);
+  if (e->level) {
+    mg_lua_setstr(L, "level", e->level);
+    return;
+  }
+  mg_lua_setstr(L, "kind", e->full ? "full" : "some");
+  mg_lua_setu64(L, "stall_ms", e->stall_us / 1000);
+  mg_lua_setu64(L, "window_ms", e->window_us / 1000);
+  if (e->has_psi) {
+    push_psi_line(L, "some", &e->psi.some);
+    if (e->psi.has_full)
+      push_psi_line(L, "full", &e->psi.full);
+  }
 }
 
 /* ------------------------------------------------------------ events */
@@ -104,6 +158,9 @@ typedef struct ev_call {
   const mg_child_sample *sample;
   const mg_child_exit *exit;
   int restarts;
+  const mg_threshold_event *th;
+  const mg_oom_event *oom;
+  const mg_pressure_event *pr;
 } ev_call;
 
 /* Trampoline: (ev_call, handler, p) → handler(p, value); the value's
@@ -117,6 +174,16 @@ static int ev_tramp(lua_State *L) {
     push_exit(L, ec->exit);
   else if (ec->kind == EV_RESTART)
     lua_pushinteger(L, ec->restarts);
+  else if (ec->kind == EV_THRESHOLD)
+    push_threshold(L, ec->th);
+  else if (ec->kind == EV_OOM) {
+    lua_createtable(L, 0, 3);
+    mg_lua_setu64(L, "count", ec->oom->count);
+    mg_lua_setu64(L, "total", ec->oom->total);
+    if (ec->oom->victim_pid > 0)
+      mg_lua_setint(L, "victim_pid", ec->oom->victim_pid);
+  } else if (ec->kind == EV_PRESSURE)
+    push_pressure(L, ec->pr);
   else
     push_sample(L, ec->sample);
   lua_call(L, 2, 0);
@@ -132,9 +199,13 @@ static void dispatch(lproc *p, const ev_call *ec) {
       !lua_checkstack(L, 8))
     return;
   int top = lua_gettop(L);
+  /* a p:watch threshold goes to its own function, at key -id */
+  lua_Integer key = ec->kind;
+  if (ec->kind == EV_THRESHOLD && ec->th->id > p->nthresholds)
+    key = -(lua_Integer)ec->th->id;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->self_ref); /* top+1: userdata */
   if (lua_getiuservalue(L, top + 1, 1) == LUA_TTABLE &&
-      lua_rawgeti(L, top + 2, ec->kind) == LUA_TTABLE) { /* top+3: list */
+      lua_rawgeti(L, top + 2, key) == LUA_TTABLE) { /* top+3: list */
     char what[MG_NAME_MAX + 32];
     snprintf(what, sizeof what, "process %s %s", p->name, events[ec->kind]);
     lua_Integer n = (lua_Integer)lua_rawlen(L, top + 3);
@@ -151,25 +222,43 @@ static void dispatch(lproc *p, const ev_call *ec) {
 }
 
 static void ev_sample(mg_child *c, const mg_child_sample *s, void *ud) {
-  ev_call ec = {EV_SAMPLE, s, NULL, 0};
+  ev_call ec = {.kind = EV_SAMPLE, .sample = s};
   (void)c;
   dispatch(ud, &ec);
 }
 
 static void ev_warn(mg_child *c, const mg_child_sample *s, void *ud) {
-  ev_call ec = {EV_WARN, s, NULL, 0};
+  ev_call ec = {.kind = EV_WARN, .sample = s};
   (void)c;
   dispatch(ud, &ec);
 }
 
 static void ev_exit(mg_child *c, const mg_child_exit *e, void *ud) {
-  ev_call ec = {EV_EXIT, NULL, e, 0};
+  ev_call ec = {.kind = EV_EXIT, .exit = e};
   (void)c;
   dispatch(ud, &ec);
 }
 
 static void ev_restart(mg_child *c, int restarts, void *ud) {
-  ev_call ec = {EV_RESTART, NULL, NULL, restarts};
+  ev_call ec = {.kind = EV_RESTART, .restarts = restarts};
+  (void)c;
+  dispatch(ud, &ec);
+}
+
+static void ev_threshold(mg_child *c, const mg_threshold_event *t, void *ud) {
+  ev_call ec = {.kind = EV_THRESHOLD, .th = t};
+  (void)c;
+  dispatch(ud, &ec);
+}
+
+static void ev_oom(mg_child *c, const mg_oom_event *o, void *ud) {
+  ev_call ec = {.kind = EV_OOM, .oom = o};
+  (void)c;
+  dispatch(ud, &ec);
+}
+
+static void ev_pressure(mg_child *c, const mg_pressure_event *e, void *ud) {
+  ev_call ec = {.kind = EV_PRESSURE, .pr = e};
   (void)c;
   dispatch(ud, &ec);
 }
@@ -186,7 +275,15 @@ static void ev_close(mg_child *c, void *ud) {
 }
 
 void mg_lproc_events(lproc *p, mg_child_events *ev) {
-  mg_child_events e = {ev_sample, ev_warn, ev_exit, ev_restart, ev_close, p};
+  mg_child_events e = {.on_sample = ev_sample,
+                       .on_warn = ev_warn,
+                       .on_exit = ev_exit,
+                       .on_restart = ev_restart,
+                       .on_close = ev_close,
+                       .on_threshold = ev_threshold,
+                       .on_oom = ev_oom,
+                       .on_pressure = ev_pressure,
+                       .ud = p};
   *ev = e;
 }
 
@@ -208,13 +305,22 @@ static lproc *check_proc(lua_State *L, const char *method) {
   return mg_lua_check_self(L, PROC_MT, method);
 }
 
+lproc *mg_lproc_check(lua_State *L, const char *method) {
+  return check_proc(L, method);
+}
+
 /* nil, err, code for a process that was never started or is released. */
-static int not_started(lua_State *L, const lproc *p) {
+int mg_lproc_not_started(lua_State *L, const lproc *p) {
   return mg_lua_fail(
       L, -ESRCH, p->env->check_only ? "not started (--check)" : "not started");
 }
 
-static int errno_fail(lua_State *L, const lproc *p, int rc, const char *what) {
+#define not_started mg_lproc_not_started
+#define errno_fail mg_lproc_errno_fail
+#define check_signal mg_lproc_check_signal
+
+int mg_lproc_errno_fail(lua_State *L, const lproc *p, int rc,
+                        const char *what) {
   if (rc == -ESRCH)
     return mg_lua_failf(L, rc, "%s: process '%s' is not running", what,
                         p->name);
@@ -242,8 +348,9 @@ static int l_memory(lua_State *L) {
   return 1;
 }
 
-/* p:on(event, fn) → p. Events: warn, sample, exit, restart; handlers of
- * one event run in the order they were added. */
+/* p:on(event, fn) → p. Events: warn, sample, exit, restart, threshold
+ * (the spawn's thresholds; p:watch's go to their own function), oom,
+ * pressure; handlers of one event run in the order they were added. */
 static int l_on(lua_State *L) {
   check_proc(L, "on");
   const char *name = mg_lua_check_text(L, 2, NULL, NULL);
@@ -254,7 +361,7 @@ static int l_on(lua_State *L) {
     return luaL_argerror(L, 2,
                          lua_pushfstring(L,
                                          "unknown event '%s' (accepted: "
-                                         "warn, sample, exit, restart)",
+                                         EVENTS_ACCEPTED ")",
                                          name));
   luaL_checktype(L, 3, LUA_TFUNCTION);
   lua_getiuservalue(L, 1, 1);
@@ -272,7 +379,7 @@ static int l_on(lua_State *L) {
 
 /* A signal argument: "TERM", "SIGTERM" or a number 1..64. Raises
  * otherwise. */
-static int check_signal(lua_State *L, int idx) {
+int mg_lproc_check_signal(lua_State *L, int idx) {
   int sig = 0;
   char err[512];
   if (lua_type(L, idx) == LUA_TNUMBER) {
@@ -301,18 +408,6 @@ static int l_signal(lua_State *L) {
   int rc = mg_child_signal(p->child, sig);
   if (rc < 0)
     return errno_fail(L, p, rc, "signal");
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* p:kill() → true | nil, err: p:signal("KILL"). */
-static int l_kill(lua_State *L) {
-  lproc *p = check_proc(L, "kill");
-  if (p->child == NULL)
-    return not_started(L, p);
-  int rc = mg_child_signal(p->child, SIGKILL);
-  if (rc < 0)
-    return errno_fail(L, p, rc, "kill");
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -448,12 +543,13 @@ void mg_lproc_open(lua_State *L) {
                                   {"__gc", l_gc},
                                   {NULL, NULL}};
   static const luaL_Reg methods[] = {
-      {"memory", l_memory}, {"on", l_on},     {"signal", l_signal},
-      {"kill", l_kill},     {"stop", l_stop}, {"set_limit", l_set_limit},
-      {NULL, NULL}};
+      {"memory", l_memory}, {"on", l_on},
+      {"signal", l_signal}, {"stop", l_stop},
+      {"set_limit", l_set_limit}, {NULL, NULL}};
   luaL_newmetatable(L, PROC_MT);
   luaL_setfuncs(L, meta, 0);
   luaL_newlib(L, methods);
+  mg_lproc_act_open(L);
   lua_setfield(L, -2, "methods");
   lua_pushliteral(L, PROC_MT); /* getmetatable(p) gives the name */
   lua_setfield(L, -2, "__metatable");

@@ -26,10 +26,11 @@ typedef mg_lproc lproc;
  * carry it). */
 
 static const char *const fields[] = {
-    "name",     "cmd",        "limit",          "enforce",
-    "warn_at",  "sample_ms",  "restart",        "max_restarts",
-    "env",      "cwd",        "stdout",         "stderr",
-    "grace_ms", "backoff_ms", "backoff_max_ms", "backoff_reset_ms",
+    "name",       "cmd",        "limit",          "enforce",
+    "warn_at",    "sample_ms",  "restart",        "max_restarts",
+    "env",        "cwd",        "stdout",         "stderr",
+    "grace_ms",   "backoff_ms", "backoff_max_ms", "backoff_reset_ms",
+    "thresholds", "cgroup",     "sample",         "memory_pressure",
     NULL};
 
 /* Raise: field `f` has the wrong type. */
@@ -138,7 +139,8 @@ static int check_unknown(lua_State *L, int t, char *err, size_t len) {
                  "unknown field '%s' (accepted: name, cmd, limit, enforce, "
                  "warn_at, sample_ms, restart, max_restarts, env, cwd, "
                  "stdout, stderr, grace_ms, backoff_ms, backoff_max_ms, "
-                 "backoff_reset_ms)",
+                 "backoff_reset_ms, thresholds, cgroup, sample, "
+                 "memory_pressure)",
                  k);
       }
     } else {
@@ -248,6 +250,44 @@ static int read_env(lua_State *L, int t, int anchor, mg_child_opts *o,
   return 0;
 }
 
+/* thresholds = { "80%" (of the limit), 200 * 2^20 (bytes), "1.5G", ... }
+ * → an mg_threshold array in a userdata anchored at `anchor`. */
+static int read_thresholds(lua_State *L, int t, int anchor, mg_child_opts *o,
+                           char *err, size_t len) {
+  int ty = raw_field(L, t, "thresholds");
+  if (ty == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (ty != LUA_TTABLE)
+    return type_error(L, "thresholds", "table { \"80%\", size, ... }", -1);
+  int tt = lua_gettop(L);
+  size_t n = (size_t)lua_rawlen(L, tt);
+  if (n > MG_SUP_THRESHOLDS_MAX) {
+    snprintf(err, len, "thresholds: %zu given (accepted: at most %d)", n,
+             MG_SUP_THRESHOLDS_MAX);
+    lua_pop(L, 1);
+    return -EINVAL;
+  }
+  mg_threshold *th = lua_newuserdatauv(L, sizeof *th * (n ? n : 1), 0);
+  lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
+  for (size_t i = 0; i < n; i++) {
+    char what[48];
+    snprintf(what, sizeof what, "thresholds[%zu]", i + 1);
+    lua_rawgeti(L, tt, (lua_Integer)i + 1);
+    int rc = mg_lua_check_level(L, -1, what, &th[i], err, len);
+    lua_pop(L, 1);
+    if (rc < 0) {
+      lua_pop(L, 1);
+      return rc;
+    }
+  }
+  o->thresholds = th;
+  o->nthresholds = n;
+  lua_pop(L, 1);
+  return 0;
+}
+
 /* Read the options table at `t` into `o`, over mg_child_opts_init's
  * defaults. Type errors raise (naming the field); what cannot be passed
  * returns -1 with err. Everything `o` points to stays anchored until the
@@ -304,8 +344,38 @@ static int read_opts(lua_State *L, int t, int anchor, mg_child_opts *o,
       opt_string(L, t, "cwd", &o->cwd, err, len) < 0 ||
       opt_stdio(L, t, "stdout", &o->stdout_mode, &o->stdout_path, err, len) <
           0 ||
-      opt_stdio(L, t, "stderr", &o->stderr_mode, &o->stderr_path, err, len) < 0)
+      opt_stdio(L, t, "stderr", &o->stderr_mode, &o->stderr_path, err, len) <
+          0)
     return -EINVAL;
+  int rc = read_thresholds(L, t, anchor, o, err, len);
+  if (rc < 0)
+    return rc;
+  /* cgroup: true (required) | false (never); absent: where one can be */
+  ty = raw_field(L, t, "cgroup");
+  if (ty == LUA_TBOOLEAN)
+    o->cgroup = lua_toboolean(L, -1) ? 1 : 0;
+  else if (ty != LUA_TNIL)
+    return type_error(L, "cgroup", "boolean", -1);
+  lua_pop(L, 1);
+  ty = raw_field(L, t, "memory_pressure");
+  if (ty == LUA_TBOOLEAN)
+    o->pressure_env = lua_toboolean(L, -1);
+  else if (ty != LUA_TNIL)
+    return type_error(L, "memory_pressure", "boolean", -1);
+  lua_pop(L, 1);
+  const char *smode;
+  if (opt_string(L, t, "sample", &smode, err, len) < 0)
+    return -EINVAL;
+  if (smode && strcmp(smode, "fallback") == 0)
+    o->sample_fallback = 1;
+  else if (smode && strcmp(smode, "always") != 0) {
+    snprintf(err, len,
+             "sample: '%s' (accepted: \"always\": every sample_ms, or "
+             "\"fallback\": only while some threshold has no kernel "
+             "notification)",
+             smode);
+    return -EINVAL;
+  }
   return 0;
 }
 
@@ -380,6 +450,7 @@ static int l_spawn(lua_State *L) {
   }
   p->child = c;
   p->started = 1;
+  p->nthresholds = (int)o.nthresholds;
   if (!p->closed) /* on_close could only come later, but be safe */
     mg_lproc_link(env, p);
   lua_settop(L, 3);

@@ -29,8 +29,28 @@ struct mg_lua_proc {
   int linked;         /* in env->procs */
   mg_enforce enforce; /* resolved, for an unstarted (--check) process */
   uint64_t limit_bytes;
+  int nthresholds; /* the spawn's: ids 1..n; higher ids are p:watch's */
   char name[MG_NAME_MAX + 8];
 };
+
+/* A threshold level at stack index idx: "80%" (a fraction of the
+ * child's limit, above 0 and up to 100 %), or a size (bytes, "1.5G").
+ * EPARSE / ERANGE_SIZE with err naming `what`; a wrong type raises. */
+int mg_lua_check_level(lua_State *L, int idx, const char *what,
+                       mg_threshold *out, char *err, size_t len);
+
+/* For the methods in lmg_proc_act.c: the receiver (raises otherwise);
+ * nil, err, code for a process never started; for an errno of the
+ * supervisor; a signal argument ("TERM", "SIGKILL", 9). */
+mg_lproc *mg_lproc_check(lua_State *L, const char *method);
+int mg_lproc_not_started(lua_State *L, const mg_lproc *p);
+int mg_lproc_errno_fail(lua_State *L, const mg_lproc *p, int rc,
+                        const char *what);
+int mg_lproc_check_signal(lua_State *L, int idx);
+/* Methods of lmg_proc_act.c (kill, throttle, unthrottle, freeze, thaw,
+ * watch, pressure) into the methods table at the top; the watch handle's
+ * metatable. */
+void mg_lproc_act_open(lua_State *L);
 
 /* A new process userdata (closed, unstarted) at the top of the stack. */
 mg_lproc *mg_lproc_new(lua_State *L);

@@ -4,6 +4,7 @@
  * mg_cgroup_detect.c.
  */
 #include "mg/mg_cgroup.h"
+#include "mg/mg_proc.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -607,7 +608,7 @@ static int cg__procs(const mg_cgroup *cg, int kill_them, size_t *count,
       continue;
     }
     if (kill_them)
-      kill((pid_t)pid, SIGKILL);
+      mg_kill_release((pid_t)pid);
   }
   free(text);
   return 0;

@@ -17,6 +17,35 @@
 #include "mg/mg.h"
 #include "mg/mg_sup.h"
 
+/* A descriptor watched on the loop for one run (mg_sup_watch.c): a
+ * kernel notification or the stderr relay. Freed by its close callback. */
+enum {
+  MG__W_THRESHOLD = 1, /* v1 eventfd on memory.usage_in_bytes */
+  MG__W_OOM,           /* v1 eventfd on memory.oom_control */
+  MG__W_EVENTS,        /* v2 memory.events, POLLPRI */
+  MG__W_PRESSURE,      /* v1 pressure_level eventfd / v2 PSI trigger */
+  MG__W_RELAY          /* the read end of the child's stderr pipe */
+};
+typedef struct mg__sup_watch {
+  uv_poll_t poll; /* first: the close callback frees the whole struct */
+  mg_child *c;
+  struct mg__sup_watch *next;
+  int fd;
+  int kind;
+  int th; /* MG__W_THRESHOLD: index in c->th */
+} mg__sup_watch;
+
+/* A threshold of a child: id 0 is the warn line (warn_at), 1..n the
+ * spawn's, then mg_child_watch's. */
+typedef struct mg__sup_th {
+  int id;
+  int used; /* slot in use */
+  mg_threshold t;
+  uint64_t level;     /* resolved for the run (0: cannot, no limit) */
+  int armed;          /* below the level: the next upward crossing fires */
+  int kernel;         /* served by a kernel notification this run */
+} mg__sup_th;
+
 struct mg_sup {
   uv_loop_t *loop;
   mg_logger *log;
@@ -87,7 +116,17 @@ struct mg_child {
   size_t stop_tree_n;
   unsigned round;
   int handles_open;
-  uv_timer_t sample_timer, backoff_timer, grace_timer;
+  uv_timer_t sample_timer, backoff_timer, grace_timer, oom_timer;
+  int cgroup_opt; /* mg_child_opts.cgroup */
+  int use_group;  /* every run gets a group (cgroup mode, or a watching
+                     group without a limit in the other modes) */
+  int sample_fallback, pressure_env;
+  mg__sup_th th[MG_SUP_THRESHOLDS_MAX + 1]; /* [0]: warn */
+  int next_watch_id;
+  int has_pressure;
+  char pressure_level[16];
+  mg_pressure_opts pressure;
+  int sampling_ms; /* the sample timer's interval this run (0: off) */
 
   /* Per run. */
   mg_cgroup *cg;          /* the run's group (cgroup mode) */
@@ -96,6 +135,16 @@ struct mg_child {
   uint64_t max_used_bytes; /* highest sampled `used_bytes` of the run */
   uint64_t last_hwm_bytes;
   int64_t out_start, err_start; /* file sizes at run start (-1: none) */
+  mg__sup_watch *watches;       /* this run's */
+  int oom_notified;             /* an OOM watch is armed */
+  uint64_t oom_seen;            /* oom_kills reported this run */
+  int oom_tries;                /* re-reads left after an OOM notice */
+  int relay_fd;                 /* the stderr pipe's read end, -1: none */
+  int relay_echo;               /* copy it to our stderr (inherit) */
+  int frozen;                   /* mg_child_freeze(c, 1) in force */
+  char freezer_dir[PATH_MAX];   /* v1: the run's freezer group, "" none */
+  char tail[MG_SUP_TAIL_BYTES]; /* ring of the last stderr bytes */
+  size_t tail_len, tail_pos;
 };
 
 /* Everything mg__sup_classify needs to know about one finished run. */
@@ -118,6 +167,44 @@ typedef struct mg__sup_run {
   const char *output_marker; /* allocation-failure text found, or NULL */
   const char *output_file;   /* where it was found */
 } mg__sup_run;
+
+/* mg_sup.c: a handle of `c` finished closing (the accounting behind
+ * handles_open; frees a released child after its last one). */
+void mg__sup_handle_closed(mg_child *c);
+
+/* mg_sup_watch.c: the run's watches — thresholds and warn (kernel
+ * eventfds on v1, samples elsewhere), OOM kills, pressure; the sample
+ * timer. start: after exec; stop: at the end of the run (closes every
+ * watch but the relay's, see mg_sup_relay.c). */
+void mg__sup_watch_start(mg_child *c);
+void mg__sup_watch_stop(mg_child *c);
+/* Copy the static thresholds of a spawn into c->th (validated). */
+int mg__sup_th_init(mg_child *c, const mg_child_opts *o, char *err,
+                    size_t err_len);
+/* Read the group's OOM counter and report new kills (log, on_oom). */
+void mg__sup_oom_check(mg_child *c);
+/* Add a watch on fd for the run (takes the fd; closes it on failure). */
+mg__sup_watch *mg__sup_watch_add(mg_child *c, int fd, int kind, int events,
+                                 uv_poll_cb cb);
+void mg__sup_watch_close(mg__sup_watch *w);
+/* The limit changed: re-arm the thresholds given as fractions. */
+void mg__sup_th_limit_changed(mg_child *c);
+
+/* mg_sup_act.c: thaw a frozen run (signals reach it only then); at the
+ * run's end, remove its v1 freezer group. */
+void mg__sup_thaw(mg_child *c);
+void mg__sup_act_run_end(mg_child *c);
+
+/* mg_sup_relay.c: the stderr relay. prepare: before fork, a pipe for
+ * inherit / null (*child_fd: the write end for the child's stderr, or -1);
+ * started: after fork (the read end watched); drain: at the run's end,
+ * read what is left, then close; tail: the run's last stderr bytes into
+ * e (from the ring, or from the stderr file). */
+int mg__sup_relay_prepare(mg_child *c, int *child_fd, char *err,
+                          size_t err_len);
+void mg__sup_relay_started(mg_child *c);
+void mg__sup_relay_drain(mg_child *c);
+void mg__sup_relay_tail(mg_child *c, mg_child_exit *e);
 
 /* Fill e->code, signal, reason, detail and peak_bytes from `r`. */
 void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e);

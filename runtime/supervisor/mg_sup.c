@@ -198,7 +198,10 @@ static void sup__free_now(mg_sup *sup) {
 }
 
 static void sup__on_child_handle_closed(uv_handle_t *h) {
-  mg_child *c = h->data;
+  mg__sup_handle_closed(h->data);
+}
+
+void mg__sup_handle_closed(mg_child *c) {
   mg_sup *sup = c->sup;
   c->handles_open--;
   sup->nhandles--;
@@ -214,10 +217,12 @@ static void sup__on_sup_handle_closed(uv_handle_t *h) {
 }
 
 static void sup__close_child_handles(mg_child *c) {
-  uv_handle_t *hs[] = {(uv_handle_t *)&c->sample_timer,
-                       (uv_handle_t *)&c->backoff_timer,
-                       (uv_handle_t *)&c->grace_timer};
-  for (size_t i = 0; i < 3; i++)
+  uv_handle_t *hs[] = {
+      (uv_handle_t *)&c->sample_timer, (uv_handle_t *)&c->backoff_timer,
+      (uv_handle_t *)&c->grace_timer, (uv_handle_t *)&c->oom_timer};
+  mg__sup_watch_stop(c);
+  mg__sup_relay_drain(c);
+  for (size_t i = 0; i < 4; i++)
     if (!uv_is_closing(hs[i]))
       uv_close(hs[i], sup__on_child_handle_closed);
 }
@@ -230,6 +235,7 @@ void mg__sup_child_close(mg_child *c) {
   uv_timer_stop(&c->sample_timer);
   uv_timer_stop(&c->backoff_timer);
   uv_timer_stop(&c->grace_timer);
+  uv_timer_stop(&c->oom_timer);
   if (c->cg_leftover)
     mg__sup_cgroup_drop(c);
   mg_log_field f[] = {MG_LF_STR("name", c->name),
@@ -455,9 +461,14 @@ static mg_child *sup__child_new(mg_sup *sup, const mg_child_opts *o, char *path,
   c->backoff_next_ms = c->backoff_ms;
   c->backoff_reset_ms = (uint64_t)o->backoff_reset_ms;
   c->grace_ms = (uint64_t)o->grace_ms;
+  c->cgroup_opt = o->cgroup;
+  c->sample_fallback = o->sample_fallback;
+  c->pressure_env = o->pressure_env;
   if (ev)
     c->ev = *ev;
   c->out_start = c->err_start = -1;
+  c->relay_fd = -1;
+  mg__sup_th_init(c, o, NULL, 0); /* validated */
   return c;
 }
 
@@ -501,9 +512,11 @@ int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
   uv_timer_init(sup->loop, &c->sample_timer);
   uv_timer_init(sup->loop, &c->backoff_timer);
   uv_timer_init(sup->loop, &c->grace_timer);
+  uv_timer_init(sup->loop, &c->oom_timer);
   c->sample_timer.data = c->backoff_timer.data = c->grace_timer.data = c;
-  c->handles_open = 3;
-  sup->nhandles += 3;
+  c->oom_timer.data = c;
+  c->handles_open += 4; /* and the exec's stderr relay, if any */
+  sup->nhandles += 4;
   c->prev = sup->tail;
   if (sup->tail)
     sup->tail->next = c;
@@ -596,6 +609,7 @@ int mg_child_set_limit(mg_child *c, uint64_t bytes, char *err, size_t err_len) {
   }
   c->limit_bytes = bytes;
   memcpy(c->limit_warning, mem_warn, sizeof c->limit_warning);
+  mg__sup_th_limit_changed(c);
   char l[32], a[32];
   mg_log_field f[] = {
       MG_LF_STR("name", c->name),

@@ -6,14 +6,24 @@
  * on a v1 kernel without that counter (< 4.13), memory.failcnt growing
  * stands in for it.
  *
- * limit (rlimit modes data / as only; a refused allocation leaves no
- * kernel trace): the run ended abnormally (exit code != 0, or SIGABRT,
- * SIGSEGV, SIGBUS) and either
- *   - its output of this run (stdout / stderr files, last 8 KiB) contains
- *     an allocation-failure text (mg__sup_find_marker), or
- *   - its highest sampled usage (VmData for data, VmSize for as) reached
- *     MG_SUP_LIMIT_FRACTION (50 %) of the limit.
- * The detail says which of the two fired.
+ * A kill of ours (mg_child_kill, the end of a stop's grace) is `signal`.
+ *
+ * limit (a child with a limit and mode cgroup, data or as), for a run
+ * that ended abnormally (exit code != 0, or a signal other than TERM, INT,
+ * HUP), by the first rule that holds:
+ *   - its usage was within MG_SUP_LIMIT_MARGIN (2 %, at least 1 MiB) of
+ *     the limit: the group's peak (every mode has a group where one can
+ *     be made; for data / as it stands in for VmData / VmSize) or the
+ *     highest sample; whatever the signal or status (V8 dies of SIGTRAP,
+ *     a C program exits 3, the kernel's OOM kill outside the group…);
+ *   - its stderr tail (or stdout file) names an allocation failure
+ *     (mg__sup_find_marker: "Cannot allocate memory", "bad_alloc",
+ *     "Fatal process out of memory", "MemoryError", "failed to
+ *     allocate", CUDA's out of memory…);
+ *   - data / as only: it crashed (exit code != 0, SIGABRT, SIGSEGV,
+ *     SIGBUS, SIGTRAP, SIGILL) with its highest sampled VmData / VmSize at
+ *     MG_SUP_LIMIT_FRACTION (50 %) of the limit or more.
+ * The detail says which rule fired.
  */
 #include <ctype.h>
 #include <inttypes.h>
@@ -35,6 +45,9 @@ static const char *const sup__markers[] = {
     "failed to allocate",
     "allocation failed",
     "mmap failed",
+    "fatal process out of memory",
+    "cudaerrormemoryallocation",
+    "cuda_error_out_of_memory",
 };
 
 const char *mg__sup_find_marker(const char *text, size_t len) {
@@ -85,7 +98,7 @@ void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e) {
   e->signal = 0;
   e->reason = MG_EXIT_EXIT;
   e->detail[0] = '\0';
-  uint64_t pk = r->max_used_bytes;
+  uint64_t pk = r->max_used_bytes; /* the group's peak: exact, every mode */
   if (r->has_cgroup && r->cg_end_ok && r->cg_end.has_peak)
     pk = r->cg_end.peak_bytes;
   else if (r->enforce == MG_ENFORCE_NONE && r->last_hwm_bytes > pk)
@@ -132,22 +145,58 @@ void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e) {
     return;
   }
 
-  /* An allocation refused at the rlimit. */
+  /* A kill of ours (a policy's kill, the end of a grace period) is a
+   * signal, whatever the usage was. */
+  int enforcing = r->limit_bytes > 0 && r->enforce != MG_ENFORCE_NONE;
+  int abnormal = !r->killed_by_us && ((!e->signal && e->code != 0) ||
+                                      (e->signal && e->signal != SIGTERM &&
+                                       e->signal != SIGINT &&
+                                       e->signal != SIGHUP));
   int rl_mode = r->enforce == MG_ENFORCE_DATA || r->enforce == MG_ENFORCE_AS;
-  int abnormal = (!e->signal && e->code != 0) || e->signal == SIGABRT ||
-                 e->signal == SIGSEGV || e->signal == SIGBUS;
-  if (rl_mode && abnormal && r->limit_bytes > 0) {
+
+  /* An allocation refused: the run says so in its output. */
+  if (enforcing && abnormal && r->output_marker) {
+    e->reason = MG_EXIT_LIMIT;
+    snprintf(e->detail, sizeof e->detail,
+             "%s under %s %s and its output (%s) says \"%s\"; peak %s", how,
+             rl_mode ? sup__rl_name(r->enforce) : "the cgroup limit", lim,
+             r->output_file ? r->output_file : "?", r->output_marker, peak);
+    goto note;
+  }
+
+  /* Died at its limit: whatever the signal or status, a death within the
+   * margin of the limit is the limit's doing. The usage is the group's
+   * peak (exact, also for a death before the first sample; for data / as
+   * it stands in for VmData / VmSize, which a dead process no longer
+   * has) or the highest sample. */
+  uint64_t usage = r->max_used_bytes;
+  if (have_cg && r->cg_end.has_peak && r->cg_end.peak_bytes > usage)
+    usage = r->cg_end.peak_bytes;
+  uint64_t margin = (uint64_t)((double)r->limit_bytes * MG_SUP_LIMIT_MARGIN);
+  if (margin < MG_SUP_LIMIT_MARGIN_MIN)
+    margin = MG_SUP_LIMIT_MARGIN_MIN;
+  if (enforcing && abnormal &&
+      usage + margin >= r->limit_bytes) {
+    char us[32];
+    e->reason = MG_EXIT_LIMIT;
+    snprintf(e->detail, sizeof e->detail,
+             "%s with its usage at %s (%s) = %.1f%% of its %s %s: within "
+             "%.0f%% (or 1 MiB) of the limit",
+             how, mg_size_format(usage, us, sizeof us),
+             usage == r->max_used_bytes ? "the highest sample"
+                                        : "the group's peak",
+             (double)usage * 100 / (double)r->limit_bytes,
+             rl_mode ? sup__rl_name(r->enforce) : "cgroup limit", lim,
+             MG_SUP_LIMIT_MARGIN * 100);
+    goto note;
+  }
+
+  /* An allocation refused at the rlimit, by the sampled usage. */
+  int crash = (!e->signal && e->code != 0) || e->signal == SIGABRT ||
+              e->signal == SIGSEGV || e->signal == SIGBUS ||
+              e->signal == SIGTRAP || e->signal == SIGILL;
+  if (rl_mode && crash && !r->killed_by_us && r->limit_bytes > 0) {
     double frac = (double)r->max_used_bytes / (double)r->limit_bytes;
-    if (r->output_marker) {
-      e->reason = MG_EXIT_LIMIT;
-      snprintf(e->detail, sizeof e->detail,
-               "%s under %s %s and its output (%s) says \"%s\"; sampled %s "
-               "peak %s (%.0f%%)",
-               how, sup__rl_name(r->enforce), lim,
-               r->output_file ? r->output_file : "?", r->output_marker,
-               sup__used_name(r->enforce), used, frac * 100);
-      return;
-    }
     if (frac >= MG_SUP_LIMIT_FRACTION) {
       e->reason = MG_EXIT_LIMIT;
       snprintf(e->detail, sizeof e->detail,
@@ -155,19 +204,21 @@ void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e) {
                "abnormal end at >= %.0f%% of the limit)",
                how, sup__used_name(r->enforce), used, frac * 100,
                sup__rl_name(r->enforce), lim, MG_SUP_LIMIT_FRACTION * 100);
-      return;
+      goto note;
     }
   }
 
   if (e->signal) {
     e->reason = MG_EXIT_SIGNAL;
     snprintf(e->detail, sizeof e->detail, "%s%s", how,
-             r->killed_by_us && e->signal == SIGKILL
-                 ? ", sent by the supervisor after the grace period"
-                 : "");
+             r->killed_by_us == 2   ? ", sent by the supervisor (a kill)"
+             : r->killed_by_us == 1 ? ", sent by the supervisor after the "
+                                      "grace period"
+                                    : "");
   } else {
     snprintf(e->detail, sizeof e->detail, "exited with code %d", e->code);
   }
+note:
   if (oom_kill) {
     size_t n = strlen(e->detail);
     snprintf(e->detail + n, sizeof e->detail - n,

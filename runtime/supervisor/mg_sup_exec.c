@@ -180,32 +180,53 @@ static void sup__close(int *fd) {
   *fd = -1;
 }
 
+/* systemd's memory-pressure protocol: the trigger a child should arm on
+ * MEMORY_PRESSURE_WATCH, base64 of "some 200000 2000000" (200 ms of
+ * stall in a 2 s window, systemd's default). */
+#define SUP__PRESSURE_WRITE "c29tZSAyMDAwMDAgMjAwMDAwMA=="
+
+static int sup__reserved(const char *kv, size_t kl, int pressure) {
+  return (kl == 11 && strncmp(kv, "MG_RESTARTS", kl) == 0) ||
+         (kl == 13 && strncmp(kv, "MG_CHILD_NAME", kl) == 0) ||
+         (pressure && kl == 21 && strncmp(kv, "MEMORY_PRESSURE_WATCH", kl) == 0) ||
+         (pressure && kl == 21 && strncmp(kv, "MEMORY_PRESSURE_WRITE", kl) == 0);
+}
+
 /* Inherited environment less the keys we set, opts env, MG_RESTARTS and
- * MG_CHILD_NAME. The array and the two MG_ strings are in one block the
- * caller frees; the other strings are borrowed. */
-static char **sup__build_env(const mg_child *c) {
+ * MG_CHILD_NAME (and, with a v2 group `pressure_dir` for pressure_env,
+ * MEMORY_PRESSURE_WATCH / _WRITE). The array and our strings are in one
+ * block the caller frees; the other strings are borrowed. */
+static char **sup__build_env(const mg_child *c, const char *pressure_dir) {
   size_t n_env = 0, n_extra = 0;
   while (environ && environ[n_env])
     n_env++;
   while (c->env && c->env[n_extra])
     n_extra++;
-  size_t slots = n_env + n_extra + 3;
-  char restarts[48], name[96];
+  size_t slots = n_env + n_extra + 5;
+  int pr = pressure_dir != NULL;
+  char restarts[48], name[96], watch[PATH_MAX + 64];
   snprintf(restarts, sizeof restarts, "MG_RESTARTS=%d", c->restarts);
   snprintf(name, sizeof name, "MG_CHILD_NAME=%s", c->name);
+  snprintf(watch, sizeof watch, "MEMORY_PRESSURE_WATCH=%s/memory.pressure",
+           pr ? pressure_dir : "");
+  const char *write_kv = "MEMORY_PRESSURE_WRITE=" SUP__PRESSURE_WRITE;
   size_t rl = strlen(restarts) + 1, nl = strlen(name) + 1;
-  char **out = malloc(slots * sizeof *out + rl + nl);
+  size_t wl = pr ? strlen(watch) + 1 : 0, xl = pr ? strlen(write_kv) + 1 : 0;
+  char **out = malloc(slots * sizeof *out + rl + nl + wl + xl);
   if (!out)
     return NULL;
   char *strs = (char *)(out + slots);
   memcpy(strs, restarts, rl);
   memcpy(strs + rl, name, nl);
+  if (pr) {
+    memcpy(strs + rl + nl, watch, wl);
+    memcpy(strs + rl + nl + wl, write_kv, xl);
+  }
   size_t k = 0;
   for (size_t i = 0; i < n_env; i++) {
     const char *kv = environ[i];
     size_t kl = strcspn(kv, "=");
-    int keep = !(kl == 11 && strncmp(kv, "MG_RESTARTS", kl) == 0) &&
-               !(kl == 13 && strncmp(kv, "MG_CHILD_NAME", kl) == 0);
+    int keep = !sup__reserved(kv, kl, pr);
     for (size_t j = 0; keep && j < n_extra; j++)
       keep = !(strncmp(c->env[j], kv, kl) == 0 && c->env[j][kl] == '=');
     if (keep)
@@ -214,8 +235,7 @@ static char **sup__build_env(const mg_child *c) {
   for (size_t j = 0; j < n_extra; j++) {
     const char *kv = c->env[j];
     size_t kl = strcspn(kv, "=");
-    int keep = !(kl == 11 && strncmp(kv, "MG_RESTARTS", kl) == 0) &&
-               !(kl == 13 && strncmp(kv, "MG_CHILD_NAME", kl) == 0);
+    int keep = !sup__reserved(kv, kl, pr);
     for (size_t l = j + 1; keep && l < n_extra; l++) /* last one wins */
       keep = !(strncmp(c->env[l], kv, kl) == 0 && c->env[l][kl] == '=');
     if (keep)
@@ -223,6 +243,10 @@ static char **sup__build_env(const mg_child *c) {
   }
   out[k++] = strs;
   out[k++] = strs + rl;
+  if (pr) {
+    out[k++] = strs + rl + nl;
+    out[k++] = strs + rl + nl + wl;
+  }
   out[k] = NULL;
   return out;
 }
@@ -285,7 +309,9 @@ int mg__sup_cgroup_make(mg_child *c, char *reason, size_t reason_len) {
   if (rc < 0)
     return mg_errf(reason, reason_len, rc, "%s", e);
   int swap_limited = 0;
-  rc = mg_cgroup_set_limit(cg, c->limit_bytes, &swap_limited, e, sizeof e);
+  int limited = c->enforce == MG_ENFORCE_CGROUP || c->enforce == MG_ENFORCE_AUTO;
+  if (limited)
+    rc = mg_cgroup_set_limit(cg, c->limit_bytes, &swap_limited, e, sizeof e);
   if (rc < 0) {
     mg_cgroup_remove(cg, NULL, 0);
     mg_cgroup_free(cg);
@@ -295,8 +321,10 @@ int mg__sup_cgroup_make(mg_child *c, char *reason, size_t reason_len) {
   mg_log_field lf[] = {
       MG_LF_STR("name", c->name),
       MG_LF_STR("dir", mg_cgroup_dir(cg)),
-      MG_LF_UINT("limit_bytes", c->limit_bytes),
-      MG_LF_STR("limit", mg_size_format(c->limit_bytes, lim, sizeof lim)),
+      MG_LF_UINT("limit_bytes", limited ? c->limit_bytes : 0),
+      MG_LF_STR("limit", limited
+                             ? mg_size_format(c->limit_bytes, lim, sizeof lim)
+                             : "none (a group to watch)"),
       MG_LF_BOOL("swap_limited", swap_limited),
   };
   mg_log(sup->log, MG_LOG_DEBUG, "cgroup_created", lf, 5);
@@ -373,19 +401,31 @@ int mg__sup_exec(mg_child *c, char *err, size_t err_len) {
   sup__prep p = {c->path, c->argv, NULL,   c->cwd, -1,      -1,
                  -1,      -1,      {0, 0}, -1,     getpid()};
   int pfd[2] = {-1, -1}, rc;
-  char **envp = sup__build_env(c);
+  char **envp = sup__build_env(c, NULL);
   if (!envp)
     return mg_errf(err, err_len, -ENOMEM, "env: out of memory");
   p.envp = envp;
   rc = sup__open_out("stdout", c->stdout_mode, c->stdout_path, &p.fd_out,
                      &c->out_start, err, err_len);
   if (rc == 0)
+    rc = mg__sup_relay_prepare(c, &p.fd_err, err, err_len);
+  if (rc == 0 && p.fd_err < 0)
     rc = sup__open_out("stderr", c->stderr_mode, c->stderr_path, &p.fd_err,
                        &c->err_start, err, err_len);
-  if (rc == 0 && c->enforce == MG_ENFORCE_CGROUP)
+  if (rc == 0 && c->use_group)
     rc = sup__cgroup_setup(c, &p.fd_procs, err, err_len);
   if (rc < 0)
     goto fail;
+  if (c->pressure_env && c->cg &&
+      mg_cgroup_get_version(c->cg) == MG_CGROUP_V2) {
+    free(envp);
+    envp = sup__build_env(c, mg_cgroup_dir(c->cg));
+    if (!envp) {
+      rc = mg_errf(err, err_len, -ENOMEM, "env: out of memory");
+      goto fail;
+    }
+    p.envp = envp;
+  }
   if (c->enforce == MG_ENFORCE_DATA || c->enforce == MG_ENFORCE_AS) {
     p.rl_res = c->enforce == MG_ENFORCE_DATA ? RLIMIT_DATA : RLIMIT_AS;
     p.rl.rlim_cur = p.rl.rlim_max = (rlim_t)c->limit_bytes;
@@ -433,9 +473,11 @@ int mg__sup_exec(mg_child *c, char *err, size_t err_len) {
     goto fail;
   }
   c->pid = pid;
+  mg__sup_relay_started(c);
   return 0;
 
 fail:
+  mg__sup_relay_drain(c);
   sup__close(&pfd[0]);
   sup__close(&pfd[1]);
   sup__close(&p.fd_out);

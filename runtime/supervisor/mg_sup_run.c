@@ -77,38 +77,6 @@ int mg__sup_sample(mg_child *c, mg_child_sample *s, char *err, size_t err_len) {
   return 0;
 }
 
-static void sup__on_sample(uv_timer_t *t) {
-  mg_child *c = t->data;
-  mg_child_sample s;
-  if (mg__sup_sample(c, &s, NULL, 0) < 0)
-    return;
-  int warn = 0;
-  if (c->warn_at > 0 && s.limit_bytes > 0) {
-    if (s.fraction >= c->warn_at) {
-      warn = c->warn_armed;
-      c->warn_armed = 0;
-    } else {
-      c->warn_armed = 1;
-    }
-  }
-  if (!c->released && c->ev.on_sample)
-    c->ev.on_sample(c, &s, c->ev.ud);
-  if (!warn)
-    return;
-  char u[32], l[32];
-  mg_log_field f[] = {
-      MG_LF_STR("name", c->name),
-      MG_LF_INT("pid", s.pid),
-      MG_LF_STR("used", mg_size_format(s.used_bytes, u, sizeof u)),
-      MG_LF_STR("limit", mg_size_format(s.limit_bytes, l, sizeof l)),
-      MG_LF_DBL("fraction", s.fraction),
-      MG_LF_DBL("warn_at", c->warn_at),
-  };
-  mg_log(c->sup->log, MG_LOG_WARN, "child_warn", f, 6);
-  if (!c->released && c->ev.on_warn)
-    c->ev.on_warn(c, &s, c->ev.ud);
-}
-
 /* ------------------------------------------------------------ running */
 
 static void sup__on_backoff(uv_timer_t *t);
@@ -118,13 +86,10 @@ void mg__sup_run_started(mg_child *c) {
   c->start_ms = mg__sup_now_ms();
   c->term_sent = 0;
   c->killed_by_us = 0;
-  c->warn_armed = 1;
   c->max_used_bytes = 0;
   c->last_hwm_bytes = 0;
   uv_update_time(c->sup->loop);
-  if (c->sample_ms > 0)
-    uv_timer_start(&c->sample_timer, sup__on_sample, c->sample_ms,
-                   c->sample_ms);
+  mg__sup_watch_start(c);
   mg__sup_update_ref(c->sup);
   char l[32];
   mg_log_field f[] = {
@@ -283,8 +248,10 @@ static void sup__reap(mg_child *c) {
   r.status = st;
   r.maxrss_bytes = w == pid ? (uint64_t)ru.ru_maxrss * 1024 : 0; /* KiB */
   uint64_t end = mg__sup_now_ms();
+  mg__sup_oom_check(c); /* kills not yet reported, before on_exit */
   c->pid = 0;
-  uv_timer_stop(&c->sample_timer);
+  mg__sup_watch_stop(c);
+  mg__sup_relay_drain(c);
   uv_timer_stop(&c->grace_timer);
   r.enforce = c->enforce;
   r.limit_bytes = c->limit_bytes;
@@ -306,20 +273,25 @@ static void sup__reap(mg_child *c) {
       mg_log(c->sup->log, MG_LOG_INFO, "leftovers_killed", f, 3);
     }
   }
-  if (c->enforce == MG_ENFORCE_DATA || c->enforce == MG_ENFORCE_AS) {
-    r.output_marker = sup__scan_output(c->stderr_path, c->err_start);
-    r.output_file = c->stderr_path;
-    if (!r.output_marker) {
-      r.output_marker = sup__scan_output(c->stdout_path, c->out_start);
-      r.output_file = c->stdout_path;
-    }
-  }
   mg_child_exit e;
   memset(&e, 0, sizeof e);
+  mg__sup_relay_tail(c, &e);
+  if (e.stderr_tail_len > 0) {
+    r.output_marker = mg__sup_find_marker(e.stderr_tail, e.stderr_tail_len);
+    r.output_file = c->stderr_mode == MG_STDIO_FILE ? c->stderr_path
+                                                     : "its stderr";
+  }
+  if (!r.output_marker && c->stdout_mode == MG_STDIO_FILE) {
+    r.output_marker = sup__scan_output(c->stdout_path, c->out_start);
+    r.output_file = c->stdout_path;
+  }
   e.pid = pid;
   e.runtime_ms = end - c->start_ms;
   e.restarts = c->restarts;
   mg__sup_classify(&r, &e); /* before the group's directory goes */
+  mg__sup_act_run_end(c);
+  if (r.cg_end_ok && r.cg_end.has_oom_kill)
+    e.oom_kills = r.cg_end.oom_kills - r.cg_start.oom_kills;
   if (c->cg)
     mg__sup_cgroup_drop(c);
   sup__run_done(c, &e);
@@ -402,11 +374,12 @@ static void sup__tree_kill_remembered(mg_child *c) {
 void mg__sup_kill_hard(mg_child *c) {
   if (c->pid <= 0)
     return;
+  mg__sup_thaw(c);
   pid_t tree[SUP__TREE_MAX];
   size_t n = sup__tree(c, tree, SUP__TREE_MAX);
+  for (size_t i = 0; i < n; i++) /* the memory back at once where it can */
+    mg_kill_release(tree[i]);
   kill(-c->pid, SIGKILL);
-  for (size_t i = 0; i < n; i++)
-    kill(tree[i], SIGKILL);
   sup__tree_kill_remembered(c);
   if (c->cg)
     mg_cgroup_kill_all(c->cg, SUP__GRACE_KILL_WAIT_MS);
@@ -441,6 +414,33 @@ int mg_child_signal(mg_child *c, int signum) {
   return a == 0 ? 0 : -ea;
 }
 
+int mg_child_kill(mg_child *c, int signum, uint64_t grace_ms) {
+  if (!c || signum <= 0 || signum >= NSIG)
+    return -EINVAL;
+  if (c->pid <= 0)
+    return -ESRCH;
+  if (signum == SIGKILL || grace_ms == 0) {
+    mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_INT("pid", c->pid)};
+    mg_log(c->sup->log, MG_LOG_INFO, "child_killed", f, 2);
+    c->killed_by_us = 2; /* a kill asked for (1: the end of a grace) */
+    mg__sup_kill_hard(c);
+    return 0;
+  }
+  mg__sup_thaw(c);
+  char sn[16];
+  mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_INT("pid", c->pid),
+                      MG_LF_STR("signal", mg__sup_signame(signum, sn, 16)),
+                      MG_LF_UINT("grace_ms", grace_ms)};
+  mg_log(c->sup->log, MG_LOG_INFO, "child_terminating", f, 4);
+  uv_update_time(c->sup->loop);
+  sup__tree_signal(c, signum);
+  mg_child_signal(c, signum);
+  if (!c->term_sent || grace_ms < uv_timer_get_due_in(&c->grace_timer))
+    uv_timer_start(&c->grace_timer, sup__on_grace, grace_ms, 0);
+  c->term_sent = 1;
+  return 0;
+}
+
 int mg_child_stop(mg_child *c, uint64_t grace_ms) {
   if (!c)
     return -EINVAL;
@@ -461,6 +461,7 @@ int mg_child_stop(mg_child *c, uint64_t grace_ms) {
     return 0;
   }
   c->term_sent = 1;
+  mg__sup_thaw(c);
   mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_INT("pid", c->pid),
                       MG_LF_UINT("grace_ms", g)};
   mg_log(c->sup->log, MG_LOG_INFO, "child_stopping", f, 3);

@@ -105,6 +105,17 @@ static int sup__check_values(const mg_child_opts *o, char *err,
     rc = mg_errf(err, err_len, -EINVAL,
                  "backoff_max_ms: %" PRId64 " is below backoff_ms %" PRId64,
                  o->backoff_max_ms, o->backoff_ms);
+  if (rc == 0 && (o->cgroup < -1 || o->cgroup > 1))
+    rc = mg_errf(err, err_len, -EINVAL,
+                 "cgroup: %d (accepted: -1 where one can be made, 0 never, 1 "
+                 "required)",
+                 o->cgroup);
+  if (rc == 0 && o->cgroup == 0 && o->enforce == MG_ENFORCE_CGROUP)
+    rc = mg_errf(err, err_len, -EINVAL,
+                 "cgroup: false with enforce=cgroup (that mode is a group of "
+                 "its own; use data, as or none without one)");
+  if (rc == 0)
+    rc = mg__sup_th_init(NULL, o, err, err_len);
   return rc;
 }
 
@@ -298,6 +309,7 @@ void mg_child_opts_init(mg_child_opts *o) {
   o->backoff_ms = MG_SUP_BACKOFF_MS;
   o->backoff_max_ms = MG_CHILD_BACKOFF_MAX_DEFAULT;
   o->backoff_reset_ms = MG_SUP_BACKOFF_RESET_MS;
+  o->cgroup = -1;
   o->grace_ms = MG_SUP_GRACE_MS;
   o->stdout_mode = o->stderr_mode = MG_STDIO_INHERIT;
 }
@@ -498,6 +510,30 @@ static int sup__own_group(mg_child *c, char *reason, size_t reason_len) {
   return rc;
 }
 
+/* A group without a limit for a child of mode data / as / none, where
+ * one can be made (cgroup -1) or must be (cgroup 1). */
+static int sup__watch_group(mg_child *c, char *err, size_t err_len) {
+  mg_sup *sup = c->sup;
+  char reason[sizeof sup->cg_reason];
+  if (c->cgroup_opt == 0)
+    return 0;
+  int rc = sup->cg.version == MG_CGROUP_NONE
+               ? mg_errf(reason, sizeof reason, MG_ENOTSUP,
+                         "no cgroup memory controller is mounted")
+               : sup__own_group(c, reason, sizeof reason);
+  if (rc == 0) {
+    c->use_group = 1;
+    return 0;
+  }
+  if (c->cgroup_opt == 1)
+    return mg_errf(err, err_len, rc == -EEXIST ? rc : MG_ENOTSUP,
+                   "cgroup: required, but no group can be made here: %s",
+                   reason);
+  mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_STR("why", reason)};
+  mg_log(sup->log, MG_LOG_DEBUG, "no_watch_group", f, 2);
+  return 0;
+}
+
 int mg__sup_resolve(mg_child *c, mg_enforce e, char *why, size_t why_len,
                     char *err, size_t err_len) {
   mg_sup *sup = c->sup;
@@ -505,34 +541,46 @@ int mg__sup_resolve(mg_child *c, mg_enforce e, char *why, size_t why_len,
   int rc;
   why[0] = '\0';
   c->enforce = e;
+  c->use_group = 0;
   switch (e) {
   case MG_ENFORCE_DATA:
   case MG_ENFORCE_AS:
-    return sup__rlimit_check(e, err, err_len);
+    rc = sup__rlimit_check(e, err, err_len);
+    return rc < 0 ? rc : sup__watch_group(c, err, err_len);
   case MG_ENFORCE_CGROUP:
     rc = sup__own_group(c, reason, sizeof reason);
     if (rc < 0 && sup__cg_unusable(rc))
       return sup__cg_unavailable(sup, err, err_len);
     if (rc < 0)
       return mg_errf(err, err_len, rc, "enforce: %s", reason);
+    c->use_group = 1;
     return 0;
   case MG_ENFORCE_AUTO:
     break;
   default:
     c->enforce = MG_ENFORCE_NONE;
-    return 0;
+    return sup__watch_group(c, err, err_len);
   }
   if (c->limit_bytes == 0) { /* auto without a limit: nothing to enforce */
     c->enforce = MG_ENFORCE_NONE;
+    return sup__watch_group(c, err, err_len);
+  }
+  if (c->cgroup_opt == 0) { /* no group wanted: an rlimit or nothing */
+    c->enforce = sup__fallback("the spawn says cgroup = false", why, why_len);
     return 0;
   }
   rc = sup__own_group(c, reason, sizeof reason);
   if (rc == 0) {
+    c->use_group = 1;
     c->enforce = MG_ENFORCE_CGROUP;
     snprintf(why, why_len, "its own cgroup %s group %s has the limit",
              mg_cgroup_version_name(sup->cg.version), mg_cgroup_dir(c->cg));
   } else if (sup__cg_unusable(rc)) {
     c->enforce = sup__fallback(sup->cg_reason, why, why_len);
+    if (c->cgroup_opt == 1)
+      return mg_errf(err, err_len, MG_ENOTSUP,
+                     "cgroup: required, but no group can be made here: %s",
+                     sup->cg_reason);
   } else {
     return mg_errf(err, err_len, rc, "enforce: %s", reason);
   }

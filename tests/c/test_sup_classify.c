@@ -75,18 +75,32 @@ TEST(oom_v1_and_v2) {
   ASSERT_U64_EQ(e.peak_bytes, 64 * MIB); /* the group's peak wins */
 
   /* the counter grew but the main process exited (a wrapper whose child
-   * was killed): exit, and the detail says so */
+   * was killed) at its limit: limit (the margin rule), and the detail
+   * says a process of the group was OOM-killed */
   r.status = EXITED(137);
   e = classify(&r);
-  ASSERT_EQ(e.reason, MG_EXIT_EXIT);
+  ASSERT_EQ(e.reason, MG_EXIT_LIMIT);
   ASSERT_EQ(e.code, 137);
+  ASSERT_CONTAINS(e.detail, "within 2% (or 1 MiB) of the limit");
   ASSERT_CONTAINS(e.detail, "another process of the group was OOM-killed");
+  /* …and far below its limit: exit */
+  r.cg_end.peak_bytes = 20 * MIB;
+  r.max_used_bytes = 20 * MIB;
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_EXIT);
+  ASSERT_CONTAINS(e.detail, "another process of the group was OOM-killed");
+  r.cg_end.peak_bytes = 64 * MIB;
+  r.max_used_bytes = 50 * MIB;
 
-  /* SIGKILL without the counter moving: a signal */
+  /* SIGKILL without the counter moving: at the limit, the limit's doing;
+   * below it, a signal */
   r.status = SIGNALED(SIGKILL);
   r.cg_end.oom_kills = 0;
   r.cg_end.oom_events = 3; /* failcnt: hit the limit, reclaimed */
   r.cgroup_version = MG_CGROUP_V1;
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_LIMIT);
+  r.cg_end.peak_bytes = 40 * MIB;
   e = classify(&r);
   ASSERT_EQ(e.reason, MG_EXIT_SIGNAL);
 
@@ -134,19 +148,56 @@ TEST(limit_heuristics) {
   ASSERT_EQ(classify(&r).reason, MG_EXIT_LIMIT);
   r.status = SIGNALED(SIGBUS);
   ASSERT_EQ(classify(&r).reason, MG_EXIT_LIMIT);
-  r.status = SIGNALED(SIGKILL); /* not how a refused allocation ends */
+  r.status = SIGNALED(SIGTRAP); /* V8's end after a refused allocation */
+  ASSERT_EQ(classify(&r).reason, MG_EXIT_LIMIT);
+  /* within the margin of the limit: limit, whatever the signal… */
+  r.status = SIGNALED(SIGKILL);
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_LIMIT);
+  ASSERT_CONTAINS(e.detail, "99.0% of its RLIMIT_DATA 100.00 MiB");
+  /* …but not below it, not for a deliberate stop, not for our own kill */
+  r.max_used_bytes = 90 * MIB;
   ASSERT_EQ(classify(&r).reason, MG_EXIT_SIGNAL);
+  r.max_used_bytes = 99 * MIB;
   r.status = SIGNALED(SIGTERM);
   ASSERT_EQ(classify(&r).reason, MG_EXIT_SIGNAL);
+  r.status = SIGNALED(SIGKILL);
+  r.killed_by_us = 2;
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_SIGNAL);
+  ASSERT_CONTAINS(e.detail, "sent by the supervisor (a kill)");
+  r.killed_by_us = 0;
+  /* the group's peak stands in for a usage no sample saw (a fast hog that
+   * exits 3 between two samples) */
+  r.max_used_bytes = 0;
+  r.status = EXITED(3);
+  r.has_cgroup = 1;
+  r.cg_end_ok = 1;
+  r.cg_end.has_peak = 1;
+  r.cg_end.peak_bytes = 100 * MIB + 470 * 1024;
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_LIMIT);
+  ASSERT_CONTAINS(e.detail, "(the group's peak)");
+  r.has_cgroup = 0;
+  r.cg_end_ok = 0;
+  r.cg_end.has_peak = 0;
+  r.max_used_bytes = 99 * MIB;
   r.enforce = MG_ENFORCE_AS;
   r.status = EXITED(3);
   e = classify(&r);
   ASSERT_EQ(e.reason, MG_EXIT_LIMIT);
-  ASSERT_CONTAINS(e.detail, "VmSize");
+  ASSERT_CONTAINS(e.detail, "(the highest sample)");
   ASSERT_CONTAINS(e.detail, "RLIMIT_AS");
+  r.max_used_bytes = 70 * MIB; /* the heuristic names VmSize */
+  e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_LIMIT);
+  ASSERT_CONTAINS(e.detail, "VmSize");
+  r.max_used_bytes = 99 * MIB;
   r.enforce = MG_ENFORCE_NONE; /* watch only: no limit to blame */
   ASSERT_EQ(classify(&r).reason, MG_EXIT_EXIT);
-  r.enforce = MG_ENFORCE_CGROUP; /* cgroups OOM-kill instead */
+  r.enforce = MG_ENFORCE_CGROUP; /* at its cgroup limit: the margin rule */
+  ASSERT_EQ(classify(&r).reason, MG_EXIT_LIMIT);
+  r.max_used_bytes = 70 * MIB; /* cgroups have no 50 % heuristic */
   ASSERT_EQ(classify(&r).reason, MG_EXIT_EXIT);
 
   /* peak in watch-only mode includes VmHWM */
@@ -225,7 +276,10 @@ TEST(v2_fixture_supervisor) {
   mg_child_opts co = child_opts("v2auto", argv);
   co.limit_bytes = 64 * MIB;
   mg_child *c;
-  ASSERT_EQ(mg_child_spawn(sup, &co, NULL, &c, err, sizeof err), 0);
+  int src = mg_child_spawn(sup, &co, NULL, &c, err, sizeof err);
+  if (src != 0)
+    fprintf(stderr, "spawn: %s\n", err);
+  ASSERT_EQ(src, 0);
   ASSERT(mg_child_enforce(c) != MG_ENFORCE_CGROUP);
   ASSERT(mg_child_cgroup_dir(c) == NULL);
   char p[PATH_MAX + 128];

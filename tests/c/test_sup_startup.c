@@ -130,14 +130,21 @@ TEST(probes_only_what_the_mode_needs) {
     ASSERT_GE(inotify_add_watch(ino, info.dir, IN_CREATE), 0);
   }
   mg_rlimit_support rl;
-  ASSERT_EQ(one_mode("m-none", MG_ENFORCE_NONE, 0, ""), 0);
+  /* none, data, as: no probe group, but a group of its own to watch
+   * (without a limit) where one can be made */
+  char g[5][128];
+  const char *names[5] = {"m-none", "m-data", "m-data2", "m-as", "m-as2"};
+  for (int i = 0; i < 5; i++)
+    snprintf(g[i], sizeof g[i], "mgrun-%ld-%s", (long)getpid(), names[i]);
+  int watch = info.version != MG_CGROUP_NONE;
+  ASSERT_EQ(one_mode("m-none", MG_ENFORCE_NONE, 0, watch ? g[0] : ""), 0);
   /* data: one probe child, for RLIMIT_DATA only; cached afterwards */
-  int rc = one_mode("m-data", MG_ENFORCE_DATA, 1, "");
+  int rc = one_mode("m-data", MG_ENFORCE_DATA, 1, watch ? g[1] : "");
   ASSERT(rc == 0 || rc == MG_ENOTENFORCED);
-  ASSERT_EQ(one_mode("m-data2", MG_ENFORCE_DATA, 0, ""), rc);
-  rc = one_mode("m-as", MG_ENFORCE_AS, 1, "");
+  ASSERT_EQ(one_mode("m-data2", MG_ENFORCE_DATA, 0, watch ? g[2] : ""), rc);
+  rc = one_mode("m-as", MG_ENFORCE_AS, 1, watch ? g[3] : "");
   ASSERT(rc == 0 || rc == MG_ENOTENFORCED);
-  ASSERT_EQ(one_mode("m-as2", MG_ENFORCE_AS, 0, ""), rc);
+  ASSERT_EQ(one_mode("m-as2", MG_ENFORCE_AS, 0, watch ? g[4] : ""), rc);
   mg_rlimit_probe(&rl); /* both cached: no child */
 
   /* cgroup and auto: the child's own group and nothing else */

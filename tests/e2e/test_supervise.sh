@@ -93,7 +93,9 @@ p:on("sample", function(_, s)
 end)
 p:on("warn", function(_, s)
   warns = warns + 1
-  print("warn", warns, s.fraction >= 0.8, s.limit, s.used >= 0.8 * s.limit)
+  -- with a group, warn watches the group's charge (a kernel threshold)
+  local u = s.cgroup_current or s.used
+  print("warn", warns, u >= 0.8 * s.limit, s.limit, u >= 0.8 * s.limit)
 end)
 p:on("exit", function(_, e)
   print("done", e.reason, e.code, "warns", warns, "samples above", above > 4)

@@ -61,6 +61,12 @@ MG_API int mg_proc_start_time(const char *proc_root, pid_t pid, uint64_t *ticks,
 MG_API int mg_proc_tree(const char *proc_root, pid_t root, pid_t *out,
                         size_t cap, size_t *count);
 
+/* SIGKILL `pid` through a pidfd and release its memory at once with
+ * process_mrelease where the kernel has it (>= 5.15). 1: killed and
+ * released, 0: killed (memory freed as it exits), -ESRCH: no such
+ * process, another negative errno: not killed. */
+MG_API int mg_kill_release(pid_t pid);
+
 #ifdef __cplusplus
 }
 #endif

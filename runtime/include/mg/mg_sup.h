@@ -130,6 +130,7 @@
 #include <uv.h>
 
 #include "mg/mg.h"
+#include "mg/mg_psi.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -189,6 +190,15 @@ typedef enum mg_stdio {
 #define MG_SUP_MAX_RESTARTS_MAX 1000000
 /* Fixed numbers. */
 #define MG_SUP_LIMIT_FRACTION 0.5 /* see MG_EXIT_LIMIT */
+/* A death within this margin of the limit is `limit`, whatever the signal
+ * or status: max(MG_SUP_LIMIT_MARGIN of the limit, 1 MiB). */
+#define MG_SUP_LIMIT_MARGIN 0.02
+#define MG_SUP_LIMIT_MARGIN_MIN (UINT64_C(1) << 20)
+#define MG_SUP_TAIL_BYTES 4096   /* stderr kept per run */
+#define MG_SUP_THRESHOLDS_MAX 64 /* per child, with mg_child_watch's */
+/* Sampling interval of watches without a kernel notification when the
+ * child's sample_ms is 0. */
+#define MG_SUP_WATCH_SAMPLE_MS 250
 
 /* limit_bytes of a child without a limit (the default). */
 #define MG_CHILD_NO_LIMIT UINT64_MAX
@@ -258,7 +268,50 @@ typedef struct mg_child_exit {
   int restarts;     /* runs before this one */
   int will_restart; /* 1: a restart is scheduled */
   uint64_t restart_in_ms;
+  uint64_t oom_kills; /* OOM kills inside the run's group (any process) */
+  /* The last MG_SUP_TAIL_BYTES of the run's stderr (relayed through a
+   * pipe for inherit and null, read back from the file for a file);
+   * stderr_tail_len 0 when none. Not NUL-terminated. */
+  size_t stderr_tail_len;
+  char stderr_tail[4096];
 } mg_child_exit;
+
+/* A threshold on a child's memory: `bytes`, or (bytes 0) `fraction` of
+ * its limit (0 < fraction <= 1; resolved again when the limit changes). */
+typedef struct mg_threshold {
+  uint64_t bytes;
+  double fraction;
+} mg_threshold;
+
+/* One upward crossing of a threshold (thresholds fire on each upward
+ * crossing and re-arm once the usage is below the level again). */
+typedef struct mg_threshold_event {
+  int id;               /* 1..n: opts.thresholds[id-1]; else mg_child_watch's */
+  uint64_t level_bytes; /* the level in bytes */
+  double fraction;      /* level / limit (0 without a limit) */
+  uint64_t usage_bytes; /* what was measured when it fired */
+  int rising;           /* always 1 (downward crossings only re-arm) */
+  int by_kernel;        /* 1: a kernel notification, 0: a sample */
+  const char *kind;     /* "memory" */
+} mg_threshold_event;
+
+/* OOM kills inside the child's group (of the main process or of any
+ * descendant) since the last event. */
+typedef struct mg_oom_event {
+  uint64_t count; /* new kills */
+  uint64_t total; /* kills in this run so far */
+  pid_t victim_pid; /* 0: not known (the kernel does not say) */
+} mg_oom_event;
+
+/* The child's group is under memory pressure (mg_child_pressure). */
+typedef struct mg_pressure_event {
+  const char *level; /* v1 memory.pressure_level: low, medium, critical;
+                        NULL on v2 */
+  int full;          /* v2 PSI trigger: 1 full, 0 some */
+  uint64_t stall_us, window_us; /* v2: what is armed */
+  int has_psi;       /* v2: the group's memory.pressure when it fired */
+  mg_psi psi;
+} mg_pressure_event;
 
 typedef struct mg_child_events {
   void (*on_sample)(mg_child *c, const mg_child_sample *s, void *ud);
@@ -272,6 +325,12 @@ typedef struct mg_child_events {
    * released. */
   void (*on_close)(mg_child *c, void *ud);
   void *ud;
+  /* Added after ud (older initialisers stay valid): thresholds
+   * (opts.thresholds and mg_child_watch), OOM kills in the group, the
+   * group's pressure (mg_child_pressure). */
+  void (*on_threshold)(mg_child *c, const mg_threshold_event *t, void *ud);
+  void (*on_oom)(mg_child *c, const mg_oom_event *o, void *ud);
+  void (*on_pressure)(mg_child *c, const mg_pressure_event *p, void *ud);
 } mg_child_events;
 
 /* Options of a child. Start from mg_child_opts_init(): it sets every
@@ -302,6 +361,15 @@ typedef struct mg_child_opts {
                                0..3600000; 0: SIGKILL at once (default 5000) */
   int64_t backoff_reset_ms; /* a run at least this long resets the backoff
                                to backoff_ms, 1..86400000 (default 10000) */
+  const mg_threshold *thresholds; /* copied; up to MG_SUP_THRESHOLDS_MAX */
+  size_t nthresholds;
+  int cgroup; /* a group of its own in every mode: -1 where one can be made
+                 (default), 0 never (enforce cgroup needs one: refused),
+                 1 required (MG_ENOTSUP where none can be made) */
+  int sample_fallback; /* 1: sample (sample_ms) only while some watch has
+                          no kernel notification (default 0: always) */
+  int pressure_env; /* 1: MEMORY_PRESSURE_WATCH / _WRITE for the child
+                       (systemd's protocol; cgroup v2 groups only) */
 } mg_child_opts;
 
 /* Fill `o` with the defaults (see mg_child_opts); name and argv NULL. */
@@ -357,6 +425,55 @@ MG_API int mg_child_stop(mg_child *c, uint64_t grace_ms);
  * CAP_SYS_RESOURCE; a v1 cgroup refuses a limit below its usage). */
 MG_API int mg_child_set_limit(mg_child *c, uint64_t bytes, char *err,
                               size_t err_len);
+
+/* One more threshold at run time, armed now (if running) and for every
+ * later run; *id gets its id (> the static ones) for the events and for
+ * mg_child_unwatch. -EINVAL for a bad level, -ENOSPC beyond
+ * MG_SUP_THRESHOLDS_MAX. */
+MG_API int mg_child_watch(mg_child *c, const mg_threshold *t, int *id,
+                          char *err, size_t err_len);
+MG_API int mg_child_unwatch(mg_child *c, int id);
+
+/* How each watch is served now (for --probe and tests): thresholds armed
+ * as kernel notifications and sampled, and whether OOM kills are
+ * notified. */
+typedef struct mg_child_watching {
+  int thresholds_kernel, thresholds_sampled;
+  int oom_notified;
+  int sampling_ms; /* the sample timer's interval; 0: not running */
+} mg_child_watching;
+MG_API void mg_child_watching_get(const mg_child *c, mg_child_watching *out);
+
+/* Arm the group's pressure notification for this and later runs: v1
+ * memory.pressure_level `level` ("low", "medium", "critical"; NULL:
+ * "medium"); v2 a PSI trigger on the group's memory.pressure (full or
+ * some, stall_us within window_us; refused windows fall back as
+ * mg_psi_trigger_arm does). MG_ENOTSUP without a group. */
+typedef struct mg_pressure_opts {
+  const char *level;
+  int full;
+  uint64_t stall_us, window_us;
+} mg_pressure_opts;
+MG_API int mg_child_pressure(mg_child *c, const mg_pressure_opts *o, char *err,
+                             size_t err_len);
+
+/* Send `signum` to the whole run (tree, process group); after grace_ms,
+ * SIGKILL of everything left (v2 cgroup.kill), with process_mrelease
+ * where the kernel has it so the memory comes back at once. grace_ms 0 or
+ * signum SIGKILL: at once. The restart policy applies (mg_child_stop is
+ * for good). -ESRCH when not running. */
+MG_API int mg_child_kill(mg_child *c, int signum, uint64_t grace_ms);
+
+/* v2 memory.high = bytes (the kernel throttles and reclaims above it);
+ * UINT64_MAX lifts it. cgroup v1 has no such knob: MG_ENOTSUP saying what
+ * can be done instead. Applies to the running child only. */
+MG_API int mg_child_throttle(mg_child *c, uint64_t bytes, char *err,
+                             size_t err_len);
+
+/* Freeze (1) or thaw (0) every process of the run: v2 cgroup.freeze; v1
+ * the freezer hierarchy, where it is mounted. MG_ENOTSUP otherwise. */
+MG_API int mg_child_freeze(mg_child *c, int frozen, char *err,
+                           size_t err_len);
 
 /* The owner lets go: events are no longer delivered after this returns;
  * the child is freed when it is closed (a running child keeps running

@@ -1,0 +1,571 @@
+/* mg_sup_watch.c — what the supervisor watches during a run (supervisor
+ * layer): thresholds and the warn line, OOM kills inside the child's
+ * group, the group's memory pressure, and the sample timer.
+ *
+ * Where the kernel can notify, nothing is polled:
+ *   - cgroup v1: each threshold (and warn_at) is an eventfd on the group's
+ *     memory.usage_in_bytes, signalled at each crossing in either
+ *     direction; an eventfd on memory.oom_control announces OOMs (the
+ *     oom_kill counter is read then, and again shortly after: the kill
+ *     follows the notice); memory.pressure_level for p:pressure.
+ *   - cgroup v2: memory.events is polled for POLLPRI (any counter that
+ *     changes: oom_kill, high, max), which also re-checks thresholds;
+ *     there is no usage notification below memory.high, so thresholds
+ *     are sampled there; a PSI trigger on memory.pressure for p:pressure.
+ *   - no group: thresholds are checked on samples.
+ * Thresholds compare the group's charged memory (memory.usage_in_bytes /
+ * memory.current) where the child has a group, else the sampled `used`
+ * (what its limit counts). A threshold fires on each upward crossing and
+ * re-arms when the usage is below its level again; a notification that
+ * shows the usage went up and back down between two reads (an eventfd
+ * count of 2 or more while armed) fires too.
+ * The sample timer runs at sample_ms (0: off), or — with sample_fallback
+ * — only while some threshold has no kernel notification, at sample_ms or
+ * MG_SUP_WATCH_SAMPLE_MS.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mg__sup.h"
+
+#define SUP__OOM_RECHECK_MS 10
+#define SUP__OOM_RECHECKS 50
+
+/* ------------------------------------------------------------ handles */
+
+static void w__closed(uv_handle_t *h) {
+  mg__sup_watch *w = (mg__sup_watch *)h;
+  mg_child *c = w->c;
+  free(w);
+  mg__sup_handle_closed(c);
+}
+
+mg__sup_watch *mg__sup_watch_add(mg_child *c, int fd, int kind, int events,
+                                 uv_poll_cb cb) {
+  mg__sup_watch *w = calloc(1, sizeof *w);
+  if (!w || uv_poll_init(c->sup->loop, &w->poll, fd) < 0) {
+    free(w);
+    close(fd);
+    return NULL;
+  }
+  w->poll.data = w;
+  w->c = c;
+  w->fd = fd;
+  w->kind = kind;
+  w->next = c->watches;
+  c->watches = w;
+  c->handles_open++;
+  c->sup->nhandles++;
+  uv_unref((uv_handle_t *)&w->poll); /* the run keeps the loop alive */
+  uv_poll_start(&w->poll, events, cb);
+  return w;
+}
+
+void mg__sup_watch_close(mg__sup_watch *w) {
+  mg_child *c = w->c;
+  for (mg__sup_watch **p = &c->watches; *p; p = &(*p)->next)
+    if (*p == w) {
+      *p = w->next;
+      break;
+    }
+  uv_poll_stop(&w->poll);
+  close(w->fd);
+  w->fd = -1;
+  uv_close((uv_handle_t *)&w->poll, w__closed);
+}
+
+/* ---------------------------------------------------------- thresholds */
+
+static int th__valid(const mg_threshold *t, char *err, size_t err_len) {
+  if (t->bytes > 0) {
+    if (t->bytes > (uint64_t)INT64_MAX)
+      return mg_errf(err, err_len, -EINVAL,
+                     "thresholds: %" PRIu64 " bytes (accepted: 1 byte to "
+                     "2^63-1, or a fraction of the limit above 0 and up to 1)",
+                     t->bytes);
+    return 0;
+  }
+  if (!(t->fraction > 0 && t->fraction <= 1))
+    return mg_errf(err, err_len, -EINVAL,
+                   "thresholds: %g (accepted: a size of 1 byte to 2^63-1, or "
+                   "a fraction of the limit above 0 and up to 1)",
+                   t->fraction);
+  return 0;
+}
+
+int mg__sup_th_init(mg_child *c, const mg_child_opts *o, char *err,
+                    size_t err_len) {
+  if (o->nthresholds > MG_SUP_THRESHOLDS_MAX)
+    return mg_errf(err, err_len, -EINVAL,
+                   "thresholds: %zu given (accepted: at most %d)",
+                   o->nthresholds, MG_SUP_THRESHOLDS_MAX);
+  if (o->nthresholds > 0 && !o->thresholds)
+    return mg_errf(err, err_len, -EINVAL, "thresholds: NULL with a count");
+  for (size_t i = 0; i < o->nthresholds; i++) {
+    int rc = th__valid(&o->thresholds[i], err, err_len);
+    if (rc < 0)
+      return rc;
+  }
+  if (c) {
+    memset(c->th, 0, sizeof c->th);
+    c->th[0].used = c->warn_at > 0; /* warn_at: the warn line, id 0 */
+    c->th[0].t.fraction = c->warn_at;
+    for (size_t i = 0; i < o->nthresholds; i++) {
+      c->th[i + 1].used = 1;
+      c->th[i + 1].id = (int)i + 1;
+      c->th[i + 1].t = o->thresholds[i];
+    }
+    c->next_watch_id = (int)o->nthresholds;
+  }
+  return 0;
+}
+
+static uint64_t th__level(const mg_child *c, const mg__sup_th *th) {
+  if (th->t.bytes)
+    return th->t.bytes;
+  if (!c->limit_bytes)
+    return 0;
+  double l = th->t.fraction * (double)c->limit_bytes;
+  return l < 1 ? 1 : (uint64_t)l;
+}
+
+/* What thresholds compare: the group's charge, else the sampled used. */
+static int th__usage(mg_child *c, uint64_t *out) {
+  if (c->cg)
+    return mg_cgroup_usage_read(c->cg, out, NULL, NULL, NULL, 0);
+  mg_child_sample s;
+  int rc = mg__sup_sample(c, &s, NULL, 0);
+  *out = s.used_bytes;
+  return rc;
+}
+
+static void th__warn(mg_child *c) {
+  mg_child_sample s;
+  if (mg__sup_sample(c, &s, NULL, 0) < 0)
+    return;
+  char u[32], l[32], g[32];
+  mg_log_field f[] = {
+      MG_LF_STR("name", c->name),
+      MG_LF_INT("pid", s.pid),
+      MG_LF_STR("used", mg_size_format(s.used_bytes, u, sizeof u)),
+      MG_LF_STR("limit", mg_size_format(s.limit_bytes, l, sizeof l)),
+      MG_LF_DBL("fraction", s.fraction),
+      MG_LF_DBL("warn_at", c->warn_at),
+      MG_LF_STR("cgroup_current",
+                s.has_cgroup
+                    ? mg_size_format(s.cgroup_current_bytes, g, sizeof g)
+                    : ""),
+  };
+  mg_log(c->sup->log, MG_LOG_WARN, "child_warn", f, s.has_cgroup ? 7 : 6);
+  if (!c->released && c->ev.on_warn)
+    c->ev.on_warn(c, &s, c->ev.ud);
+}
+
+static void th__fire(mg_child *c, const mg__sup_th *th, uint64_t usage,
+                     int by_kernel) {
+  if (th->id == 0) {
+    th__warn(c);
+    return;
+  }
+  mg_threshold_event t = {th->id,    th->level, 0, usage, 1,
+                          by_kernel, "memory"};
+  if (c->limit_bytes)
+    t.fraction = (double)th->level / (double)c->limit_bytes;
+  char lv[32], us[32];
+  mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_INT("id", th->id),
+                      MG_LF_STR("level", mg_size_format(th->level, lv, 32)),
+                      MG_LF_STR("usage", mg_size_format(usage, us, 32)),
+                      MG_LF_BOOL("by_kernel", by_kernel)};
+  mg_log(c->sup->log, MG_LOG_DEBUG, "threshold_crossed", f, 5);
+  if (!c->released && c->ev.on_threshold)
+    c->ev.on_threshold(c, &t, c->ev.ud);
+}
+
+/* A measurement of the usage for threshold `i`: fire on an upward
+ * crossing (or a bounce seen by the kernel), re-arm below. */
+static void th__seen(mg_child *c, int i, uint64_t usage, int bounced,
+                     int by_kernel) {
+  mg__sup_th *th = &c->th[i];
+  if (!th->used || !th->level)
+    return;
+  if (usage >= th->level) {
+    if (th->armed) {
+      th->armed = 0;
+      th__fire(c, th, usage, by_kernel);
+    }
+  } else {
+    if (th->armed && bounced)
+      th__fire(c, th, usage, by_kernel);
+    th->armed = 1;
+  }
+}
+
+static void w__on_threshold(uv_poll_t *h, int status, int events) {
+  (void)events;
+  mg__sup_watch *w = h->data;
+  mg_child *c = w->c;
+  uint64_t n = 0, usage = 0;
+  if (status < 0 || mg_cgroup_eventfd_drain(w->fd, &n) < 0 || n == 0)
+    return;
+  if (c->pid <= 0 || th__usage(c, &usage) < 0)
+    return;
+  th__seen(c, w->th, usage, n >= 2, 1);
+}
+
+/* Arm threshold i for the running child: an eventfd on v1, else
+ * sampled. Its state starts from the usage now (a level already passed
+ * fires only after the usage has gone below it). */
+static void th__arm(mg_child *c, int i) {
+  mg__sup_th *th = &c->th[i];
+  th->level = th__level(c, th);
+  th->kernel = 0;
+  uint64_t usage = 0;
+  th->armed = !(th->level && th__usage(c, &usage) == 0 && usage >= th->level);
+  if (!th->level || !c->cg || mg_cgroup_get_version(c->cg) != MG_CGROUP_V1)
+    return;
+  int fd;
+  if (mg_cgroup_threshold_open(c->cg, 0, th->level, &fd, NULL, 0) < 0)
+    return;
+  mg__sup_watch *w =
+      mg__sup_watch_add(c, fd, MG__W_THRESHOLD, UV_READABLE, w__on_threshold);
+  if (w) {
+    w->th = i;
+    th->kernel = 1;
+  }
+}
+
+static void th__disarm(mg_child *c, int i) {
+  for (mg__sup_watch *w = c->watches; w; w = w->next)
+    if (w->kind == MG__W_THRESHOLD && w->th == i) {
+      mg__sup_watch_close(w);
+      break;
+    }
+  c->th[i].kernel = 0;
+}
+
+/* ----------------------------------------------------------- sampling */
+
+static void sup__on_sample(uv_timer_t *t) {
+  mg_child *c = t->data;
+  mg_child_sample s;
+  if (mg__sup_sample(c, &s, NULL, 0) < 0)
+    return;
+  if (c->sample_ms > 0 && !c->released && c->ev.on_sample)
+    c->ev.on_sample(c, &s, c->ev.ud);
+  uint64_t u = s.has_cgroup ? s.cgroup_current_bytes : s.used_bytes;
+  for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX && c->pid > 0; i++)
+    if (c->th[i].used && !c->th[i].kernel)
+      th__seen(c, i, u, 0, 0);
+}
+
+/* Start, restart or stop the sample timer for what the run needs. */
+static void sup__sampling(mg_child *c) {
+  int need = 0;
+  for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++)
+    need |= c->th[i].used && c->th[i].level && !c->th[i].kernel;
+  int ms = (int)c->sample_ms;
+  if (ms > 0 && c->sample_fallback && !need)
+    ms = 0;
+  if (ms == 0 && need)
+    ms = MG_SUP_WATCH_SAMPLE_MS;
+  if (ms == c->sampling_ms && uv_is_active((uv_handle_t *)&c->sample_timer))
+    return;
+  c->sampling_ms = ms;
+  uv_timer_stop(&c->sample_timer);
+  if (ms > 0 && c->pid > 0) {
+    uv_update_time(c->sup->loop);
+    uv_timer_start(&c->sample_timer, sup__on_sample, (uint64_t)ms,
+                   (uint64_t)ms);
+  }
+}
+
+/* ---------------------------------------------------------- OOM kills */
+
+static void sup__on_oom_recheck(uv_timer_t *t) {
+  mg_child *c = t->data;
+  uint64_t before = c->oom_seen;
+  mg__sup_oom_check(c);
+  if (c->oom_seen == before && c->oom_tries-- > 0 && c->pid > 0)
+    uv_timer_start(&c->oom_timer, sup__on_oom_recheck, SUP__OOM_RECHECK_MS, 0);
+}
+
+void mg__sup_oom_check(mg_child *c) {
+  mg_cgroup_stats st;
+  if (!c->cg || mg_cgroup_stats_read(c->cg, &st, NULL, 0) < 0)
+    return;
+  uint64_t total = st.has_oom_kill ? st.oom_kills : 0;
+  if (total <= c->oom_seen)
+    return;
+  mg_oom_event o = {total - c->oom_seen, total, 0};
+  c->oom_seen = total;
+  mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_INT("pid", c->pid),
+                      MG_LF_UINT("count", o.count), MG_LF_UINT("total", total),
+                      MG_LF_STR("cgroup", mg_cgroup_dir(c->cg))};
+  mg_log(c->sup->log, MG_LOG_WARN, "child_oom_kill", f, 5);
+  if (!c->released && c->ev.on_oom)
+    c->ev.on_oom(c, &o, c->ev.ud);
+}
+
+static void w__on_oom(uv_poll_t *h, int status, int events) {
+  (void)events;
+  mg__sup_watch *w = h->data;
+  mg_child *c = w->c;
+  uint64_t n = 0;
+  if (status < 0 || mg_cgroup_eventfd_drain(w->fd, &n) < 0 || n == 0)
+    return;
+  uint64_t before = c->oom_seen;
+  mg__sup_oom_check(c);
+  if (c->oom_seen == before && c->pid > 0) { /* the kill follows the notice */
+    c->oom_tries = SUP__OOM_RECHECKS;
+    uv_timer_start(&c->oom_timer, sup__on_oom_recheck, SUP__OOM_RECHECK_MS, 0);
+  }
+}
+
+/* v2 memory.events changed: OOM kills, and a look at the thresholds
+ * (memory.high and memory.max events say the usage moved near them). */
+static void w__on_events(uv_poll_t *h, int status, int events) {
+  (void)events;
+  mg__sup_watch *w = h->data;
+  mg_child *c = w->c;
+  if (status < 0)
+    return;
+  char buf[512];
+  (void)!pread(w->fd, buf, sizeof buf, 0); /* re-arms the notification */
+  mg__sup_oom_check(c);
+  uint64_t usage;
+  if (c->pid > 0 && th__usage(c, &usage) == 0)
+    for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX && c->pid > 0; i++)
+      th__seen(c, i, usage, 0, 1);
+}
+
+/* ------------------------------------------------------------ pressure */
+
+static void w__on_pressure(uv_poll_t *h, int status, int events) {
+  (void)events;
+  mg__sup_watch *w = h->data;
+  mg_child *c = w->c;
+  if (status < 0 || c->pid <= 0)
+    return;
+  mg_pressure_event p;
+  memset(&p, 0, sizeof p);
+  if (mg_cgroup_get_version(c->cg) == MG_CGROUP_V1) {
+    uint64_t n = 0;
+    if (mg_cgroup_eventfd_drain(w->fd, &n) < 0 || n == 0)
+      return;
+    p.level = c->pressure_level;
+  } else {
+    p.full = c->pressure.full;
+    p.stall_us = c->pressure.stall_us;
+    p.window_us = c->pressure.window_us;
+    char path[PATH_MAX + 32], *text = NULL;
+    snprintf(path, sizeof path, "%s/memory.pressure", mg_cgroup_dir(c->cg));
+    FILE *f = fopen(path, "re");
+    if (f) {
+      text = calloc(1, 1024);
+      if (text && fread(text, 1, 1023, f) > 0)
+        p.has_psi = mg_psi_parse(text, &p.psi, NULL, 0) == 0;
+      free(text);
+      fclose(f);
+    }
+  }
+  if (!c->released && c->ev.on_pressure)
+    c->ev.on_pressure(c, &p, c->ev.ud);
+}
+
+static int sup__pressure_arm(mg_child *c, char *err, size_t err_len) {
+  int fd = -1, rc;
+  if (!c->cg)
+    return mg_errf(err, err_len, MG_ENOTSUP,
+                   "pressure: process '%s' has no cgroup of its own (cgroup "
+                   "= false, or none can be made here)",
+                   c->name);
+  if (mg_cgroup_get_version(c->cg) == MG_CGROUP_V1) {
+    rc = mg_cgroup_pressure_level_open(c->cg, c->pressure_level, &fd, err,
+                                       err_len);
+    if (rc < 0)
+      return rc;
+    return mg__sup_watch_add(c, fd, MG__W_PRESSURE, UV_READABLE,
+                             w__on_pressure)
+               ? 0
+               : mg_errf(err, err_len, -ENOMEM, "pressure: out of memory");
+  }
+  char path[PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/memory.pressure", mg_cgroup_dir(c->cg));
+  mg_psi_trigger t;
+  rc = mg_psi_trigger_arm(path, c->pressure.full, c->pressure.stall_us,
+                          c->pressure.window_us, &t, err, err_len);
+  if (rc < 0)
+    return rc;
+  if (t.fell_back) {
+    mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_STR("why", t.why)};
+    mg_log(c->sup->log, MG_LOG_INFO, "pressure_window_fallback", f, 2);
+    c->pressure.stall_us = t.stall_us;
+    c->pressure.window_us = t.window_us;
+  }
+  return mg__sup_watch_add(c, t.fd, MG__W_PRESSURE, UV_PRIORITIZED,
+                           w__on_pressure)
+             ? 0
+             : mg_errf(err, err_len, -ENOMEM, "pressure: out of memory");
+}
+
+/* ------------------------------------------------------------ the run */
+
+void mg__sup_watch_start(mg_child *c) {
+  c->oom_seen = 0;
+  c->oom_notified = 0;
+  c->sampling_ms = 0;
+  for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++)
+    if (c->th[i].used)
+      th__arm(c, i);
+  if (c->cg) {
+    int fd;
+    int v2 = mg_cgroup_get_version(c->cg) == MG_CGROUP_V2;
+    if (mg_cgroup_oom_open(c->cg, &fd, NULL, 0) == 0)
+      c->oom_notified =
+          mg__sup_watch_add(c, fd, v2 ? MG__W_EVENTS : MG__W_OOM,
+                            v2 ? UV_PRIORITIZED : UV_READABLE,
+                            v2 ? w__on_events : w__on_oom) != NULL;
+    char err[512];
+    if (c->has_pressure && sup__pressure_arm(c, err, sizeof err) < 0) {
+      mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_STR("error", err)};
+      mg_log(c->sup->log, MG_LOG_WARN, "pressure_watch_failed", f, 2);
+    }
+  }
+  sup__sampling(c);
+}
+
+void mg__sup_watch_stop(mg_child *c) {
+  uv_timer_stop(&c->sample_timer);
+  uv_timer_stop(&c->oom_timer);
+  c->sampling_ms = 0;
+  mg__sup_watch *w = c->watches;
+  while (w) {
+    mg__sup_watch *next = w->next;
+    if (w->kind != MG__W_RELAY)
+      mg__sup_watch_close(w);
+    w = next;
+  }
+  for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++)
+    c->th[i].kernel = 0;
+}
+
+/* ------------------------------------------------------------- public */
+
+int mg_child_watch(mg_child *c, const mg_threshold *t, int *id, char *err,
+                   size_t err_len) {
+  if (!c || !t)
+    return mg_errf(err, err_len, -EINVAL, "watch: no child or threshold");
+  int rc = th__valid(t, err, err_len);
+  if (rc < 0)
+    return rc;
+  if (c->closed)
+    return mg_errf(err, err_len, -ESRCH,
+                   "watch: process '%s' has ended for good", c->name);
+  int slot = 1;
+  while (slot <= MG_SUP_THRESHOLDS_MAX && c->th[slot].used)
+    slot++;
+  if (slot > MG_SUP_THRESHOLDS_MAX)
+    return mg_errf(err, err_len, -ENOSPC,
+                   "watch: process '%s' has %d thresholds already (accepted: "
+                   "at most %d; stop one first)",
+                   c->name, MG_SUP_THRESHOLDS_MAX, MG_SUP_THRESHOLDS_MAX);
+  mg__sup_th *th = &c->th[slot];
+  memset(th, 0, sizeof *th);
+  th->used = 1;
+  th->id = ++c->next_watch_id;
+  th->t = *t;
+  if (c->pid > 0) {
+    th__arm(c, slot);
+    sup__sampling(c);
+  }
+  if (id)
+    *id = th->id;
+  return 0;
+}
+
+int mg_child_unwatch(mg_child *c, int id) {
+  if (!c || id <= 0)
+    return -EINVAL;
+  for (int i = 1; i <= MG_SUP_THRESHOLDS_MAX; i++)
+    if (c->th[i].used && c->th[i].id == id) {
+      th__disarm(c, i);
+      c->th[i].used = 0;
+      if (c->pid > 0)
+        sup__sampling(c);
+      return 0;
+    }
+  return -ENOENT;
+}
+
+/* The limit changed: levels given as fractions move with it. */
+void mg__sup_th_limit_changed(mg_child *c) {
+  if (c->pid <= 0)
+    return;
+  for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++)
+    if (c->th[i].used && !c->th[i].t.bytes) {
+      th__disarm(c, i);
+      th__arm(c, i);
+    }
+  sup__sampling(c);
+}
+
+void mg_child_watching_get(const mg_child *c, mg_child_watching *out) {
+  memset(out, 0, sizeof *out);
+  if (!c)
+    return;
+  for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++)
+    if (c->th[i].used && (c->pid <= 0 || c->th[i].level)) {
+      if (c->th[i].kernel)
+        out->thresholds_kernel++;
+      else
+        out->thresholds_sampled++;
+    }
+  out->oom_notified = c->oom_notified;
+  out->sampling_ms = uv_is_active((const uv_handle_t *)&c->sample_timer)
+                         ? c->sampling_ms
+                         : 0;
+}
+
+int mg_child_pressure(mg_child *c, const mg_pressure_opts *o, char *err,
+                      size_t err_len) {
+  if (!c || !o)
+    return mg_errf(err, err_len, -EINVAL, "pressure: no child or options");
+  const char *level = o->level ? o->level : "medium";
+  if (strcmp(level, "low") != 0 && strcmp(level, "medium") != 0 &&
+      strcmp(level, "critical") != 0)
+    return mg_errf(err, err_len, -EINVAL,
+                   "level: '%s' (accepted: low, medium, critical)", level);
+  if (o->window_us < MG_PSI_WINDOW_MIN_US ||
+      o->window_us > MG_PSI_WINDOW_MAX_US)
+    return mg_errf(err, err_len, -EINVAL,
+                   "window_ms: %" PRIu64 " (accepted: 500..10000)",
+                   o->window_us / 1000);
+  if (o->stall_us == 0 || o->stall_us > o->window_us)
+    return mg_errf(err, err_len, -EINVAL,
+                   "stall_ms: %" PRIu64 " (accepted: 1..window_ms, %" PRIu64
+                   ")",
+                   o->stall_us / 1000, o->window_us / 1000);
+  if (c->pid > 0 && !c->cg)
+    return mg_errf(err, err_len, MG_ENOTSUP,
+                   "pressure: process '%s' has no cgroup of its own (cgroup "
+                   "= false, or none can be made here)",
+                   c->name);
+  snprintf(c->pressure_level, sizeof c->pressure_level, "%s", level);
+  c->pressure = *o;
+  c->pressure.level = c->pressure_level;
+  c->has_pressure = 1;
+  for (mg__sup_watch *w = c->watches; w; w = w->next)
+    if (w->kind == MG__W_PRESSURE) {
+      mg__sup_watch_close(w);
+      break;
+    }
+  if (c->pid > 0)
+    return sup__pressure_arm(c, err, err_len);
+  return 0;
+}
