@@ -1,5 +1,5 @@
-/* lmg_loop.c — mg.every, mg.after, mg.on_signal, mg.now and the handle
- * lifetime they share (bindings layer; libuv).
+/* lmg_loop.c — mg.every, mg.after, mg.on_signal, mg.on_pressure, mg.now
+ * and the handle lifetime they share (bindings layer; libuv).
  *
  * Lifetime (as luv): the userdata holds a pointer to a heap mg_lua_handle.
  * The handle is freed when both its owners let go: the userdata (__gc) and
@@ -11,11 +11,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lua/mg__lua.h"
 
 #define TIMER_MT "mg.timer"
 #define SIGNAL_MT "mg.signal"
+#define PRESSURE_MT "mg.pressure"
 
 static void link_handle(mg_lua_env *env, mg_lua_handle *h) {
   h->next = env->handles;
@@ -58,6 +60,11 @@ static void handle_close(mg_lua_handle *h) {
   luaL_unref(L, LUA_REGISTRYINDEX, h->self_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, h->name_ref);
   h->cb_ref = h->self_ref = h->name_ref = LUA_NOREF;
+  if (h->fd >= 0) { /* a pressure trigger: stop polling, then remove it */
+    uv_poll_stop(&h->u.poll);
+    close(h->fd);
+    h->fd = -1;
+  }
   uv_close(&h->u.handle, on_close);
 }
 
@@ -70,7 +77,7 @@ void mg_lua_close_handles(mg_lua_env *env) {
  * with libuv and linked before anything else can raise, so __gc always
  * finds a consistent handle. */
 static mg_lua_handle *handle_new(lua_State *L, const char *mt, const char *kind,
-                                 int fn_idx) {
+                                 int fn_idx, int fd) {
   mg_lua_env *env = mg_lua_env_get(L);
   mg_lua_handle **ud = lua_newuserdatauv(L, sizeof *ud, 0);
   *ud = NULL;
@@ -82,10 +89,18 @@ static mg_lua_handle *handle_new(lua_State *L, const char *mt, const char *kind,
   h->kind = kind;
   h->refs = 2; /* the userdata and libuv */
   h->cb_ref = h->self_ref = h->name_ref = LUA_NOREF;
-  if (strcmp(mt, TIMER_MT) == 0)
+  h->fd = -1;
+  if (strcmp(mt, TIMER_MT) == 0) {
     uv_timer_init(env->loop, &h->u.timer);
-  else
+  } else if (strcmp(mt, SIGNAL_MT) == 0) {
     uv_signal_init(env->loop, &h->u.signal);
+  } else if (uv_poll_init(env->loop, &h->u.poll, fd) < 0) {
+    free(h);
+    close(fd);
+    return luaL_error(L, "cannot watch the %s descriptor", kind), NULL;
+  } else {
+    h->fd = fd;
+  }
   h->u.handle.data = h;
   link_handle(env, h);
   *ud = h;
@@ -145,7 +160,7 @@ static int start_timer(lua_State *L, int repeat) {
                   "interval must be 1 ms to 1e12 ms");
   else
     luaL_argcheck(L, ms >= 0 && ms <= 1e12, 1, "delay must be 0 ms to 1e12 ms");
-  mg_lua_handle *h = handle_new(L, TIMER_MT, "timer", 2);
+  mg_lua_handle *h = handle_new(L, TIMER_MT, "timer", 2, -1);
   h->oneshot = !repeat;
   h->repeat_ms = repeat ? (uint64_t)ms : 0;
   /* The loop's clock is cached per iteration (and stale during a long
@@ -198,6 +213,7 @@ static int handle_active(lua_State *L, const char *mt) {
   }
 HANDLE_METHODS(timer, TIMER_MT)
 HANDLE_METHODS(signal, SIGNAL_MT)
+HANDLE_METHODS(pressure, PRESSURE_MT)
 
 static int l_timer_tostring(lua_State *L) {
   mg_lua_handle *h = *check_ud(L, TIMER_MT, "__tostring");
@@ -255,7 +271,7 @@ static int l_on_signal(lua_State *L) {
                                          "unknown signal '%s' (accepted: "
                                          "INT, TERM, HUP, USR1, USR2)",
                                          lua_tostring(L, 1)));
-  mg_lua_handle *h = handle_new(L, SIGNAL_MT, "signal", 2);
+  mg_lua_handle *h = handle_new(L, SIGNAL_MT, "signal", 2, -1);
   h->signum = signum;
   lua_pushstring(L, signal_name(signum));
   h->name_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -270,6 +286,137 @@ static int l_signal_tostring(lua_State *L) {
     lua_pushliteral(L, "mg.signal (stopped)");
   else
     lua_pushfstring(L, "mg.signal (%s)", signal_name(h->signum));
+  return 1;
+}
+
+/* ----------------------------------------------------------- pressure */
+
+/* The trigger fired: fn(psi, handle) with psi = { kind, stall_ms,
+ * window_ms, some = { avg10, avg60, avg300, total_us }, full = {...} }
+ * read from /proc/pressure/memory now. */
+static void on_pressure(uv_poll_t *p, int status, int events) {
+  mg_lua_handle *h = p->data;
+  lua_State *L = h->env->L;
+  (void)events;
+  if (status < 0 || h->closing || !lua_checkstack(L, 8))
+    return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->cb_ref);
+  lua_createtable(L, 0, 5);
+  mg_lua_setstr(L, "kind", h->full ? "full" : "some");
+  mg_lua_setu64(L, "stall_ms", h->stall_us / 1000);
+  mg_lua_setu64(L, "window_ms", h->window_us / 1000);
+  mg_psi psi;
+  if (mg_psi_read(h->env->paths.proc_root, &psi, NULL, 0) == 0) {
+    const mg_psi_line *lines[2] = {&psi.some, &psi.full};
+    const char *names[2] = {"some", "full"};
+    for (int i = 0; i < 1 + psi.has_full; i++) {
+      lua_createtable(L, 0, 4);
+      mg_lua_setnum(L, "avg10", lines[i]->avg10);
+      mg_lua_setnum(L, "avg60", lines[i]->avg60);
+      mg_lua_setnum(L, "avg300", lines[i]->avg300);
+      mg_lua_setu64(L, "total_us", lines[i]->total_us);
+      lua_setfield(L, -2, names[i]);
+    }
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->self_ref);
+  mg_lua_pcall(L, 2, 0, "pressure (mg.on_pressure)", NULL);
+}
+
+/* mg.on_pressure{ kind = "some"|"full", stall_ms = 150, window_ms = 2000,
+ * fn = function(psi, handle) end } → handle | nil, err, code. A PSI
+ * trigger on /proc/pressure/memory; a window the kernel refuses (below
+ * 2 s without CAP_SYS_RESOURCE) falls back to the shortest 2 s multiple
+ * that arms, the stall keeping its share: handle.window_ms, .stall_ms and
+ * .fallback say what is armed. */
+static int l_on_pressure(lua_State *L) {
+  static const char *const accepted[] = {"kind", "stall_ms", "window_ms", "fn",
+                                         NULL};
+  mg_lua_env *env = mg_lua_env_get(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  mg_lua_check_options(L, 1, "on_pressure", accepted);
+  int full = 0;
+  if (lua_getfield(L, 1, "kind") != LUA_TNIL) {
+    const char *k = mg_lua_check_text(L, -1, "kind", NULL);
+    if (strcmp(k, "some") != 0 && strcmp(k, "full") != 0)
+      return mg_lua_failf(L, -EINVAL, "kind: '%s' (accepted: some, full)", k);
+    full = strcmp(k, "full") == 0;
+  }
+  lua_Integer v[2] = {150, 2000};
+  const char *names[2] = {"stall_ms", "window_ms"};
+  for (int i = 0; i < 2; i++) {
+    int t = lua_getfield(L, 1, names[i]);
+    if (t != LUA_TNIL && !lua_isinteger(L, -1))
+      return luaL_error(L, "bad option '%s' to 'on_pressure' (integer "
+                           "milliseconds expected, got %s)",
+                        names[i], luaL_typename(L, -1));
+    if (t != LUA_TNIL)
+      v[i] = lua_tointeger(L, -1);
+  }
+  if (lua_getfield(L, 1, "fn") != LUA_TFUNCTION)
+    return luaL_error(L, "bad option 'fn' to 'on_pressure' (function "
+                         "expected, got %s)",
+                      luaL_typename(L, -1));
+  int fn = lua_gettop(L);
+  if (env->closing_handles)
+    return shutting_down(L, "pressure handler");
+  if (v[1] < 500 || v[1] > 10000)
+    return mg_lua_failf(L, -EINVAL,
+                        "window_ms: %lld (accepted: 500..10000)",
+                        (long long)v[1]);
+  if (v[0] < 1 || v[0] > v[1])
+    return mg_lua_failf(L, -EINVAL,
+                        "stall_ms: %lld (accepted: 1..window_ms, %lld)",
+                        (long long)v[0], (long long)v[1]);
+  char path[512], err[768];
+  snprintf(path, sizeof path, "%s/pressure/memory",
+           env->paths.proc_root ? env->paths.proc_root : "/proc");
+  mg_psi_trigger t;
+  int rc = mg_psi_trigger_arm(path, full, (uint64_t)v[0] * 1000,
+                              (uint64_t)v[1] * 1000, &t, err, sizeof err);
+  if (rc < 0)
+    return mg_lua_fail(L, rc, err);
+  mg_lua_handle *h = handle_new(L, PRESSURE_MT, "pressure trigger", fn, t.fd);
+  h->full = full;
+  h->stall_us = t.stall_us;
+  h->window_us = t.window_us;
+  snprintf(h->why, sizeof h->why, "%s", t.why);
+  if (t.fell_back)
+    mg_log(env->logger, MG_LOG_INFO, "pressure_window_fallback",
+           (mg_log_field[]){MG_LF_STR("why", t.why)}, 1);
+  uv_poll_start(&h->u.poll, UV_PRIORITIZED, on_pressure);
+  return 1;
+}
+
+/* handle.window_ms / .stall_ms / .kind / .fallback (the why, or nil). */
+static int l_pressure_index(lua_State *L) {
+  mg_lua_handle *h = *check_ud(L, PRESSURE_MT, "__index");
+  const char *k = luaL_checkstring(L, 2);
+  if (h && strcmp(k, "window_ms") == 0)
+    lua_pushinteger(L, (lua_Integer)(h->window_us / 1000));
+  else if (h && strcmp(k, "stall_ms") == 0)
+    lua_pushinteger(L, (lua_Integer)(h->stall_us / 1000));
+  else if (h && strcmp(k, "kind") == 0)
+    lua_pushstring(L, h->full ? "full" : "some");
+  else if (h && strcmp(k, "fallback") == 0) {
+    if (h->why[0])
+      lua_pushstring(L, h->why);
+    else
+      lua_pushnil(L);
+  } else {
+    luaL_getmetafield(L, 1, "methods");
+    lua_getfield(L, -1, k);
+  }
+  return 1;
+}
+
+static int l_pressure_tostring(lua_State *L) {
+  mg_lua_handle *h = *check_ud(L, PRESSURE_MT, "__tostring");
+  if (h == NULL || h->closing)
+    lua_pushliteral(L, "mg.pressure (stopped)");
+  else
+    lua_pushfstring(L, "mg.pressure (%s %I ms in %I ms)",
+                    h->full ? "full" : "some", (lua_Integer)(h->stall_us / 1000),
+                    (lua_Integer)(h->window_us / 1000));
   return 1;
 }
 
@@ -301,6 +448,7 @@ void mg_lua_open_loop(lua_State *L) {
   static const luaL_Reg fns[] = {{"every", l_every},
                                  {"after", l_after},
                                  {"on_signal", l_on_signal},
+                                 {"on_pressure", l_on_pressure},
                                  {"now", l_now},
                                  {NULL, NULL}};
   static const luaL_Reg timer_methods[] = {{"stop", timer_stop},
@@ -315,5 +463,17 @@ void mg_lua_open_loop(lua_State *L) {
                 l_timer_tostring);
   new_handle_mt(L, SIGNAL_MT, signal_methods, signal_gc, signal_closemm,
                 l_signal_tostring);
+  static const luaL_Reg pressure_methods[] = {{"stop", pressure_stop},
+                                              {"close", pressure_close},
+                                              {"active", pressure_active},
+                                              {NULL, NULL}};
+  new_handle_mt(L, PRESSURE_MT, pressure_methods, pressure_gc,
+                pressure_closemm, l_pressure_tostring);
+  luaL_getmetatable(L, PRESSURE_MT); /* fields as well as methods */
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, -2, "methods");
+  lua_pushcfunction(L, l_pressure_index);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
   luaL_setfuncs(L, fns, 0);
 }

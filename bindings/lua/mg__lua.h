@@ -37,6 +37,7 @@ struct mg_lua_handle {
     uv_handle_t handle;
     uv_timer_t timer;
     uv_signal_t signal;
+    uv_poll_t poll; /* mg.on_pressure: a PSI trigger's descriptor */
   } u;
   struct mg_lua_env *env;
   mg_lua_handle *prev, *next; /* env->handles: open handles of this state */
@@ -49,6 +50,10 @@ struct mg_lua_handle {
   int oneshot;                /* mg.after: close after the first call */
   int signum;                 /* signal handles */
   uint64_t repeat_ms;
+  int fd;                     /* pressure handles: the trigger, else -1 */
+  int full;                   /* pressure: "full" (1) or "some" */
+  uint64_t stall_us, window_us; /* pressure: what was armed */
+  char why[640];              /* pressure: the window fallback, "" none */
 };
 
 /* The budget state of one protected call. It lives on the C stack of
