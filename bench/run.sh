@@ -14,6 +14,9 @@ echo "|---|---|---|"
 # --- host: dispatch and probe costs
 "$B/bench/bench_host"
 
+# --- what one sample of a child reads (status, group usage, memory.stat)
+"$B/bench/bench_core_sample"
+
 # --- start-up: empty policy vs prlimit --data=1G true
 echo "" >"$T/empty.lua"
 read -r mg_med mg_p90 < <("$B/bench/bench_startup" 200 "$MGRUN" "$T/empty.lua")

@@ -57,20 +57,29 @@ static void unlink_proc(mg_lua_env *env, lproc *p) {
 
 /* ------------------------------------------------------------ tables */
 
-/* A sample as a Lua table: { pid, rss, hwm, vsize, data, swap, used,
- * limit (nil when none), fraction, cgroup_current, cgroup_peak }. */
+/* A sample as a Lua table: { pid, rss, hwm, vsize, data, anon, file,
+ * shmem, swap, used, limit (nil when none), fraction } and, with a
+ * cgroup, { cgroup_current, cgroup_peak, cgroup_anon, cgroup_file,
+ * cgroup_shmem }. anon/file/shmem are the process's RssAnon/RssFile/
+ * RssShmem, as in mg.process; the cgroup_ ones the same three parts of
+ * what the group is charged (memory.stat). */
 #define CF(name, type, member) MG_LUA_FIELD(name, type, mg_child_sample, member)
 static const mg_lua_field sample_fields[] = {
-    CF("rss", U64, rss_bytes),        CF("hwm", U64, hwm_bytes),
-    CF("vsize", U64, vsize_bytes),    CF("data", U64, data_bytes),
-    CF("swap", U64, swap_bytes),      CF("used", U64, used_bytes),
-    CF("limit", U64_NZ, limit_bytes), CF("fraction", DOUBLE, fraction)};
+    CF("rss", U64, rss_bytes),       CF("hwm", U64, hwm_bytes),
+    CF("vsize", U64, vsize_bytes),   CF("data", U64, data_bytes),
+    CF("anon", U64, anon_bytes),     CF("file", U64, file_bytes),
+    CF("shmem", U64, shmem_bytes),   CF("swap", U64, swap_bytes),
+    CF("used", U64, used_bytes),     CF("limit", U64_NZ, limit_bytes),
+    CF("fraction", DOUBLE, fraction)};
 static const mg_lua_field sample_cgroup_fields[] = {
     CF("cgroup_current", U64, cgroup_current_bytes),
-    CF("cgroup_peak", U64, cgroup_peak_bytes)};
+    CF("cgroup_peak", U64, cgroup_peak_bytes),
+    CF("cgroup_anon", U64, cgroup_anon_bytes),
+    CF("cgroup_file", U64, cgroup_file_bytes),
+    CF("cgroup_shmem", U64, cgroup_shmem_bytes)};
 
 static void push_sample(lua_State *L, const mg_child_sample *s) {
-  lua_createtable(L, 0, 12);
+  lua_createtable(L, 0, 18);
   mg_lua_setint(L, "pid", s->pid);
   mg_lua_set_fields(L, s, sample_fields,
                     sizeof sample_fields / sizeof sample_fields[0]);
@@ -328,8 +337,11 @@ int mg_lproc_errno_fail(lua_State *L, const lproc *p, int rc,
 }
 
 /* p:memory() → { pid, name, rss, hwm, vsize, data, anon, file, shmem,
- * swap, used, limit, fraction [, cgroup_current, cgroup_peak] }
- * | nil, err (not running). */
+ * swap, used, limit, fraction [, cgroup_current, cgroup_peak,
+ * cgroup_anon, cgroup_file, cgroup_shmem] } | nil, err (not running).
+ * It is mg.process(p.pid)'s table and more: the sample already holds
+ * every size mg.process gives, with the same meaning (/proc/PID/status),
+ * so only the name is added, and all the sizes come from one read. */
 static int l_memory(lua_State *L) {
   lproc *p = check_proc(L, "memory");
   if (p->child == NULL)
@@ -342,9 +354,9 @@ static int l_memory(lua_State *L) {
   if (rc < 0)
     return mg_lua_fail(L, rc, err);
   push_sample(L, &s);
-  mg_proc_status st; /* the rest of what mg.process(p.pid) gives */
+  mg_proc_status st; /* the name: the one field of mg.process not in s */
   if (mg_proc_status_read(p->env->paths.proc_root, s.pid, &st, NULL, 0) == 0)
-    mg_lua_set_proc_status(L, &st);
+    mg_lua_setstr(L, "name", st.name);
   return 1;
 }
 

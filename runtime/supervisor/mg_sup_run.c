@@ -46,13 +46,22 @@ int mg__sup_sample(mg_child *c, mg_child_sample *s, char *err, size_t err_len) {
   s->vsize_bytes = st.vsize_bytes;
   s->data_bytes = st.data_bytes;
   s->swap_bytes = st.swap_bytes;
-  if (c->cg) { /* usage and peak only: the event counters matter at exit */
+  s->anon_bytes = st.anon_bytes;
+  s->file_bytes = st.file_bytes;
+  s->shmem_bytes = st.shmem_bytes;
+  if (c->cg) { /* usage, peak and memory.stat: the event counters matter
+                  at exit */
     uint64_t cur, peak;
     int has_peak;
     if (mg_cgroup_usage_read(c->cg, &cur, &peak, &has_peak, NULL, 0) == 0) {
       s->has_cgroup = 1;
       s->cgroup_current_bytes = cur;
       s->cgroup_peak_bytes = has_peak ? peak : 0;
+      mg_cgroup_memstat ms; /* zeroed when it cannot be read */
+      mg_cgroup_memstat_read(c->cg, &ms, NULL, 0);
+      s->cgroup_anon_bytes = ms.anon_bytes;
+      s->cgroup_file_bytes = ms.file_bytes;
+      s->cgroup_shmem_bytes = ms.shmem_bytes;
     }
   }
   switch (c->enforce) {

@@ -1,7 +1,8 @@
 /* mg_cgroup.h — cgroup v1 and v2 memory controller: detection, the
  * effective limit of this process, writability, and child groups
  * (core layer). Detection is implemented in mg_cgroup_detect.c, child
- * groups in mg_cgroup.c.
+ * groups in mg_cgroup.c, the breakdown of a group's charge (memory.stat)
+ * in mg_cgroup_stat.c.
  */
 #ifndef MG_CGROUP_H
 #define MG_CGROUP_H
@@ -128,6 +129,33 @@ MG_API int mg_cgroup_stats_read(mg_cgroup *cg, mg_cgroup_stats *out, char *err,
 MG_API int mg_cgroup_usage_read(mg_cgroup *cg, uint64_t *current_bytes,
                                 uint64_t *peak_bytes, int *has_peak, char *err,
                                 size_t err_len);
+
+/* What the group's charge is made of, from its memory.stat, in bytes.
+ * The three parts mean what RssAnon, RssFile and RssShmem mean for a
+ * process (mg_proc_status), so that anon + file + shmem is the charged
+ * user memory of both (the group's usage adds kernel memory):
+ *   anon:  v1 total_rss (rss), v2 anon — anonymous pages (heap, stacks,
+ *          private anonymous mmap);
+ *   file:  v1 total_cache (cache), v2 file, minus shmem — page cache of
+ *          regular files charged to the group (the kernel's counters
+ *          include shmem; it is taken out here);
+ *   shmem: v1 total_shmem (shmem), v2 shmem — tmpfs, shared anonymous
+ *          and SysV/POSIX shared memory.
+ * v1 prefers the hierarchical total_ counters (the group and its
+ * descendants, as the usage counts them); a kernel without a shmem line
+ * reads as 0. */
+typedef struct mg_cgroup_memstat {
+  uint64_t anon_bytes;
+  uint64_t file_bytes;
+  uint64_t shmem_bytes;
+} mg_cgroup_memstat;
+
+/* Read <dir>/memory.stat (mg_cgroup_memstat). A file that cannot be read
+ * is its negative errno; one without the anon or file line, or with a
+ * value that is not a number, is MG_EPARSE with err naming the file (and
+ * quoting the line). *out is zeroed on failure. */
+MG_API int mg_cgroup_memstat_read(mg_cgroup *cg, mg_cgroup_memstat *out,
+                                  char *err, size_t err_len);
 
 /* Number of processes in the group (0 when empty). */
 MG_API int mg_cgroup_count_pids(mg_cgroup *cg, size_t *count);

@@ -246,7 +246,15 @@ MG_API int mg_sup_new(const mg_sup_opts *o, mg_sup **out, char *err,
 MG_API mg_enforce mg_sup_auto_enforce(mg_sup *sup, const char **why);
 
 /* One memory sample of a child. `used_bytes` is what its limit counts:
- * cgroup current (cgroup), VmData (data), VmSize (as), VmRSS (none). */
+ * cgroup current (cgroup), VmData (data), VmSize (as), VmRSS (none).
+ * anon/file/shmem split the resident memory of the main process
+ * (/proc/PID/status RssAnon, RssFile, RssShmem: rss is their sum); the
+ * cgroup_ ones split what the group is charged (its memory.stat, see
+ * mg_cgroup_memstat: the same three meanings, for the whole group, and
+ * only the pages charged to it — a file already in the page cache when
+ * the child mapped it is resident in `file` but charged to whoever read
+ * it first). They are set with has_cgroup, 0 when memory.stat could not
+ * be read. */
 typedef struct mg_child_sample {
   pid_t pid;
   uint64_t rss_bytes, hwm_bytes, vsize_bytes, data_bytes, swap_bytes;
@@ -255,6 +263,8 @@ typedef struct mg_child_sample {
   uint64_t used_bytes;
   uint64_t limit_bytes; /* 0: none */
   double fraction;      /* used / limit (0 when no limit) */
+  uint64_t anon_bytes, file_bytes, shmem_bytes; /* RssAnon/File/Shmem */
+  uint64_t cgroup_anon_bytes, cgroup_file_bytes, cgroup_shmem_bytes;
 } mg_child_sample;
 
 typedef struct mg_child_exit {
