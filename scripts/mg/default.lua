@@ -7,9 +7,12 @@
 --     limit rule (positive; for cgroup, data and none within the effective
 --     memory, a warning above 90 %; for as within the hard RLIMIT_AS), and
 --     a refusal exits 2,
---   * samples CMD every 250 ms (a sample log line at debug level) and
---     warns (log event memory_warning) each time its usage crosses 80 % of
---     the limit,
+--   * watches CMD with the kernel's notifications (its own cgroup: a
+--     threshold at 80 % of the limit, OOM kills of any of its processes),
+--     so an idle CMD costs no CPU; only where no notification can be
+--     armed does it sample, every 250 ms (a sample line at debug level);
+--     the supervisor logs one line per warning (child_warn) and per OOM
+--     kill (child_oom_kill),
 --   * forwards INT/TERM/HUP to CMD as a stop (SIGTERM, SIGKILL after 5 s;
 --     a second signal kills at once),
 --   * when CMD ends, says why on stderr unless it exited 0 (for example
@@ -70,6 +73,7 @@ return function(limit, enforce, prog, ...)
     enforce = enforce,
     warn_at = 0.8,
     sample_ms = 250,
+    sample = "fallback",
     restart = "no",
   }
   if not p then
@@ -86,12 +90,6 @@ return function(limit, enforce, prog, ...)
   p:on("sample", function(_, s)
     mg.log.debug("sample", { name = p.name, used = s.used, rss = s.rss,
                              fraction = s.fraction })
-  end)
-  p:on("warn", function(_, s)
-    mg.log.warn("memory_warning", {
-      name = p.name, used = fmt(s.used), limit = fmt(s.limit or limit),
-      percent = math.floor(s.fraction * 1000 + 0.5) / 10,
-    })
   end)
 
   local stopping = false
