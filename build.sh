@@ -22,8 +22,10 @@ DEPS=(gcc libc6-dev make cmake pkg-config liblua5.4-dev libuv1-dev lua-unit
 # are tested from a stock interpreter; groff-base checks the man page.
 # The C tests that run threads: built once more under ThreadSanitizer.
 TSAN_TESTS=(test_host_multi test_host_share test_store_threads test_store_share)
-# The benchmark compares with npm packages (lru-cache, @langchain/core).
-BENCH_DEPS=(nodejs npm)
+# The benchmark compares with npm packages (lru-cache, @langchain/core),
+# and the reaction benchmark with earlyoom (its own instance, never the
+# service: see the bench case below).
+BENCH_DEPS=(nodejs npm earlyoom)
 
 deps() { # deps [PACKAGES…]  (default: DEPS)
   local missing=() p
@@ -90,7 +92,18 @@ bench)
   # node and npm may come from elsewhere (nodesource ships npm inside
   # nodejs); install Debian's only when the commands are missing.
   command -v node >/dev/null && command -v npm >/dev/null ||
-    deps "${BENCH_DEPS[@]}" || echo "build.sh: no node/npm: the comparison rows will say skipped" >&2
+    deps "${BENCH_DEPS[@]:0:2}" || echo "build.sh: no node/npm: the comparison rows will say skipped" >&2
+  # earlyoom: the reaction benchmark starts its own instances. Debian's
+  # package enables and (under systemd) starts a service that would watch
+  # the same memory: when this install brought it, it is stopped and
+  # disabled again.
+  if ! command -v earlyoom >/dev/null; then
+    if deps earlyoom; then
+      systemctl disable --now earlyoom >/dev/null 2>&1 || true
+    else
+      echo "build.sh: no earlyoom: its reaction rows will say not measured" >&2
+    fi
+  fi
   build build-release -DCMAKE_BUILD_TYPE=Release -DMG_BUILD_TESTS=OFF
   exec bash bench/run.sh build-release
   ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh BUILD_DIR — run every benchmark and print one markdown
-# table (what | figure | target). `bash build.sh bench` builds a Release
-# tree and calls this. Figures depend on the machine: compare within a run.
+# table (what | figure | target), then the reaction benchmark's two tables
+# (bench/reaction/run.sh). `bash build.sh bench` builds a Release tree and
+# calls this. Figures depend on the machine: compare within a run.
 set -euo pipefail
 B=${1:?usage: bench/run.sh BUILD_DIR}
 MGRUN="$B/mgrun"
@@ -85,3 +86,12 @@ if [[ -x $B/bench/bench_lstore ]]; then
     node "$CMP/compare.js" "$T/lstore.txt"
   fi
 fi
+
+# --- reaction (issue 10): a hog past L = 256 MiB, overshoot and crossing →
+# death for each governor (the hog itself, the kernel limit, mgrun's
+# threshold event and sampling, earlyoom), then the idle footprint of mgrun
+# beside earlyoom's. Two tables of their own, ~3 minutes.
+echo
+echo "Reaction (bench/reaction/run.sh):"
+echo
+bash "$(dirname "$0")/reaction/run.sh" "$B"

@@ -6,8 +6,14 @@
  *
  * Memory comes from private anonymous mmap chunks of --step bytes: what
  * RLIMIT_DATA and RLIMIT_AS count, and (touched) what a cgroup charges.
+ *
+ * For the reaction benchmark (bench/reaction) the main process can also
+ * time the moment its usage passes a size (--mark), keep its usage where
+ * a reader finds it after a SIGKILL (--mark-file), kill itself at a size
+ * (--kill-self-at) and wait before growing (--start-delay-us).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -46,6 +52,12 @@ static const char usage_text[] =
     "  --cycles N        with --cycle: exit 0 after N cycles\n"
     "  --exit-code N     exit status when an allocation fails (default 3)\n"
     "  --quiet           no status lines\n"
+    "  --start-delay-us N  wait N microseconds before the first allocation\n"
+    "  --fast-to SIZE    with --rate: grow as fast as possible up to SIZE,\n"
+    "                    then at --rate\n"
+    "  --mark SIZE       time the moment the usage (see below) passes SIZE\n"
+    "  --mark-file PATH  keep pid, usage and mark time in PATH (see below)\n"
+    "  --kill-self-at SIZE  SIGKILL itself when the usage passes SIZE\n"
     "  --help            this text\n"
     "\n"
     "SIZE: bytes, or <number>[B|K|KB|KiB|M|MB|MiB|G|GB|GiB|T|TB|TiB]\n"
@@ -60,6 +72,27 @@ static const char usage_text[] =
     "allocation prints\n"
     "  mg-hog: allocation of SIZE failed: Cannot allocate memory\n"
     "on stderr and exits with --exit-code.\n"
+    "\n"
+    "Usage, marks and the mark file (main process only): the usage is the\n"
+    "RSS read from /proc/self/statm just before growing starts, plus the\n"
+    "bytes allocated since, counted page by page as they are touched (so\n"
+    "it follows VmRSS). With --mark, the CLOCK_MONOTONIC time (ns) of the\n"
+    "first page that brings it to SIZE or more is recorded: without\n"
+    "--mark-file the line\n"
+    "  mg-hog mark_ns=T usage_bytes=U\n"
+    "goes to stdout at once (also with --quiet). --mark-file PATH creates\n"
+    "PATH (truncated), maps it shared and keeps in it, rewritten in place\n"
+    "(fixed width, zero-padded decimals; no write(2), no fsync: a reader\n"
+    "sees each value as soon as it is stored, also after a SIGKILL):\n"
+    "  pid=P\n"
+    "  start_ns=S          when growing started (0 until then)\n"
+    "  base_bytes=B        RSS before growing (0 until then)\n"
+    "  usage_bytes=U       B + bytes touched since (its peak: it only grows\n"
+    "                      until --cycle frees)\n"
+    "  mark_ns=T           0 until the usage passes --mark\n"
+    "  mark_usage_bytes=M  the usage at that moment\n"
+    "--kill-self-at SIZE sends SIGKILL to itself right after the page that\n"
+    "brings the usage to SIZE (after recording --mark when that is <= SIZE).\n"
     "\n"
     "Environment: MG_HOG_ALLOC_AT_START=SIZE makes main's very first\n"
     "statement allocate and touch SIZE (before arguments are parsed);\n"
@@ -79,6 +112,11 @@ typedef struct hog_opts {
   long cycles;    /* <= 0: unlimited */
   int exit_code;
   int quiet;
+  long start_delay_us; /* 0: none */
+  uint64_t fast_to;    /* with rate: unthrottled below this; 0: never */
+  uint64_t mark;       /* 0: no mark */
+  const char *mark_file;
+  uint64_t kill_self_at; /* 0: never */
 } hog_opts;
 
 typedef struct hog_chunk {
@@ -90,6 +128,25 @@ static hog_chunk *chunks;
 static uint64_t allocated;
 static pid_t kids[HOG_MAX_FORK];
 static int nkids;
+
+/* The main process's usage, mark and mark file (see usage_text). */
+enum { F_PID, F_START, F_BASE, F_USAGE, F_MARK, F_MARK_USAGE, F_COUNT };
+#define HOG_FIELD_DIGITS 20
+static const char *const field_name[F_COUNT] = {
+    "pid",         "start_ns", "base_bytes",
+    "usage_bytes", "mark_ns",  "mark_usage_bytes"};
+static char *field_at[F_COUNT]; /* the digits in the mapped file */
+static int watching;            /* main process, growth started */
+static uint64_t base_bytes;     /* RSS when growth started */
+static uint64_t base_allocated; /* `allocated` then */
+static uint64_t mark_at, kill_at;
+static int marked;
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* ------------------------------------------------------------- helpers */
 
@@ -175,21 +232,67 @@ static const char *human(uint64_t b, char *buf, size_t len) {
   return buf;
 }
 
-/* Map and (optionally) touch `len` bytes: 0, or -errno. */
+/* v as HOG_FIELD_DIGITS zero-padded decimal digits at d. */
+static void put_dec(char *d, uint64_t v) {
+  for (int i = HOG_FIELD_DIGITS - 1; i >= 0; i--, v /= 10)
+    d[i] = (char)('0' + v % 10);
+}
+
+static void set_field(int f, uint64_t v) {
+  if (field_at[f])
+    put_dec(field_at[f], v);
+}
+
+static uint64_t usage_bytes(void) {
+  return base_bytes +
+         (allocated > base_allocated ? allocated - base_allocated : 0);
+}
+
+/* `allocated` grew by n bytes (touched, with --touch): keep the mark
+ * file, the mark and the self-kill up to date. */
+static void grew(uint64_t n) {
+  allocated += n;
+  if (!watching)
+    return;
+  uint64_t u = usage_bytes();
+  set_field(F_USAGE, u);
+  if (mark_at && !marked && u >= mark_at) {
+    uint64_t ns = mono_ns();
+    marked = 1;
+    if (field_at[F_MARK]) {
+      set_field(F_MARK_USAGE, u);
+      set_field(F_MARK, ns);
+    } else {
+      printf("mg-hog mark_ns=%llu usage_bytes=%llu\n", (unsigned long long)ns,
+             (unsigned long long)u);
+      fflush(stdout);
+    }
+  }
+  if (kill_at && u >= kill_at)
+    kill(getpid(), SIGKILL);
+}
+
+/* Map and (optionally) touch `len` bytes: 0, or -errno. The usage grows
+ * page by page as the pages are touched. */
 static int grab(size_t len, int touch) {
   char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                  -1, 0);
   if (p == MAP_FAILED)
     return -errno;
-  long page = sysconf(_SC_PAGESIZE);
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
   hog_chunk *c = (hog_chunk *)(void *)p;
   c->len = len;
   c->next = chunks;
   chunks = c;
-  if (touch)
-    for (size_t i = (size_t)page; i < len; i += (size_t)page)
-      p[i] = 1;
-  allocated += len;
+  if (!touch) {
+    grew(len);
+    return 0;
+  }
+  grew(len < page ? len : page); /* the first page holds the header */
+  for (size_t i = page; i < len; i += page) {
+    p[i] = 1;
+    grew(len - i < page ? len - i : page);
+  }
   return 0;
 }
 
@@ -298,7 +401,8 @@ static long parse_long(const char *opt, const char *s, long lo, long hi) {
 
 static void parse_args(int argc, char **argv, hog_opts *o) {
   *o = (hog_opts){0, 0, HOG_DEFAULT_STEP, 1, 0, 0, 0, -1,
-                  0, 0, HOG_DEFAULT_EXIT, 0};
+                  0, 0, HOG_DEFAULT_EXIT, 0, 0, 0, 0, NULL,
+                  0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -320,7 +424,11 @@ static void parse_args(int argc, char **argv, hog_opts *o) {
                (strcmp(a, "--rate") == 0 || strcmp(a, "--max") == 0 ||
                 strcmp(a, "--step") == 0 || strcmp(a, "--fork") == 0 ||
                 strcmp(a, "--hold") == 0 || strcmp(a, "--cycle") == 0 ||
-                strcmp(a, "--cycles") == 0 || strcmp(a, "--exit-code") == 0)) {
+                strcmp(a, "--cycles") == 0 || strcmp(a, "--exit-code") == 0 ||
+                strcmp(a, "--start-delay-us") == 0 ||
+                strcmp(a, "--fast-to") == 0 || strcmp(a, "--mark") == 0 ||
+                strcmp(a, "--mark-file") == 0 ||
+                strcmp(a, "--kill-self-at") == 0)) {
       usage_error("%s needs a value", a);
     } else if (strcmp(a, "--rate") == 0) {
       if (parse_size(v, 1, &o->rate) < 0)
@@ -341,6 +449,21 @@ static void parse_args(int argc, char **argv, hog_opts *o) {
       o->cycles = parse_long(a, v, 1, 1000000000L);
     } else if (strcmp(a, "--exit-code") == 0) {
       o->exit_code = (int)parse_long(a, v, 0, 255);
+    } else if (strcmp(a, "--start-delay-us") == 0) {
+      o->start_delay_us = parse_long(a, v, 0, 3600L * 1000000L);
+    } else if (strcmp(a, "--fast-to") == 0) {
+      if (parse_size(v, 0, &o->fast_to) < 0)
+        usage_error("--fast-to: invalid size \"%s\"", v);
+    } else if (strcmp(a, "--mark") == 0) {
+      if (parse_size(v, 0, &o->mark) < 0 || o->mark == 0)
+        usage_error("--mark: invalid size \"%s\"", v);
+    } else if (strcmp(a, "--mark-file") == 0) {
+      if (!*v)
+        usage_error("--mark-file needs a path");
+      o->mark_file = v;
+    } else if (strcmp(a, "--kill-self-at") == 0) {
+      if (parse_size(v, 0, &o->kill_self_at) < 0 || o->kill_self_at == 0)
+        usage_error("--kill-self-at: invalid size \"%s\"", v);
     } else {
       usage_error("unknown option \"%s\"", a);
     }
@@ -348,6 +471,8 @@ static void parse_args(int argc, char **argv, hog_opts *o) {
   }
   if (o->cycle_s > 0 && o->max == 0)
     usage_error("%s needs --max", "--cycle");
+  if (o->fast_to && !o->rate)
+    usage_error("%s needs --rate", "--fast-to");
 }
 
 /* ---------------------------------------------------------------- run */
@@ -364,7 +489,8 @@ static int run(const hog_opts *o, const char *role, int is_main) {
   hog_state st = ST_GROWING;
   int64_t t0 = now_ms(), grow_t0 = t0, state_t0 = t0;
   int64_t next_status = t0;
-  uint64_t grown = 0; /* since grow_t0 */
+  uint64_t grown = 0;                 /* since grow_t0 */
+  int paced = o->rate && !o->fast_to; /* at --rate now (past --fast-to) */
   long cycles_done = 0;
   int first = 1;
   for (;;) {
@@ -384,14 +510,20 @@ static int run(const hog_opts *o, const char *role, int is_main) {
         status(o, role, state_name(st), 0);
         continue;
       }
+      if (!paced && o->rate && allocated >= o->fast_to) {
+        paced = 1; /* --fast-to reached: the rate counts from here */
+        grow_t0 = t;
+        grown = 0;
+      }
       int64_t due =
-          o->rate
-              ? grow_t0 + (int64_t)((double)grown * 1000.0 / (double)o->rate)
-              : t;
+          paced ? grow_t0 + (int64_t)((double)grown * 1000.0 / (double)o->rate)
+                : t;
       if (due <= t) {
         uint64_t len = o->step;
         if (o->max && o->max - allocated < len)
           len = o->max - allocated;
+        if (!paced && o->rate && o->fast_to - allocated < len)
+          len = o->fast_to - allocated;
         int rc = grab((size_t)len, o->touch);
         if (rc < 0)
           alloc_failed(len, -rc, o->exit_code);
@@ -424,6 +556,7 @@ static int run(const hog_opts *o, const char *role, int is_main) {
         st = ST_GROWING;
         grow_t0 = state_t0 = t;
         grown = 0;
+        paced = o->rate && !o->fast_to;
         status(o, role, state_name(st), 0);
         continue;
       }
@@ -434,12 +567,61 @@ static int run(const hog_opts *o, const char *role, int is_main) {
   }
 }
 
+/* --mark-file: create `path` with every field at 0 and map it shared. */
+static void open_mark_file(const char *path) {
+  char text[F_COUNT * (HOG_FIELD_DIGITS + 24)];
+  size_t off[F_COUNT], n = 0;
+  for (int f = 0; f < F_COUNT; f++) {
+    n += (size_t)snprintf(text + n, sizeof text - n, "%s=", field_name[f]);
+    off[f] = n;
+    memset(text + n, '0', HOG_FIELD_DIGITS);
+    n += HOG_FIELD_DIGITS;
+    text[n++] = '\n';
+  }
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0 || ftruncate(fd, (off_t)n) < 0) {
+    fprintf(stderr, "mg-hog: --mark-file %s: %s\n", path, strerror(errno));
+    exit(2);
+  }
+  char *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) {
+    fprintf(stderr, "mg-hog: --mark-file %s: mmap: %s\n", path,
+            strerror(errno));
+    exit(2);
+  }
+  close(fd);
+  memcpy(m, text, n);
+  for (int f = 0; f < F_COUNT; f++)
+    field_at[f] = m + off[f];
+  set_field(F_PID, (uint64_t)getpid());
+}
+
+/* Resident bytes now (/proc/self/statm), 0 if unreadable. */
+static uint64_t rss_now(void) {
+  unsigned long size = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f)
+    return 0;
+  if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+    resident = 0;
+  fclose(f);
+  return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 int main(int argc, char **argv) {
   alloc_at_start(); /* first: see MG_HOG_ALLOC_AT_START in --help */
   hog_opts o;
   parse_args(argc, argv, &o);
   if (o.ignore_term)
     signal(SIGTERM, SIG_IGN);
+  if (o.mark_file)
+    open_mark_file(o.mark_file);
+  if (o.start_delay_us > 0) {
+    struct timespec ts = {(time_t)(o.start_delay_us / 1000000),
+                          (long)(o.start_delay_us % 1000000) * 1000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+  }
   for (int i = 0; i < o.nfork; i++) {
     fflush(stdout);
     pid_t pid = fork();
@@ -458,6 +640,15 @@ int main(int argc, char **argv) {
     }
     kids[nkids++] = pid;
   }
+  /* The main process watches its usage from here (children never do). */
+  mark_at = o.mark;
+  kill_at = o.kill_self_at;
+  base_bytes = rss_now();
+  base_allocated = allocated;
+  set_field(F_BASE, base_bytes);
+  set_field(F_USAGE, base_bytes);
+  set_field(F_START, mono_ns());
+  watching = 1;
   int rc = run(&o, "main", 1);
   kill_kids();
   return rc;
