@@ -51,6 +51,8 @@ static const char usage_text[] =
     "                    SECONDS, grow again (a saw-tooth)\n"
     "  --cycles N        with --cycle: exit 0 after N cycles\n"
     "  --exit-code N     exit status when an allocation fails (default 3)\n"
+    "  --fail-signal N   instead, die of signal N (1..31: 5 SIGTRAP as V8,\n"
+    "                    6 SIGABRT as C++'s std::bad_alloc)\n"
     "  --quiet           no status lines\n"
     "  --start-delay-us N  wait N microseconds before the first allocation\n"
     "  --fast-to SIZE    with --rate: grow as fast as possible up to SIZE,\n"
@@ -322,12 +324,22 @@ static void reap_kids(void) {
       kids[i] = 0;
 }
 
+static int fail_signal; /* --fail-signal: die of it on a failed allocation */
+
 static _Noreturn void alloc_failed(uint64_t len, int err, int code) {
   char h[32];
   fprintf(stderr, "mg-hog: allocation of %s failed: %s\n",
           human(len, h, sizeof h), strerror(err));
   fflush(stderr);
   kill_kids();
+  if (fail_signal) {
+    signal(fail_signal, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, fail_signal);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(fail_signal);
+  }
   _exit(code);
 }
 
@@ -425,6 +437,7 @@ static void parse_args(int argc, char **argv, hog_opts *o) {
                 strcmp(a, "--step") == 0 || strcmp(a, "--fork") == 0 ||
                 strcmp(a, "--hold") == 0 || strcmp(a, "--cycle") == 0 ||
                 strcmp(a, "--cycles") == 0 || strcmp(a, "--exit-code") == 0 ||
+                strcmp(a, "--fail-signal") == 0 ||
                 strcmp(a, "--start-delay-us") == 0 ||
                 strcmp(a, "--fast-to") == 0 || strcmp(a, "--mark") == 0 ||
                 strcmp(a, "--mark-file") == 0 ||
@@ -449,6 +462,8 @@ static void parse_args(int argc, char **argv, hog_opts *o) {
       o->cycles = parse_long(a, v, 1, 1000000000L);
     } else if (strcmp(a, "--exit-code") == 0) {
       o->exit_code = (int)parse_long(a, v, 0, 255);
+    } else if (strcmp(a, "--fail-signal") == 0) {
+      fail_signal = (int)parse_long(a, v, 1, 31);
     } else if (strcmp(a, "--start-delay-us") == 0) {
       o->start_delay_us = parse_long(a, v, 0, 3600L * 1000000L);
     } else if (strcmp(a, "--fast-to") == 0) {
