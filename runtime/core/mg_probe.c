@@ -3,6 +3,7 @@
  * (core layer; jansson).
  */
 #include "mg/mg_probe.h"
+#include "mg/mg_psi.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/utsname.h>
 
 #include "mg/mg.h"
@@ -257,6 +259,44 @@ static void pr__pressure(pr__b *b, json_t *doc, const mg_paths *paths) {
   pr__set(b, doc, "pressure", o);
 }
 
+/* "notify": what the kernel can tell instead of being sampled — the
+ * group notifications of this cgroup version and the shortest PSI
+ * trigger window that arms (500 ms is asked; without CAP_SYS_RESOURCE the
+ * kernel refuses windows that are not a multiple of 2 s). */
+static json_t *pr__notify(pr__b *b, const mg_paths *paths,
+                          const mg_cgroup_info *cg) {
+  json_t *o = json_object();
+  char path[PATH_MAX + 64], reason[1024];
+  const char *groups = NULL;
+  if (cg->version == MG_CGROUP_V1) {
+    snprintf(path, sizeof path, "%s/cgroup.event_control", cg->dir);
+    if (access(path, W_OK) == 0)
+      groups = "cgroup v1 eventfds (cgroup.event_control): usage thresholds, "
+               "OOM, pressure levels";
+  } else if (cg->version == MG_CGROUP_V2) {
+    groups = "cgroup v2 memory.events (poll) and memory.pressure PSI "
+             "triggers; thresholds below memory.high are sampled";
+  }
+  pr__set(b, o, "groups", groups ? pr__str(groups) : json_null());
+  snprintf(path, sizeof path, "%s/pressure/memory",
+           paths->proc_root ? paths->proc_root : "/proc");
+  mg_psi_trigger t;
+  if (mg_psi_trigger_arm(path, 0, 150000, 500000, &t, reason,
+                         sizeof reason) == 0) {
+    close(t.fd);
+    json_t *p = json_object();
+    pr__set(b, p, "window_ms", json_integer((json_int_t)(t.window_us / 1000)));
+    pr__set(b, p, "stall_ms", json_integer((json_int_t)(t.stall_us / 1000)));
+    pr__set(b, p, "asked_window_ms", json_integer(500));
+    pr__set(b, p, "fallback", t.fell_back ? pr__str(t.why) : json_null());
+    pr__set(b, o, "psi_trigger", p);
+  } else {
+    pr__set(b, o, "psi_trigger", json_null());
+    pr__set(b, o, "psi_trigger_reason", pr__str(reason));
+  }
+  return o;
+}
+
 int mg_probe_json(const mg_probe_opts *opts, void **out, char *err,
                   size_t err_len) {
   static const mg_probe_opts defaults;
@@ -291,6 +331,7 @@ int mg_probe_json(const mg_probe_opts *opts, void **out, char *err,
   pr__set(&b, doc, "cgroup", pr__cgroup(&b, opts, cg));
   pr__set(&b, doc, "rlimit", pr__rlimit(&b, opts));
   pr__pressure(&b, doc, &opts->paths);
+  pr__set(&b, doc, "notify", pr__notify(&b, &opts->paths, cg));
   struct utsname u;
   int have_uname = uname(&u) == 0;
   pr__set(&b, doc, "kernel", have_uname ? pr__str(u.release) : json_null());

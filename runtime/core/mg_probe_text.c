@@ -89,6 +89,27 @@ static void print_probe_text(json_t *doc, FILE *f) {
   } else {
     fprintf(f, "pressure:   unavailable (%s)\n", jstr(doc, "pressure_reason"));
   }
+  json_t *n = json_object_get(doc, "notify");
+  if (!n)
+    return;
+  json_t *g = json_object_get(n, "groups");
+  fprintf(f, "notify:     groups: %s\n",
+          json_is_string(g) ? json_string_value(g)
+                            : "none (no cgroup: thresholds are sampled)");
+  json_t *t = json_object_get(n, "psi_trigger");
+  if (json_is_object(t)) {
+    json_t *fb = json_object_get(t, "fallback");
+    fprintf(f,
+            "            PSI triggers: windows of %" JSON_INTEGER_FORMAT
+            " ms and up arm%s%s%s\n",
+            json_integer_value(json_object_get(t, "window_ms")),
+            json_is_string(fb) ? " (" : "",
+            json_is_string(fb) ? json_string_value(fb) : "",
+            json_is_string(fb) ? ")" : "");
+  } else {
+    fprintf(f, "            PSI triggers: unavailable (%s)\n",
+            jstr(n, "psi_trigger_reason"));
+  }
 }
 
 int mg_probe_print(const void *doc, int as_json, FILE *f) {

@@ -18,6 +18,10 @@
  *   "pressure": { "some": {avg10, avg60, avg300, total},
  *                 "full": {...} } | null,
  *   "pressure_reason": "…" (only when pressure is null),
+ *   "notify": { "groups": "…what the cgroup version notifies…" | null,
+ *               "psi_trigger": { window_ms, stall_ms, asked_window_ms,
+ *                                fallback: "why" | null } | null,
+ *               "psi_trigger_reason": "…" (only when that is null) },
  *   "kernel": "6.1.0-…", "arch": "x86_64"
  * }
  */
