@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "mg/mg.h"
@@ -69,6 +70,14 @@ static int cgn__register(const mg_cgroup *cg, const char *file,
     close(target);
     close(efd);
     return mg_errf(err, err_len, -e, "cannot open %s: %s", ctl, strerror(e));
+  }
+  struct statfs sf; /* a fixture's plain file would just be overwritten */
+  if (fstatfs(c, &sf) < 0 || sf.f_type != 0x27e0eb /* CGROUP_SUPER_MAGIC */) {
+    close(c);
+    close(target);
+    close(efd);
+    return mg_errf(err, err_len, MG_ENOTSUP,
+                   "%s is not a cgroup v1 control file of the kernel", ctl);
   }
   char line[128];
   int n = snprintf(line, sizeof line, "%d %d%s%s", efd, target,

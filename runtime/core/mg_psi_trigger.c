@@ -20,7 +20,11 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#define PSI__PROC_MAGIC 0x9fa0       /* PROC_SUPER_MAGIC */
+#define PSI__CGROUP2_MAGIC 0x63677270 /* CGROUP2_SUPER_MAGIC */
 
 int mg_psi_trigger_open(const char *path, int full, uint64_t stall_us,
                         uint64_t window_us, int *fd, char *err,
@@ -43,6 +47,17 @@ int mg_psi_trigger_open(const char *path, int full, uint64_t stall_us,
     return mg_errf(err, err_len, e == ENOENT ? MG_ENOTSUP : -e,
                    "cannot open %s: %s%s", path, strerror(e),
                    e == ENOENT ? " (no PSI: Linux < 4.20, or psi=0)" : "");
+  }
+  /* Only the kernel's own pressure files take triggers: a fixture or any
+   * other regular file would just be overwritten. */
+  struct statfs sf;
+  if (fstatfs(f, &sf) < 0 || (sf.f_type != PSI__PROC_MAGIC &&
+                              sf.f_type != PSI__CGROUP2_MAGIC)) {
+    close(f);
+    return mg_errf(err, err_len, MG_ENOTSUP,
+                   "%s is not a pressure file of the kernel (not on procfs "
+                   "or cgroup2): no trigger can be armed on it",
+                   path);
   }
   char line[96];
   int n = snprintf(line, sizeof line, "%s %" PRIu64 " %" PRIu64,

@@ -140,13 +140,21 @@ static json_t *probe(const mg_paths *p, int skip) {
 }
 
 static void check_common(json_t *doc) {
-  static const char *const top[] = {"version",  "memory", "cgroup", "rlimit",
-                                    "pressure", "kernel", "arch",   NULL};
+  static const char *const top[] = {"version", "memory", "cgroup",
+                                    "rlimit",  "pressure", "notify",
+                                    "kernel",  "arch",     NULL};
   static const char *const top_nopsi[] = {
       "version",         "memory", "cgroup", "rlimit", "pressure",
-      "pressure_reason", "kernel", "arch",   NULL};
+      "pressure_reason", "notify", "kernel", "arch",   NULL};
   ASSERT(
       keys_are(doc, NULL, json_is_null(at(doc, "pressure")) ? top_nopsi : top));
+  /* notify: what the kernel tells; without PSI the trigger says why */
+  json_t *nt = at(doc, "notify");
+  ASSERT(json_is_object(nt));
+  if (json_is_null(at(doc, "pressure"))) {
+    ASSERT(json_is_null(json_object_get(nt, "psi_trigger")));
+    ASSERT(json_is_string(json_object_get(nt, "psi_trigger_reason")));
+  }
   ASSERT(keys_are(doc, "memory", memory_keys));
   ASSERT(keys_are(doc, "cgroup", cgroup_keys));
   ASSERT(keys_are(doc, "rlimit", rlimit_keys));
