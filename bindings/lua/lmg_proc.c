@@ -120,7 +120,7 @@ static void push_exit(lua_State *L, const mg_child_exit *e) {
 }
 
 /* { level, fraction (nil without a limit), usage, rising, kind, id,
- * by_kernel } */
+ * by_kernel [, anon, file, shmem: the group's memory.stat] } */
 static void push_threshold(lua_State *L, const mg_threshold_event *t) {
   lua_createtable(L, 0, 7);
   mg_lua_setu64(L, "level", t->level_bytes);
@@ -131,6 +131,11 @@ static void push_threshold(lua_State *L, const mg_threshold_event *t) {
   mg_lua_setstr(L, "kind", t->kind);
   mg_lua_setint(L, "id", t->id);
   mg_lua_setbool(L, "by_kernel", t->by_kernel);
+  if (t->has_stat) { /* the group's charge, in parts */
+    mg_lua_setu64(L, "anon", t->anon_bytes);
+    mg_lua_setu64(L, "file", t->file_bytes);
+    mg_lua_setu64(L, "shmem", t->shmem_bytes);
+  }
 }
 
 static void push_psi_line(lua_State *L, const char *k, const mg_psi_line *l) {

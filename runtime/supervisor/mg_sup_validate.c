@@ -521,9 +521,16 @@ static int sup__watch_group(mg_child *c, char *err, size_t err_len) {
                ? mg_errf(reason, sizeof reason, MG_ENOTSUP,
                          "no cgroup memory controller is mounted")
                : sup__own_group(c, reason, sizeof reason);
-  if (rc == 0) {
-    c->use_group = 1;
-    return 0;
+  if (rc == 0) { /* a directory that is no group (a fixture) cannot be used */
+    char procs[PATH_MAX + 32];
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", mg_cgroup_dir(c->cg));
+    if (access(procs, W_OK) == 0) {
+      c->use_group = 1;
+      return 0;
+    }
+    rc = mg_errf(reason, sizeof reason, MG_ENOTSUP,
+                 "%s has no writable cgroup.procs", mg_cgroup_dir(c->cg));
+    mg__sup_cgroup_drop(c);
   }
   if (c->cgroup_opt == 1)
     return mg_errf(err, err_len, rc == -EEXIST ? rc : MG_ENOTSUP,

@@ -174,7 +174,14 @@ static void th__fire(mg_child *c, const mg__sup_th *th, uint64_t usage,
     return;
   }
   mg_threshold_event t = {th->id,    th->level, 0, usage, 1,
-                          by_kernel, "memory"};
+                          by_kernel, "memory", 0, 0, 0, 0};
+  mg_cgroup_memstat ms;
+  if (c->cg && mg_cgroup_memstat_read(c->cg, &ms, NULL, 0) == 0) {
+    t.has_stat = 1;
+    t.anon_bytes = ms.anon_bytes;
+    t.file_bytes = ms.file_bytes;
+    t.shmem_bytes = ms.shmem_bytes;
+  }
   if (c->limit_bytes)
     t.fraction = (double)th->level / (double)c->limit_bytes;
   char lv[32], us[32];

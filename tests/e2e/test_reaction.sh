@@ -10,7 +10,7 @@
 source "$(dirname "$0")/lib.sh"
 HOG="$(dirname "$MGRUN")/mg-hog"
 [[ -x $HOG ]] || { echo "FAIL: no mg-hog next to $MGRUN"; exit 1; }
-export HOG
+export HOG T_TMP
 
 # Can a child get a group of its own here?
 probe=$(policy probe <<'LUA'
@@ -36,6 +36,7 @@ p:on("threshold", function(_, t)
   n[t.id] = (n[t.id] or 0) + 1
   print("th", t.id, t.level, t.usage >= t.level, t.rising, t.kind, t.by_kernel,
         t.fraction and string.format("%.2f", t.fraction))
+  if t.anon then print("parts", t.anon > 8 * 2^20, t.file >= 0, t.shmem >= 0) end
 end)
 p:on("warn", function() warns = warns + 1 end)
 p:on("sample", function() print("SAMPLED") end)
@@ -52,6 +53,7 @@ check "threshold: a percentage is of the limit" grep -q "^th	2	26843545	true	tru
 if ((v1)); then
   check "threshold: v1 notifies (by_kernel)" grep -q "^th	1	16777216	true	true	memory	true" <<<"$out"
 fi
+check "threshold: the table has the group's anon/file/shmem" grep -q "^parts	true	true	true" <<<"$out"
 check "threshold: nothing sampled (sample_ms = 0)" bash -c "! grep -q SAMPLED <<<\"\$1\"" _ "$out"
 
 # p:watch at run time, stopped from its own handler; bad levels refused
@@ -106,6 +108,8 @@ print("groups", a.cgroup ~= nil, b.cgroup ~= nil, c.cgroup == nil)
 local m = assert(a:memory())
 print("mem", m.cgroup_current ~= nil, m.anon ~= nil, m.file ~= nil)
 print("throttle-no-group", select(3, c:throttle("100M")))
+local e = assert(mg.spawn { name = "env", memory_pressure = true, stdout = os.getenv("T_TMP") .. "/env",
+  cmd = { "sh", "-c", "echo W=${MEMORY_PRESSURE_WATCH:-unset} X=${MEMORY_PRESSURE_WRITE:-unset}" } })
 mg.after(600, function() mg.exit(0) end)
 LUA
 )
@@ -113,6 +117,11 @@ out=$("$MGRUN" --log-level error "$p" 2>&1)
 check "groups: data and none get one, cgroup = false does not" grep -q "^groups	true	true	true" <<<"$out"
 check "groups: p:memory() has the group's figures and anon/file" grep -q "^mem	true	true	true" <<<"$out"
 check "groups: throttle without a group is ENOTSUP" grep -q "^throttle-no-group	ENOTSUP" <<<"$out"
+if ((v1)); then # v1 has no memory.pressure: nothing to point at
+  check "memory_pressure: not set on cgroup v1" grep -q "^W=unset X=unset" "$T_TMP/env"
+else
+  check "memory_pressure: systemd's protocol on v2" grep -q "^W=/sys/fs/cgroup/.*/memory.pressure X=c29tZSAyMDAwMDAgMjAwMDAwMA==" "$T_TMP/env"
+fi
 
 # --------------------------------------------- OOM kill of a descendant
 p=$(policy oom <<'LUA'

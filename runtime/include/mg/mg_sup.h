@@ -303,6 +303,8 @@ typedef struct mg_threshold_event {
   int rising;           /* always 1 (downward crossings only re-arm) */
   int by_kernel;        /* 1: a kernel notification, 0: a sample */
   const char *kind;     /* "memory" */
+  int has_stat;         /* the group's memory.stat when it fired: */
+  uint64_t anon_bytes, file_bytes, shmem_bytes;
 } mg_threshold_event;
 
 /* OOM kills inside the child's group (of the main process or of any
