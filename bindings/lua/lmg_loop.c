@@ -346,22 +346,23 @@ static int l_on_pressure(lua_State *L) {
   for (int i = 0; i < 2; i++) {
     int t = lua_getfield(L, 1, names[i]);
     if (t != LUA_TNIL && !lua_isinteger(L, -1))
-      return luaL_error(L, "bad option '%s' to 'on_pressure' (integer "
-                           "milliseconds expected, got %s)",
+      return luaL_error(L,
+                        "bad option '%s' to 'on_pressure' (integer "
+                        "milliseconds expected, got %s)",
                         names[i], luaL_typename(L, -1));
     if (t != LUA_TNIL)
       v[i] = lua_tointeger(L, -1);
   }
   if (lua_getfield(L, 1, "fn") != LUA_TFUNCTION)
-    return luaL_error(L, "bad option 'fn' to 'on_pressure' (function "
-                         "expected, got %s)",
+    return luaL_error(L,
+                      "bad option 'fn' to 'on_pressure' (function "
+                      "expected, got %s)",
                       luaL_typename(L, -1));
   int fn = lua_gettop(L);
   if (env->closing_handles)
     return shutting_down(L, "pressure handler");
   if (v[1] < 500 || v[1] > 10000)
-    return mg_lua_failf(L, -EINVAL,
-                        "window_ms: %lld (accepted: 500..10000)",
+    return mg_lua_failf(L, -EINVAL, "window_ms: %lld (accepted: 500..10000)",
                         (long long)v[1]);
   if (v[0] < 1 || v[0] > v[1])
     return mg_lua_failf(L, -EINVAL,
@@ -414,9 +415,9 @@ static int l_pressure_tostring(lua_State *L) {
   if (h == NULL || h->closing)
     lua_pushliteral(L, "mg.pressure (stopped)");
   else
-    lua_pushfstring(L, "mg.pressure (%s %I ms in %I ms)",
-                    h->full ? "full" : "some", (lua_Integer)(h->stall_us / 1000),
-                    (lua_Integer)(h->window_us / 1000));
+    lua_pushfstring(
+        L, "mg.pressure (%s %I ms in %I ms)", h->full ? "full" : "some",
+        (lua_Integer)(h->stall_us / 1000), (lua_Integer)(h->window_us / 1000));
   return 1;
 }
 
@@ -467,8 +468,8 @@ void mg_lua_open_loop(lua_State *L) {
                                               {"close", pressure_close},
                                               {"active", pressure_active},
                                               {NULL, NULL}};
-  new_handle_mt(L, PRESSURE_MT, pressure_methods, pressure_gc,
-                pressure_closemm, l_pressure_tostring);
+  new_handle_mt(L, PRESSURE_MT, pressure_methods, pressure_gc, pressure_closemm,
+                l_pressure_tostring);
   luaL_getmetatable(L, PRESSURE_MT); /* fields as well as methods */
   lua_getfield(L, -1, "__index");
   lua_setfield(L, -2, "methods");

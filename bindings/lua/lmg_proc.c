@@ -23,8 +23,7 @@ enum {
   EV_N = EV_PRESSURE
 };
 static const char *const events[EV_N + 1] = {
-    NULL,        "warn", "sample",  "exit", "restart",
-    "threshold", "oom",  "pressure"};
+    NULL, "warn", "sample", "exit", "restart", "threshold", "oom", "pressure"};
 #define EVENTS_ACCEPTED "warn, sample, exit, restart, threshold, oom, pressure"
 
 /* ------------------------------------------------------------ the list */
@@ -375,11 +374,10 @@ static int l_on(lua_State *L) {
   while (ev <= EV_N && strcmp(events[ev], name) != 0)
     ev++;
   if (ev > EV_N)
-    return luaL_argerror(L, 2,
-                         lua_pushfstring(L,
-                                         "unknown event '%s' (accepted: "
-                                         EVENTS_ACCEPTED ")",
-                                         name));
+    return luaL_argerror(
+        L, 2,
+        lua_pushfstring(L, "unknown event '%s' (accepted: " EVENTS_ACCEPTED ")",
+                        name));
   luaL_checktype(L, 3, LUA_TFUNCTION);
   lua_getiuservalue(L, 1, 1);
   if (lua_rawgeti(L, -1, ev) != LUA_TTABLE) {
@@ -560,8 +558,8 @@ void mg_lproc_open(lua_State *L) {
                                   {"__gc", l_gc},
                                   {NULL, NULL}};
   static const luaL_Reg methods[] = {
-      {"memory", l_memory}, {"on", l_on},
-      {"signal", l_signal}, {"stop", l_stop},
+      {"memory", l_memory},       {"on", l_on},
+      {"signal", l_signal},       {"stop", l_stop},
       {"set_limit", l_set_limit}, {NULL, NULL}};
   luaL_newmetatable(L, PROC_MT);
   luaL_setfuncs(L, meta, 0);

@@ -115,8 +115,8 @@ static int l_unthrottle(lua_State *L) {
   char err[768];
   if (p->child == NULL)
     return mg_lproc_not_started(L, p);
-  return act_result(
-      L, mg_child_throttle(p->child, UINT64_MAX, err, sizeof err), err);
+  return act_result(L, mg_child_throttle(p->child, UINT64_MAX, err, sizeof err),
+                    err);
 }
 
 static int freeze(lua_State *L, const char *m, int frozen) {
@@ -124,8 +124,7 @@ static int freeze(lua_State *L, const char *m, int frozen) {
   char err[768];
   if (p->child == NULL)
     return mg_lproc_not_started(L, p);
-  return act_result(L, mg_child_freeze(p->child, frozen, err, sizeof err),
-                    err);
+  return act_result(L, mg_child_freeze(p->child, frozen, err, sizeof err), err);
 }
 
 static int l_freeze(lua_State *L) {
@@ -200,8 +199,7 @@ static int l_watch_active(lua_State *L) {
 
 static int l_watch_tostring(lua_State *L) {
   lwatch *w = mg_lua_check_self(L, WATCH_MT, "__tostring");
-  lua_pushfstring(L, "mg.watch %d (%s)", w->id,
-                  w->id ? "active" : "stopped");
+  lua_pushfstring(L, "mg.watch %d (%s)", w->id, w->id ? "active" : "stopped");
   return 1;
 }
 
@@ -221,8 +219,7 @@ static int l_pressure(lua_State *L) {
     if (lua_getfield(L, 2, "kind") != LUA_TNIL) {
       const char *k = mg_lua_check_text(L, -1, "kind", NULL);
       if (strcmp(k, "some") != 0 && strcmp(k, "full") != 0)
-        return mg_lua_failf(L, -EINVAL, "kind: '%s' (accepted: some, full)",
-                            k);
+        return mg_lua_failf(L, -EINVAL, "kind: '%s' (accepted: some, full)", k);
       o.full = strcmp(k, "full") == 0;
     }
     const char *ms[] = {"stall_ms", "window_ms"};
@@ -247,11 +244,14 @@ static int l_pressure(lua_State *L) {
 }
 
 void mg_lproc_act_open(lua_State *L) {
-  static const luaL_Reg methods[] = {
-      {"kill", l_kill},         {"throttle", l_throttle},
-      {"unthrottle", l_unthrottle}, {"freeze", l_freeze},
-      {"thaw", l_thaw},         {"watch", l_watch},
-      {"pressure", l_pressure}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"kill", l_kill},
+                                     {"throttle", l_throttle},
+                                     {"unthrottle", l_unthrottle},
+                                     {"freeze", l_freeze},
+                                     {"thaw", l_thaw},
+                                     {"watch", l_watch},
+                                     {"pressure", l_pressure},
+                                     {NULL, NULL}};
   luaL_setfuncs(L, methods, 0); /* into the methods table at the top */
   static const luaL_Reg wmeta[] = {{"__tostring", l_watch_tostring},
                                    {"__close", l_watch_stop},

@@ -344,8 +344,7 @@ static int read_opts(lua_State *L, int t, int anchor, mg_child_opts *o,
       opt_string(L, t, "cwd", &o->cwd, err, len) < 0 ||
       opt_stdio(L, t, "stdout", &o->stdout_mode, &o->stdout_path, err, len) <
           0 ||
-      opt_stdio(L, t, "stderr", &o->stderr_mode, &o->stderr_path, err, len) <
-          0)
+      opt_stdio(L, t, "stderr", &o->stderr_mode, &o->stderr_path, err, len) < 0)
     return -EINVAL;
   int rc = read_thresholds(L, t, anchor, o, err, len);
   if (rc < 0)

@@ -50,10 +50,10 @@ struct mg_lua_handle {
   int oneshot;                /* mg.after: close after the first call */
   int signum;                 /* signal handles */
   uint64_t repeat_ms;
-  int fd;                     /* pressure handles: the trigger, else -1 */
-  int full;                   /* pressure: "full" (1) or "some" */
+  int fd;                       /* pressure handles: the trigger, else -1 */
+  int full;                     /* pressure: "full" (1) or "some" */
   uint64_t stall_us, window_us; /* pressure: what was armed */
-  char why[640];              /* pressure: the window fallback, "" none */
+  char why[640];                /* pressure: the window fallback, "" none */
 };
 
 /* The budget state of one protected call. It lives on the C stack of

@@ -46,8 +46,7 @@ static int cgn__v1_only(const mg_cgroup *cg, const char *what, char *err,
 /* Register "<efd> <fd of file> [args]" with cgroup.event_control; *fd
  * gets the eventfd. */
 static int cgn__register(const mg_cgroup *cg, const char *file,
-                         const char *args, int *fd, char *err,
-                         size_t err_len) {
+                         const char *args, int *fd, char *err, size_t err_len) {
   char path[PATH_MAX], ctl[PATH_MAX];
   *fd = -1;
   if (mg__cg_join(path, sizeof path, mg_cgroup_dir(cg), file) < 0 ||
@@ -80,8 +79,8 @@ static int cgn__register(const mg_cgroup *cg, const char *file,
                    "%s is not a cgroup v1 control file of the kernel", ctl);
   }
   char line[128];
-  int n = snprintf(line, sizeof line, "%d %d%s%s", efd, target,
-                   args ? " " : "", args ? args : "");
+  int n = snprintf(line, sizeof line, "%d %d%s%s", efd, target, args ? " " : "",
+                   args ? args : "");
   ssize_t w;
   do {
     w = write(c, line, (size_t)n);
@@ -91,15 +90,15 @@ static int cgn__register(const mg_cgroup *cg, const char *file,
   close(target);
   if (w < 0) {
     close(efd);
-    return mg_errf(err, err_len, -e, "cannot register '%s' with %s: %s",
-                   file, ctl, strerror(e));
+    return mg_errf(err, err_len, -e, "cannot register '%s' with %s: %s", file,
+                   ctl, strerror(e));
   }
   *fd = efd;
   return 0;
 }
 
-int mg_cgroup_threshold_open(mg_cgroup *cg, int memsw, uint64_t bytes,
-                             int *fd, char *err, size_t err_len) {
+int mg_cgroup_threshold_open(mg_cgroup *cg, int memsw, uint64_t bytes, int *fd,
+                             char *err, size_t err_len) {
   if (!fd)
     return mg_errf(err, err_len, -EINVAL, "threshold: no fd to fill");
   *fd = -1;
@@ -109,14 +108,12 @@ int mg_cgroup_threshold_open(mg_cgroup *cg, int memsw, uint64_t bytes,
     return rc;
   if (bytes == 0 || bytes > (uint64_t)INT64_MAX)
     return mg_errf(err, err_len, -EINVAL,
-                   "threshold: %" PRIu64 " bytes (accepted: 1..2^63-1)",
-                   bytes);
+                   "threshold: %" PRIu64 " bytes (accepted: 1..2^63-1)", bytes);
   char arg[32];
   snprintf(arg, sizeof arg, "%" PRIu64, bytes);
-  return cgn__register(cg,
-                       memsw ? "memory.memsw.usage_in_bytes"
-                             : "memory.usage_in_bytes",
-                       arg, fd, err, err_len);
+  return cgn__register(
+      cg, memsw ? "memory.memsw.usage_in_bytes" : "memory.usage_in_bytes", arg,
+      fd, err, err_len);
 }
 
 int mg_cgroup_oom_open(mg_cgroup *cg, int *fd, char *err, size_t err_len) {

@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include "mg/mg.h"
 #include "mg__fileio.h"
@@ -281,8 +281,8 @@ static json_t *pr__notify(pr__b *b, const mg_paths *paths,
   snprintf(path, sizeof path, "%s/pressure/memory",
            paths->proc_root ? paths->proc_root : "/proc");
   mg_psi_trigger t;
-  if (mg_psi_trigger_arm(path, 0, 150000, 500000, &t, reason,
-                         sizeof reason) == 0) {
+  if (mg_psi_trigger_arm(path, 0, 150000, 500000, &t, reason, sizeof reason) ==
+      0) {
     close(t.fd);
     json_t *p = json_object();
     pr__set(b, p, "window_ms", json_integer((json_int_t)(t.window_us / 1000)));

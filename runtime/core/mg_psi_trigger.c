@@ -23,7 +23,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#define PSI__PROC_MAGIC 0x9fa0       /* PROC_SUPER_MAGIC */
+#define PSI__PROC_MAGIC 0x9fa0        /* PROC_SUPER_MAGIC */
 #define PSI__CGROUP2_MAGIC 0x63677270 /* CGROUP2_SUPER_MAGIC */
 
 int mg_psi_trigger_open(const char *path, int full, uint64_t stall_us,
@@ -51,8 +51,8 @@ int mg_psi_trigger_open(const char *path, int full, uint64_t stall_us,
   /* Only the kernel's own pressure files take triggers: a fixture or any
    * other regular file would just be overwritten. */
   struct statfs sf;
-  if (fstatfs(f, &sf) < 0 || (sf.f_type != PSI__PROC_MAGIC &&
-                              sf.f_type != PSI__CGROUP2_MAGIC)) {
+  if (fstatfs(f, &sf) < 0 ||
+      (sf.f_type != PSI__PROC_MAGIC && sf.f_type != PSI__CGROUP2_MAGIC)) {
     close(f);
     return mg_errf(err, err_len, MG_ENOTSUP,
                    "%s is not a pressure file of the kernel (not on procfs "
@@ -84,8 +84,8 @@ int mg_psi_trigger_arm(const char *path, int full, uint64_t stall_us,
   memset(out, 0, sizeof *out);
   out->fd = -1;
   char first[512];
-  int rc = mg_psi_trigger_open(path, full, stall_us, window_us, &out->fd,
-                               first, sizeof first);
+  int rc = mg_psi_trigger_open(path, full, stall_us, window_us, &out->fd, first,
+                               sizeof first);
   if (rc == 0) {
     out->stall_us = stall_us;
     out->window_us = window_us;

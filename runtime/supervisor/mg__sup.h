@@ -32,7 +32,8 @@ typedef struct mg__sup_watch {
   struct mg__sup_watch *next;
   int fd;
   int kind;
-  int th; /* MG__W_THRESHOLD: index in c->th */
+  int th;    /* MG__W_THRESHOLD: index in c->th */
+  int rearm; /* MG__W_THRESHOLD: the re-arm line below the level */
 } mg__sup_watch;
 
 /* A threshold of a child: id 0 is the warn line (warn_at), 1..n the
@@ -41,9 +42,9 @@ typedef struct mg__sup_th {
   int id;
   int used; /* slot in use */
   mg_threshold t;
-  uint64_t level;     /* resolved for the run (0: cannot, no limit) */
-  int armed;          /* below the level: the next upward crossing fires */
-  int kernel;         /* served by a kernel notification this run */
+  uint64_t level; /* resolved for the run (0: cannot, no limit) */
+  int armed;      /* below the level: the next upward crossing fires */
+  int kernel;     /* served by a kernel notification this run */
 } mg__sup_th;
 
 struct mg_sup {
@@ -165,6 +166,7 @@ typedef struct mg__sup_run {
   uint64_t maxrss_bytes;     /* peak RSS from wait4 (0: unknown) */
   int killed_by_us;          /* the supervisor sent SIGKILL (grace) */
   const char *output_marker; /* allocation-failure text found, or NULL */
+  const char *own_limit;     /* a runtime's own heap-limit text, or NULL */
   const char *output_file;   /* where it was found */
 } mg__sup_run;
 
@@ -209,8 +211,10 @@ void mg__sup_relay_tail(mg_child *c, mg_child_exit *e);
 /* Fill e->code, signal, reason, detail and peak_bytes from `r`. */
 void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e);
 
-/* The allocation-failure texts looked for in a run's output, lowercase. */
+/* The allocation-failure texts looked for in a run's output, lowercase;
+ * and the texts of a runtime's own heap limit (V8, the JVM). */
 const char *mg__sup_find_marker(const char *text, size_t len);
+const char *mg__sup_find_own_limit(const char *text, size_t len);
 
 /* "SIGKILL"-style name of a signal (mg_signal_name with the prefix), or
  * "signal" for a number without a name; written to buf, returned. */

@@ -19,8 +19,9 @@ int mg_child_throttle(mg_child *c, uint64_t bytes, char *err, size_t err_len) {
   if (!c)
     return mg_errf(err, err_len, -EINVAL, "throttle: no child");
   if (c->pid <= 0)
-    return mg_errf(err, err_len, -ESRCH, "throttle: process '%s' is not "
-                                         "running",
+    return mg_errf(err, err_len, -ESRCH,
+                   "throttle: process '%s' is not "
+                   "running",
                    c->name);
   if (!c->cg)
     return mg_errf(err, err_len, MG_ENOTSUP,
@@ -196,13 +197,15 @@ static int act__v1_freeze(mg_child *c, int frozen, char *err, size_t err_len) {
                    strerror(errno));
   snprintf(c->freezer_dir, sizeof c->freezer_dir, "%s", dir);
   if (frozen && (rc = act__v1_move(c, dir)) < 0)
-    return mg_errf(err, err_len, rc, "freeze: cannot move the processes "
-                                     "into %s: %s",
+    return mg_errf(err, err_len, rc,
+                   "freeze: cannot move the processes "
+                   "into %s: %s",
                    dir, mg_strerror(rc));
   rc = act__write(dir, "freezer.state", frozen ? "FROZEN" : "THAWED");
   if (rc < 0)
-    return mg_errf(err, err_len, rc, "freeze: cannot write %s/freezer.state: "
-                                     "%s",
+    return mg_errf(err, err_len, rc,
+                   "freeze: cannot write %s/freezer.state: "
+                   "%s",
                    dir, mg_strerror(rc));
   return 0;
 }
@@ -221,8 +224,8 @@ int mg_child_freeze(mg_child *c, int frozen, char *err, size_t err_len) {
   if (!c)
     return mg_errf(err, err_len, -EINVAL, "freeze: no child");
   if (c->pid <= 0)
-    return mg_errf(err, err_len, -ESRCH,
-                   "freeze: process '%s' is not running", c->name);
+    return mg_errf(err, err_len, -ESRCH, "freeze: process '%s' is not running",
+                   c->name);
   if (!c->cg)
     return mg_errf(err, err_len, MG_ENOTSUP,
                    "freeze: process '%s' has no cgroup of its own (cgroup = "

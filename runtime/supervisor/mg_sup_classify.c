@@ -19,7 +19,10 @@
  *   - its stderr tail (or stdout file) names an allocation failure
  *     (mg__sup_find_marker: "Cannot allocate memory", "bad_alloc",
  *     "Fatal process out of memory", "MemoryError", "failed to
- *     allocate", CUDA's out of memory…);
+ *     allocate", CUDA's out of memory…) — unless the usage was below 50 %
+ *     of the limit and either the group's exact charge shows it (cgroup)
+ *     or the text is a runtime's own heap limit (V8's "Reached heap
+ *     limit", the JVM's "Java heap space": the detail says so);
  *   - data / as only: it crashed (exit code != 0, SIGABRT, SIGSEGV,
  *     SIGBUS, SIGTRAP, SIGILL) with its highest sampled VmData / VmSize at
  *     MG_SUP_LIMIT_FRACTION (50 %) of the limit or more.
@@ -46,13 +49,25 @@ static const char *const sup__markers[] = {
     "allocation failed",
     "mmap failed",
     "fatal process out of memory",
+    "fatal process oom",
+    "failed to reserve virtual memory",
     "cudaerrormemoryallocation",
     "cuda_error_out_of_memory",
 };
 
-const char *mg__sup_find_marker(const char *text, size_t len) {
-  for (size_t m = 0; m < sizeof sup__markers / sizeof sup__markers[0]; m++) {
-    const char *w = sup__markers[m];
+/* Texts of a runtime that hit a heap limit of its own (V8's
+ * --max-old-space-size, the JVM's -Xmx), not an allocation the kernel
+ * refused: with one of them the output rule does not blame mgrun's limit. */
+static const char *const sup__own_limits[] = {
+    "reached heap limit",
+    "javascript heap out of memory",
+    "java heap space",
+};
+
+static const char *sup__find(const char *const *list, size_t n,
+                             const char *text, size_t len) {
+  for (size_t m = 0; m < n; m++) {
+    const char *w = list[m];
     size_t wl = strlen(w);
     for (size_t i = 0; i + wl <= len; i++) {
       size_t j = 0;
@@ -63,6 +78,17 @@ const char *mg__sup_find_marker(const char *text, size_t len) {
     }
   }
   return NULL;
+}
+
+const char *mg__sup_find_own_limit(const char *text, size_t len) {
+  return sup__find(sup__own_limits,
+                   sizeof sup__own_limits / sizeof sup__own_limits[0], text,
+                   len);
+}
+
+const char *mg__sup_find_marker(const char *text, size_t len) {
+  return sup__find(sup__markers, sizeof sup__markers / sizeof sup__markers[0],
+                   text, len);
 }
 
 const char *mg__sup_signame(int sig, char *buf, size_t len) {
@@ -148,14 +174,28 @@ void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e) {
   /* A kill of ours (a policy's kill, the end of a grace period) is a
    * signal, whatever the usage was. */
   int enforcing = r->limit_bytes > 0 && r->enforce != MG_ENFORCE_NONE;
-  int abnormal = !r->killed_by_us && ((!e->signal && e->code != 0) ||
-                                      (e->signal && e->signal != SIGTERM &&
-                                       e->signal != SIGINT &&
-                                       e->signal != SIGHUP));
+  int abnormal =
+      !r->killed_by_us && ((!e->signal && e->code != 0) ||
+                           (e->signal && e->signal != SIGTERM &&
+                            e->signal != SIGINT && e->signal != SIGHUP));
   int rl_mode = r->enforce == MG_ENFORCE_DATA || r->enforce == MG_ENFORCE_AS;
 
   /* An allocation refused: the run says so in its output. */
-  if (enforcing && abnormal && r->output_marker) {
+  /* …unless the usage was far below the limit and either the group's
+   * charge (exact, for cgroup) says so or the text is a runtime's own heap
+   * limit */
+  uint64_t usage = r->max_used_bytes;
+  if (have_cg && r->cg_end.has_peak && r->cg_end.peak_bytes > usage)
+    usage = r->cg_end.peak_bytes;
+  int far_below = usage > 0 && (double)usage < MG_SUP_LIMIT_FRACTION *
+                                                   (double)r->limit_bytes;
+  /* the group's charge is what a cgroup limit counts: exact; a runtime's
+   * heap limit of its own is no refusal unless it was set near ours (V8
+   * sizes its heap from the cgroup limit) */
+  int cleared =
+      far_below && (r->own_limit || (have_cg && r->cg_end.has_peak &&
+                                     r->enforce == MG_ENFORCE_CGROUP));
+  if (enforcing && abnormal && r->output_marker && !cleared) {
     e->reason = MG_EXIT_LIMIT;
     snprintf(e->detail, sizeof e->detail,
              "%s under %s %s and its output (%s) says \"%s\"; peak %s", how,
@@ -169,14 +209,10 @@ void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e) {
    * peak (exact, also for a death before the first sample; for data / as
    * it stands in for VmData / VmSize, which a dead process no longer
    * has) or the highest sample. */
-  uint64_t usage = r->max_used_bytes;
-  if (have_cg && r->cg_end.has_peak && r->cg_end.peak_bytes > usage)
-    usage = r->cg_end.peak_bytes;
   uint64_t margin = (uint64_t)((double)r->limit_bytes * MG_SUP_LIMIT_MARGIN);
   if (margin < MG_SUP_LIMIT_MARGIN_MIN)
     margin = MG_SUP_LIMIT_MARGIN_MIN;
-  if (enforcing && abnormal &&
-      usage + margin >= r->limit_bytes) {
+  if (enforcing && abnormal && usage + margin >= r->limit_bytes) {
     char us[32];
     e->reason = MG_EXIT_LIMIT;
     snprintf(e->detail, sizeof e->detail,
@@ -219,6 +255,13 @@ void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e) {
     snprintf(e->detail, sizeof e->detail, "exited with code %d", e->code);
   }
 note:
+  if (r->own_limit && e->reason != MG_EXIT_LIMIT && r->output_marker) {
+    size_t n = strlen(e->detail);
+    snprintf(e->detail + n, sizeof e->detail - n,
+             "; its output names a heap limit of its own (\"%s\"), not "
+             "mgrun's",
+             r->own_limit);
+  }
   if (oom_kill) {
     size_t n = strlen(e->detail);
     snprintf(e->detail + n, sizeof e->detail - n,

@@ -188,8 +188,10 @@ static void sup__close(int *fd) {
 static int sup__reserved(const char *kv, size_t kl, int pressure) {
   return (kl == 11 && strncmp(kv, "MG_RESTARTS", kl) == 0) ||
          (kl == 13 && strncmp(kv, "MG_CHILD_NAME", kl) == 0) ||
-         (pressure && kl == 21 && strncmp(kv, "MEMORY_PRESSURE_WATCH", kl) == 0) ||
-         (pressure && kl == 21 && strncmp(kv, "MEMORY_PRESSURE_WRITE", kl) == 0);
+         (pressure && kl == 21 &&
+          strncmp(kv, "MEMORY_PRESSURE_WATCH", kl) == 0) ||
+         (pressure && kl == 21 &&
+          strncmp(kv, "MEMORY_PRESSURE_WRITE", kl) == 0);
 }
 
 /* Inherited environment less the keys we set, opts env, MG_RESTARTS and
@@ -309,7 +311,8 @@ int mg__sup_cgroup_make(mg_child *c, char *reason, size_t reason_len) {
   if (rc < 0)
     return mg_errf(reason, reason_len, rc, "%s", e);
   int swap_limited = 0;
-  int limited = c->enforce == MG_ENFORCE_CGROUP || c->enforce == MG_ENFORCE_AUTO;
+  int limited =
+      c->enforce == MG_ENFORCE_CGROUP || c->enforce == MG_ENFORCE_AUTO;
   if (limited)
     rc = mg_cgroup_set_limit(cg, c->limit_bytes, &swap_limited, e, sizeof e);
   if (rc < 0) {

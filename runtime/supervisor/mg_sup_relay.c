@@ -28,7 +28,7 @@ static void relay__keep(mg_child *c, const char *buf, size_t n) {
     memcpy(c->tail + c->tail_pos, buf + i, k);
     c->tail_pos = (c->tail_pos + k) % MG_SUP_TAIL_BYTES;
     c->tail_len = c->tail_len + k > MG_SUP_TAIL_BYTES ? MG_SUP_TAIL_BYTES
-                                                       : c->tail_len + k;
+                                                      : c->tail_len + k;
     i += k;
   }
 }
@@ -146,8 +146,8 @@ void mg__sup_relay_tail(mg_child *c, mg_child_exit *e) {
       int64_t from = (int64_t)st.st_size - MG_SUP_TAIL_BYTES;
       if (from < c->err_start)
         from = c->err_start;
-      ssize_t n = pread(f, e->stderr_tail, (size_t)(st.st_size - from),
-                        (off_t)from);
+      ssize_t n =
+          pread(f, e->stderr_tail, (size_t)(st.st_size - from), (off_t)from);
       e->stderr_tail_len = n > 0 ? (size_t)n : 0;
     }
     close(f);

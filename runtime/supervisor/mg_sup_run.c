@@ -287,8 +287,9 @@ static void sup__reap(mg_child *c) {
   mg__sup_relay_tail(c, &e);
   if (e.stderr_tail_len > 0) {
     r.output_marker = mg__sup_find_marker(e.stderr_tail, e.stderr_tail_len);
-    r.output_file = c->stderr_mode == MG_STDIO_FILE ? c->stderr_path
-                                                     : "its stderr";
+    r.own_limit = mg__sup_find_own_limit(e.stderr_tail, e.stderr_tail_len);
+    r.output_file =
+        c->stderr_mode == MG_STDIO_FILE ? c->stderr_path : "its stderr";
   }
   if (!r.output_marker && c->stdout_mode == MG_STDIO_FILE) {
     r.output_marker = sup__scan_output(c->stdout_path, c->out_start);

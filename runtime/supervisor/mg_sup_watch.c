@@ -16,9 +16,11 @@
  * Thresholds compare the group's charged memory (memory.usage_in_bytes /
  * memory.current) where the child has a group, else the sampled `used`
  * (what its limit counts). A threshold fires on each upward crossing and
- * re-arms when the usage is below its level again; a notification that
- * shows the usage went up and back down between two reads (an eventfd
- * count of 2 or more while armed) fires too.
+ * re-arms once the usage is MG_SUP_THRESHOLD_HYSTERESIS (2 %, at least
+ * 1 MiB) below its level — a usage that hovers at the level fires once, not
+ * at every wiggle (on v1 a second eventfd watches that re-arm line); a
+ * notification that shows the usage went up and back down between two
+ * reads (an eventfd count of 2 or more while armed) fires too.
  * The sample timer runs at sample_ms (0: off), or — with sample_fallback
  * — only while some threshold has no kernel notification, at sample_ms or
  * MG_SUP_WATCH_SAMPLE_MS.
@@ -126,6 +128,14 @@ int mg__sup_th_init(mg_child *c, const mg_child_opts *o, char *err,
   return 0;
 }
 
+/* The re-arm line below a level. */
+static uint64_t th__rearm(uint64_t level) {
+  uint64_t h = (uint64_t)((double)level * MG_SUP_THRESHOLD_HYSTERESIS);
+  if (h < MG_SUP_THRESHOLD_HYSTERESIS_MIN)
+    h = MG_SUP_THRESHOLD_HYSTERESIS_MIN;
+  return level > h ? level - h : 0;
+}
+
 static uint64_t th__level(const mg_child *c, const mg__sup_th *th) {
   if (th->t.bytes)
     return th->t.bytes;
@@ -173,8 +183,8 @@ static void th__fire(mg_child *c, const mg__sup_th *th, uint64_t usage,
     th__warn(c);
     return;
   }
-  mg_threshold_event t = {th->id,    th->level, 0, usage, 1,
-                          by_kernel, "memory", 0, 0, 0, 0};
+  mg_threshold_event t = {th->id,   th->level, 0, usage, 1, by_kernel,
+                          "memory", 0,         0, 0,     0};
   mg_cgroup_memstat ms;
   if (c->cg && mg_cgroup_memstat_read(c->cg, &ms, NULL, 0) == 0) {
     t.has_stat = 1;
@@ -209,7 +219,8 @@ static void th__seen(mg_child *c, int i, uint64_t usage, int bounced,
   } else {
     if (th->armed && bounced)
       th__fire(c, th, usage, by_kernel);
-    th->armed = 1;
+    if (usage < th__rearm(th->level))
+      th->armed = 1;
   }
 }
 
@@ -222,8 +233,10 @@ static void w__on_threshold(uv_poll_t *h, int status, int events) {
     return;
   if (c->pid <= 0 || th__usage(c, &usage) < 0)
     return;
-  th__seen(c, w->th, usage, n >= 2, 1);
+  th__seen(c, w->th, usage, !w->rearm && n >= 2, 1);
 }
+
+static void th__disarm(mg_child *c, int i);
 
 /* Arm threshold i for the running child: an eventfd on v1, else
  * sampled. Its state starts from the usage now (a level already passed
@@ -236,23 +249,44 @@ static void th__arm(mg_child *c, int i) {
   th->armed = !(th->level && th__usage(c, &usage) == 0 && usage >= th->level);
   if (!th->level || !c->cg || mg_cgroup_get_version(c->cg) != MG_CGROUP_V1)
     return;
-  int fd;
+  int fd, fd2 = -1;
+  uint64_t rearm = th__rearm(th->level);
   if (mg_cgroup_threshold_open(c->cg, 0, th->level, &fd, NULL, 0) < 0)
     return;
+  if (rearm > 0 &&
+      mg_cgroup_threshold_open(c->cg, 0, rearm, &fd2, NULL, 0) < 0) {
+    close(fd);
+    return;
+  }
   mg__sup_watch *w =
       mg__sup_watch_add(c, fd, MG__W_THRESHOLD, UV_READABLE, w__on_threshold);
-  if (w) {
-    w->th = i;
-    th->kernel = 1;
+  if (!w) {
+    if (fd2 >= 0)
+      close(fd2);
+    return;
+  }
+  w->th = i;
+  th->kernel = 1;
+  if (fd2 >= 0) { /* the re-arm line: its crossings only re-evaluate */
+    mg__sup_watch *r = mg__sup_watch_add(c, fd2, MG__W_THRESHOLD, UV_READABLE,
+                                         w__on_threshold);
+    if (r) {
+      r->th = i;
+      r->rearm = 1;
+    } else {
+      th__disarm(c, i);
+    }
   }
 }
 
 static void th__disarm(mg_child *c, int i) {
-  for (mg__sup_watch *w = c->watches; w; w = w->next)
-    if (w->kind == MG__W_THRESHOLD && w->th == i) {
+  mg__sup_watch *w = c->watches;
+  while (w) { /* the level's and its re-arm line's */
+    mg__sup_watch *next = w->next;
+    if (w->kind == MG__W_THRESHOLD && w->th == i)
       mg__sup_watch_close(w);
-      break;
-    }
+    w = next;
+  }
   c->th[i].kernel = 0;
 }
 
@@ -397,8 +431,7 @@ static int sup__pressure_arm(mg_child *c, char *err, size_t err_len) {
                                        err_len);
     if (rc < 0)
       return rc;
-    return mg__sup_watch_add(c, fd, MG__W_PRESSURE, UV_READABLE,
-                             w__on_pressure)
+    return mg__sup_watch_add(c, fd, MG__W_PRESSURE, UV_READABLE, w__on_pressure)
                ? 0
                : mg_errf(err, err_len, -ENOMEM, "pressure: out of memory");
   }
@@ -534,9 +567,8 @@ void mg_child_watching_get(const mg_child *c, mg_child_watching *out) {
         out->thresholds_sampled++;
     }
   out->oom_notified = c->oom_notified;
-  out->sampling_ms = uv_is_active((const uv_handle_t *)&c->sample_timer)
-                         ? c->sampling_ms
-                         : 0;
+  out->sampling_ms =
+      uv_is_active((const uv_handle_t *)&c->sample_timer) ? c->sampling_ms : 0;
 }
 
 int mg_child_pressure(mg_child *c, const mg_pressure_opts *o, char *err,

@@ -140,7 +140,7 @@ static json_t *probe(const mg_paths *p, int skip) {
 }
 
 static void check_common(json_t *doc) {
-  static const char *const top[] = {"version", "memory", "cgroup",
+  static const char *const top[] = {"version", "memory",   "cgroup",
                                     "rlimit",  "pressure", "notify",
                                     "kernel",  "arch",     NULL};
   static const char *const top_nopsi[] = {

@@ -215,6 +215,10 @@ TEST(markers) {
       "memory allocation of 1048576 bytes failed\n",
       "fatal error: runtime: out of memory\n",
       "ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer",
+      "#\n# Fatal process OOM in Failed to reserve virtual memory for "
+      "CodeRange\n#\n",
+      "RuntimeError: CUDA error: out of memory",
+      "cudaErrorMemoryAllocation",
   };
   for (size_t i = 0; i < sizeof hits / sizeof hits[0]; i++)
     ASSERT(mg__sup_find_marker(hits[i], strlen(hits[i])) != NULL);
@@ -224,6 +228,38 @@ TEST(markers) {
   ASSERT(mg__sup_find_marker(s, strlen(s)) == NULL);
   s = "cannot allocate mem"; /* cut short: no match past the length */
   ASSERT(mg__sup_find_marker(s, 12) == NULL);
+  /* a runtime's own heap limit is told apart */
+  s = "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap "
+      "out of memory";
+  ASSERT(mg__sup_find_marker(s, strlen(s)) != NULL);
+  ASSERT_STR_EQ(mg__sup_find_own_limit(s, strlen(s)), "reached heap limit");
+  s = "Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap "
+      "space";
+  ASSERT(mg__sup_find_own_limit(s, strlen(s)) != NULL);
+  s = "terminate called after throwing an instance of 'std::bad_alloc'";
+  ASSERT(mg__sup_find_own_limit(s, strlen(s)) == NULL);
+  mg__sup_run r = base_run(MG_ENFORCE_DATA, 2048 * MIB);
+  r.status = SIGNALED(SIGABRT);
+  r.max_used_bytes = 100 * MIB;
+  r.output_marker = "out of memory";
+  r.own_limit = "reached heap limit";
+  r.output_file = "its stderr";
+  mg_child_exit e = classify(&r);
+  ASSERT_EQ(e.reason, MG_EXIT_SIGNAL);
+  ASSERT_CONTAINS(e.detail, "a heap limit of its own (\"reached heap limit\")");
+  r.own_limit = NULL; /* the same text without it: the limit */
+  ASSERT_EQ(classify(&r).reason, MG_EXIT_LIMIT);
+  /* cgroup: the group's exact peak far below the limit clears it */
+  r = base_run(MG_ENFORCE_CGROUP, 1024 * MIB);
+  r.status = EXITED(1);
+  r.output_marker = "bad_alloc";
+  r.has_cgroup = 1;
+  r.cg_end_ok = 1;
+  r.cg_end.has_peak = 1;
+  r.cg_end.peak_bytes = 100 * MIB;
+  ASSERT_EQ(classify(&r).reason, MG_EXIT_EXIT);
+  r.cg_end.peak_bytes = 900 * MIB;
+  ASSERT_EQ(classify(&r).reason, MG_EXIT_LIMIT);
   char name[16];
   ASSERT_STR_EQ(mg__sup_signame(SIGSEGV, name, sizeof name), "SIGSEGV");
   ASSERT_STR_EQ(mg__sup_signame(SIGWINCH, name, sizeof name), "SIGWINCH");

@@ -46,11 +46,11 @@ MG_API int mg_psi_trigger_open(const char *path, int full, uint64_t stall_us,
                                size_t err_len);
 
 typedef struct mg_psi_trigger {
-  int fd;             /* poll for POLLPRI; the caller closes it */
-  uint64_t stall_us;  /* what was armed */
+  int fd;            /* poll for POLLPRI; the caller closes it */
+  uint64_t stall_us; /* what was armed */
   uint64_t window_us;
-  int fell_back;      /* the asked window was refused */
-  char why[640];      /* then: the refusal and what was armed instead */
+  int fell_back; /* the asked window was refused */
+  char why[640]; /* then: the refusal and what was armed instead */
 } mg_psi_trigger;
 
 /* mg_psi_trigger_open, and when the kernel refuses the window (EINVAL,

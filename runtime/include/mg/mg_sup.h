@@ -194,7 +194,11 @@ typedef enum mg_stdio {
  * or status: max(MG_SUP_LIMIT_MARGIN of the limit, 1 MiB). */
 #define MG_SUP_LIMIT_MARGIN 0.02
 #define MG_SUP_LIMIT_MARGIN_MIN (UINT64_C(1) << 20)
-#define MG_SUP_TAIL_BYTES 4096   /* stderr kept per run */
+#define MG_SUP_TAIL_BYTES 4096 /* stderr kept per run */
+/* A threshold re-arms this far below its level: max(2 % of the level,
+ * 1 MiB). */
+#define MG_SUP_THRESHOLD_HYSTERESIS 0.02
+#define MG_SUP_THRESHOLD_HYSTERESIS_MIN (UINT64_C(1) << 20)
 #define MG_SUP_THRESHOLDS_MAX 64 /* per child, with mg_child_watch's */
 /* Sampling interval of watches without a kernel notification when the
  * child's sample_ms is 0. */
@@ -294,7 +298,8 @@ typedef struct mg_threshold {
 } mg_threshold;
 
 /* One upward crossing of a threshold (thresholds fire on each upward
- * crossing and re-arm once the usage is below the level again). */
+ * crossing and re-arm once the usage is MG_SUP_THRESHOLD_HYSTERESIS below
+ * the level). */
 typedef struct mg_threshold_event {
   int id;               /* 1..n: opts.thresholds[id-1]; else mg_child_watch's */
   uint64_t level_bytes; /* the level in bytes */
@@ -310,8 +315,8 @@ typedef struct mg_threshold_event {
 /* OOM kills inside the child's group (of the main process or of any
  * descendant) since the last event. */
 typedef struct mg_oom_event {
-  uint64_t count; /* new kills */
-  uint64_t total; /* kills in this run so far */
+  uint64_t count;   /* new kills */
+  uint64_t total;   /* kills in this run so far */
   pid_t victim_pid; /* 0: not known (the kernel does not say) */
 } mg_oom_event;
 
@@ -321,7 +326,7 @@ typedef struct mg_pressure_event {
                         NULL on v2 */
   int full;          /* v2 PSI trigger: 1 full, 0 some */
   uint64_t stall_us, window_us; /* v2: what is armed */
-  int has_psi;       /* v2: the group's memory.pressure when it fired */
+  int has_psi; /* v2: the group's memory.pressure when it fired */
   mg_psi psi;
 } mg_pressure_event;
 
@@ -369,10 +374,10 @@ typedef struct mg_child_opts {
                              (default MG_CHILD_BACKOFF_MAX_DEFAULT) */
   mg_stdio stdout_mode, stderr_mode;     /* default inherit */
   const char *stdout_path, *stderr_path; /* with MG_STDIO_FILE: not empty */
-  int64_t grace_ms;         /* SIGTERM → SIGKILL delay on stop/shutdown,
-                               0..3600000; 0: SIGKILL at once (default 5000) */
-  int64_t backoff_reset_ms; /* a run at least this long resets the backoff
-                               to backoff_ms, 1..86400000 (default 10000) */
+  int64_t grace_ms;               /* SIGTERM → SIGKILL delay on stop/shutdown,
+                                     0..3600000; 0: SIGKILL at once (default 5000) */
+  int64_t backoff_reset_ms;       /* a run at least this long resets the backoff
+                                     to backoff_ms, 1..86400000 (default 10000) */
   const mg_threshold *thresholds; /* copied; up to MG_SUP_THRESHOLDS_MAX */
   size_t nthresholds;
   int cgroup; /* a group of its own in every mode: -1 where one can be made
@@ -380,8 +385,8 @@ typedef struct mg_child_opts {
                  1 required (MG_ENOTSUP where none can be made) */
   int sample_fallback; /* 1: sample (sample_ms) only while some watch has
                           no kernel notification (default 0: always) */
-  int pressure_env; /* 1: MEMORY_PRESSURE_WATCH / _WRITE for the child
-                       (systemd's protocol; cgroup v2 groups only) */
+  int pressure_env;    /* 1: MEMORY_PRESSURE_WATCH / _WRITE for the child
+                          (systemd's protocol; cgroup v2 groups only) */
 } mg_child_opts;
 
 /* Fill `o` with the defaults (see mg_child_opts); name and argv NULL. */
@@ -484,8 +489,7 @@ MG_API int mg_child_throttle(mg_child *c, uint64_t bytes, char *err,
 
 /* Freeze (1) or thaw (0) every process of the run: v2 cgroup.freeze; v1
  * the freezer hierarchy, where it is mounted. MG_ENOTSUP otherwise. */
-MG_API int mg_child_freeze(mg_child *c, int frozen, char *err,
-                           size_t err_len);
+MG_API int mg_child_freeze(mg_child *c, int frozen, char *err, size_t err_len);
 
 /* The owner lets go: events are no longer delivered after this returns;
  * the child is freed when it is closed (a running child keeps running
