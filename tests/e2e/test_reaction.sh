@@ -199,8 +199,10 @@ local cases = {
   { "abrt", "data", { hog, "--quiet", "--fail-signal", "6" } },
   -- dies at once, before any sample (sample_ms 10 s): the group's peak
   { "early", "cgroup", { "sh", "-c", "MG_HOG_ALLOC_AT_START=200M exec " .. hog } },
-  -- a refused allocation only its stderr tells of
-  { "text", "cgroup", { "sh", "-c", "echo 'terminate called after throwing an instance of std::bad_alloc' >&2; exit 1" } },
+  -- a refused allocation only its stderr tells of (under RLIMIT_DATA: a
+  -- cgroup refuses nothing, its exact charge would clear the text)
+  { "text", "data", { "sh", "-c", "echo 'terminate called after throwing an instance of std::bad_alloc' >&2; exit 1" } },
+  { "text-cg", "cgroup", { "sh", "-c", "echo 'terminate called after throwing an instance of std::bad_alloc' >&2; exit 1" } },
 }
 local left = #cases
 for _, c in ipairs(cases) do
@@ -219,6 +221,7 @@ check "deaths: SIGTRAP after a refused allocation is limit" grep -q "^trap	limit
 check "deaths: SIGABRT after a refused allocation is limit" grep -q "^abrt	limit	ABRT	true	true" <<<"$out"
 check "deaths: a death before the first sample has its peak and a reason" grep -qE "^early	(oom|limit)	.*	true	" <<<"$out"
 check "deaths: an allocation failure in the stderr tail is limit" grep -q "^text	limit	1	true	true" <<<"$out"
+check "deaths: …but not under a cgroup whose exact charge was far below" grep -q "^text-cg	exit	1	true	true" <<<"$out"
 
 # ------------------------------------------------------- the stderr relay
 p=$(policy relay <<'LUA'
