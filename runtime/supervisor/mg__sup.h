@@ -73,7 +73,10 @@ struct mg_sup {
   size_t nhandles; /* handles initialised and not yet through uv_close */
 
   mg_child *head, *tail; /* every child not yet freed, spawn order */
-  unsigned round;        /* SIGCHLD scan generation */
+  mg_child_events obs[MG_SUP_OBSERVERS_MAX]; /* mg_sup_observe; ud NULL and
+                                                every callback NULL: free */
+  int obs_used[MG_SUP_OBSERVERS_MAX];
+  unsigned round; /* SIGCHLD scan generation */
 
   int shutting_down, finishing, done_called, free_requested;
   void (*done)(mg_sup *sup, void *ud);
@@ -147,6 +150,27 @@ struct mg_child {
   char tail[MG_SUP_TAIL_BYTES]; /* ring of the last stderr bytes */
   size_t tail_len, tail_pos;
 };
+
+/* Deliver an event: to the owner (until released), then to every
+ * observer. `cb` is the mg_child_events member. */
+#define MG__SUP_EMIT(c, cb, ...)                                               \
+  do {                                                                         \
+    mg_child *c_ = (c);                                                        \
+    if (!c_->released && c_->ev.cb)                                            \
+      c_->ev.cb(c_, __VA_ARGS__, c_->ev.ud);                                   \
+    for (int i_ = 0; i_ < MG_SUP_OBSERVERS_MAX; i_++)                          \
+      if (c_->sup->obs_used[i_] && c_->sup->obs[i_].cb)                        \
+        c_->sup->obs[i_].cb(c_, __VA_ARGS__, c_->sup->obs[i_].ud);             \
+  } while (0)
+#define MG__SUP_EMIT0(c, cb)                                                   \
+  do {                                                                         \
+    mg_child *c_ = (c);                                                        \
+    if (!c_->released && c_->ev.cb)                                            \
+      c_->ev.cb(c_, c_->ev.ud);                                                \
+    for (int i_ = 0; i_ < MG_SUP_OBSERVERS_MAX; i_++)                          \
+      if (c_->sup->obs_used[i_] && c_->sup->obs[i_].cb)                        \
+        c_->sup->obs[i_].cb(c_, c_->sup->obs[i_].ud);                          \
+  } while (0)
 
 /* Everything mg__sup_classify needs to know about one finished run. */
 typedef struct mg__sup_run {

@@ -243,8 +243,7 @@ void mg__sup_child_close(mg_child *c) {
   sup__log(c->sup, MG_LOG_DEBUG, "child_closed", f, 2);
   sup__close_child_handles(c);
   mg__sup_update_ref(c->sup);
-  if (!c->released && c->ev.on_close)
-    c->ev.on_close(c, c->ev.ud);
+  MG__SUP_EMIT0(c, on_close);
 }
 
 /* Shutdown bookkeeping and deferred frees; see the file comment. */
@@ -631,6 +630,25 @@ void mg_child_release(mg_child *c) {
   c->released = 1;
   if (c->closed && c->handles_open == 0 && !c->sup->free_requested)
     sup__child_free(c);
+}
+
+int mg_sup_observe(mg_sup *sup, const mg_child_events *ev) {
+  if (!sup || !ev)
+    return -EINVAL;
+  for (int i = 0; i < MG_SUP_OBSERVERS_MAX; i++)
+    if (!sup->obs_used[i]) {
+      sup->obs[i] = *ev;
+      sup->obs_used[i] = 1;
+      return i + 1;
+    }
+  return -ENOSPC;
+}
+
+void mg_sup_unobserve(mg_sup *sup, int id) {
+  if (sup && id >= 1 && id <= MG_SUP_OBSERVERS_MAX) {
+    sup->obs_used[id - 1] = 0;
+    memset(&sup->obs[id - 1], 0, sizeof sup->obs[id - 1]);
+  }
 }
 
 size_t mg_sup_children(mg_sup *sup, mg_child **out, size_t cap) {

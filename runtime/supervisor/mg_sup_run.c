@@ -111,6 +111,7 @@ void mg__sup_run_started(mg_child *c) {
       MG_LF_STR("path", c->path),
   };
   mg_log(c->sup->log, MG_LOG_INFO, "child_started", f, 7);
+  MG__SUP_EMIT0(c, on_start);
 }
 
 /* After a run (real or a failed restart): decide on a restart, tell the
@@ -152,8 +153,7 @@ static void sup__run_done(mg_child *c, mg_child_exit *e) {
                         MG_LF_INT("max_restarts", c->max_restarts)};
     mg_log(sup->log, MG_LOG_WARN, "restart_limit_reached", g, 2);
   }
-  if (!c->released && c->ev.on_exit)
-    c->ev.on_exit(c, e, c->ev.ud);
+  MG__SUP_EMIT(c, on_exit, e);
   if (c->closed)
     return; /* stopped from inside on_exit */
   if (want && !c->stopping && !sup->shutting_down) {
@@ -176,8 +176,7 @@ static void sup__on_backoff(uv_timer_t *t) {
   mg_log_field f[] = {MG_LF_STR("name", c->name),
                       MG_LF_INT("restarts", c->restarts)};
   mg_log(sup->log, MG_LOG_INFO, "child_restarting", f, 2);
-  if (!c->released && c->ev.on_restart)
-    c->ev.on_restart(c, c->restarts, c->ev.ud);
+  MG__SUP_EMIT(c, on_restart, c->restarts);
   if (c->closed)
     return;
   if (c->stopping || sup->shutting_down) {

@@ -173,8 +173,7 @@ static void th__warn(mg_child *c) {
                     : ""),
   };
   mg_log(c->sup->log, MG_LOG_WARN, "child_warn", f, s.has_cgroup ? 7 : 6);
-  if (!c->released && c->ev.on_warn)
-    c->ev.on_warn(c, &s, c->ev.ud);
+  MG__SUP_EMIT(c, on_warn, &s);
 }
 
 static void th__fire(mg_child *c, const mg__sup_th *th, uint64_t usage,
@@ -200,8 +199,7 @@ static void th__fire(mg_child *c, const mg__sup_th *th, uint64_t usage,
                       MG_LF_STR("usage", mg_size_format(usage, us, 32)),
                       MG_LF_BOOL("by_kernel", by_kernel)};
   mg_log(c->sup->log, MG_LOG_DEBUG, "threshold_crossed", f, 5);
-  if (!c->released && c->ev.on_threshold)
-    c->ev.on_threshold(c, &t, c->ev.ud);
+  MG__SUP_EMIT(c, on_threshold, &t);
 }
 
 /* A measurement of the usage for threshold `i`: fire on an upward
@@ -297,8 +295,8 @@ static void sup__on_sample(uv_timer_t *t) {
   mg_child_sample s;
   if (mg__sup_sample(c, &s, NULL, 0) < 0)
     return;
-  if (c->sample_ms > 0 && !c->released && c->ev.on_sample)
-    c->ev.on_sample(c, &s, c->ev.ud);
+  if (c->sample_ms > 0)
+    MG__SUP_EMIT(c, on_sample, &s);
   uint64_t u = s.has_cgroup ? s.cgroup_current_bytes : s.used_bytes;
   for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX && c->pid > 0; i++)
     if (c->th[i].used && !c->th[i].kernel)
@@ -349,8 +347,7 @@ void mg__sup_oom_check(mg_child *c) {
                       MG_LF_UINT("count", o.count), MG_LF_UINT("total", total),
                       MG_LF_STR("cgroup", mg_cgroup_dir(c->cg))};
   mg_log(c->sup->log, MG_LOG_WARN, "child_oom_kill", f, 5);
-  if (!c->released && c->ev.on_oom)
-    c->ev.on_oom(c, &o, c->ev.ud);
+  MG__SUP_EMIT(c, on_oom, &o);
 }
 
 static void w__on_oom(uv_poll_t *h, int status, int events) {
@@ -415,8 +412,7 @@ static void w__on_pressure(uv_poll_t *h, int status, int events) {
       fclose(f);
     }
   }
-  if (!c->released && c->ev.on_pressure)
-    c->ev.on_pressure(c, &p, c->ev.ud);
+  MG__SUP_EMIT(c, on_pressure, &p);
 }
 
 static int sup__pressure_arm(mg_child *c, char *err, size_t err_len) {

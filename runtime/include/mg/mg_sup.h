@@ -348,6 +348,8 @@ typedef struct mg_child_events {
   void (*on_threshold)(mg_child *c, const mg_threshold_event *t, void *ud);
   void (*on_oom)(mg_child *c, const mg_oom_event *o, void *ud);
   void (*on_pressure)(mg_child *c, const mg_pressure_event *p, void *ud);
+  /* A run has been exec'd (the first and every restart; pid known). */
+  void (*on_start)(mg_child *c, void *ud);
 } mg_child_events;
 
 /* Options of a child. Start from mg_child_opts_init(): it sets every
@@ -495,6 +497,16 @@ MG_API int mg_child_freeze(mg_child *c, int frozen, char *err, size_t err_len);
  * the child is freed when it is closed (a running child keeps running
  * until it exits or is stopped). */
 MG_API void mg_child_release(mg_child *c);
+
+/* Observers see every event of every child of the supervisor, after its
+ * owner's handler, on the loop thread (metrics, a timeline, a control
+ * socket's subscribers): the callbacks of `ev` that are set. Also
+ * children spawned before, and released ones. Returns an id (> 0) for
+ * mg_sup_unobserve, or -ENOSPC beyond MG_SUP_OBSERVERS_MAX. An observer
+ * must not free the supervisor from a callback. */
+#define MG_SUP_OBSERVERS_MAX 8
+MG_API int mg_sup_observe(mg_sup *sup, const mg_child_events *ev);
+MG_API void mg_sup_unobserve(mg_sup *sup, int id);
 
 /* Children not yet closed, in spawn order (up to cap); returns the number
  * stored (out given) or the number of such children (out NULL). */
