@@ -558,6 +558,30 @@ static lstore *registry_find(lua_State *L, const char *name, const mg_store *s,
   return hit;
 }
 
+size_t mg_lua_store_each(mg_lua_env *env,
+                         void (*fn)(const char *name, const mg_store *s,
+                                    void *ud),
+                         void *ud) {
+  lua_State *L = mg_lua_state(env);
+  size_t n = 0;
+  if (!lua_checkstack(L, 4))
+    return 0;
+  registry_push(L);
+  int t = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    lstore *ls = lua_touserdata(L, -1);
+    if (ls && ls->s && !ls->closing) {
+      n++;
+      if (fn)
+        fn(ls->name, ls->s, ud);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return n;
+}
+
 int mg_lua_store_find(mg_lua_env *env, const char *name, mg_store **out,
                       char *err, size_t err_len) {
   lua_State *L = mg_lua_state(env);

@@ -183,6 +183,14 @@ size_t mg_lua_mem(const mg_lua_env *env, size_t *peak);
 int mg_lua_store_find(mg_lua_env *env, const char *name, mg_store **out,
                       char *err, size_t err_len);
 
+/* Call fn(name, store, ud) for each store the policy has open (in no
+ * particular order; fn must not call into Lua nor open or close a store);
+ * returns how many. For the host's metrics and timeline. */
+size_t mg_lua_store_each(mg_lua_env *env,
+                         void (*fn)(const char *name, const mg_store *s,
+                                    void *ud),
+                         void *ud);
+
 /* Run op(s, ud) — a change of store `s` made by the host, not by Lua — so
  * that the store's Lua callbacks (strategy, estimator, on_evict, on_warn)
  * run on the state's main thread, each with its own budget, exactly as for

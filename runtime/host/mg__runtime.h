@@ -1,7 +1,10 @@
 /* mg__runtime.h — internals of the runtime host shared by its files
  * (mg_runtime.c: lifecycle, loading, running, shutdown;
  * mg_runtime_libs.c: the policy's standard libraries and the sandbox's
- * subset, require paths, the shipped Lua library). Not installed.
+ * subset, require paths, the shipped Lua library; mg_runtime_ops.c: the
+ * operator's side — metrics (mg_runtime_metrics.c), the control socket
+ * (mg_runtime_control.c), the timeline (mg_runtime_timeline.c)). Not
+ * installed.
  */
 #ifndef MG__RUNTIME_H
 #define MG__RUNTIME_H
@@ -73,7 +76,30 @@ struct mg_runtime {
   void *unwind_ud;
   char scripts_dir[PATH_MAX];
   mg__rt_share share;
+  /* the operator's side (mg_runtime_ops.c); NULL when off */
+  struct mg__rt_metrics *metrics;
+  struct mg__rt_control *control;
+  struct mg__rt_timeline *timeline;
+  int ops_stopped;
 };
+
+/* ---- mg_runtime_ops.c: metrics, control socket, timeline
+ *
+ * Started when the runtime is made (a bad address or path fails
+ * mg_runtime_new, naming the option), on rt->loop, their handles unref'd
+ * (they never keep the loop alive on their own); stopped once every
+ * child is reaped (or by mg_runtime_free): their handles are closed then,
+ * and the loop's next run frees them. Each part: start (0, or a negative
+ * code with err naming the option) and stop (idempotent, also after a
+ * failed start). */
+int mg__rt_ops_start(mg_runtime *rt, char *err, size_t err_len);
+void mg__rt_ops_stop(mg_runtime *rt);
+int mg__rt_metrics_start(mg_runtime *rt, char *err, size_t err_len);
+void mg__rt_metrics_stop(mg_runtime *rt);
+int mg__rt_control_start(mg_runtime *rt, char *err, size_t err_len);
+void mg__rt_control_stop(mg_runtime *rt);
+int mg__rt_timeline_start(mg_runtime *rt, char *err, size_t err_len);
+void mg__rt_timeline_stop(mg_runtime *rt);
 
 /* ---- mg_runtime_share.c */
 

@@ -53,6 +53,7 @@ static void on_sup_done(mg_sup *sup, void *ud) {
   (void)sup;
   rt->sup_done = 1;
   close_own_signals(rt);
+  mg__rt_ops_stop(rt);
 }
 
 /* Stop the children: SIGTERM, grace, SIGKILL, reap, remove cgroups; the
@@ -74,8 +75,10 @@ static void do_shutdown(mg_runtime *rt) {
   rt->shut_down = 1;
   mg_lua_shutdown(rt->env);
   stop_children(rt);
-  if (rt->sup_done)
+  if (rt->sup_done) {
     close_own_signals(rt);
+    mg__rt_ops_stop(rt);
+  }
   if (rt->opts.on_exit) {
     int code;
     mg_lua_exit_requested(rt->env, &code);
@@ -280,6 +283,10 @@ static int runtime_make(const mg_runtime_opts *o, lua_State *foreign,
   mg_lua_open(rt->L);
   mg__rt_find_scripts(o->scripts_dir, rt->scripts_dir, sizeof rt->scripts_dir);
   mg__rt_open_libs(rt->L, o->sandbox, rt->scripts_dir);
+  if (!o->check_only && (rc = mg__rt_ops_start(rt, err, err_len)) < 0) {
+    mg_runtime_free(rt);
+    return rc;
+  }
   *out = rt;
   return 0;
 }
@@ -546,6 +553,7 @@ void mg_runtime_free(mg_runtime *rt) {
      * callback (os.exit(code, true) in mg.so), and the process ends next.
      * The loop cannot run here: kill and reap the children at once, and
      * leave the runtime and its loop to the exit (uv_run is below us). */
+    mg__rt_ops_stop(rt);
     mg_lua_close(rt->env);
     rt->env = NULL;
     mg_sup_free(rt->sup);
@@ -557,6 +565,8 @@ void mg_runtime_free(mg_runtime *rt) {
   /* Children never outlive the runtime: stop them and wait (on a borrowed
    * loop too: this runs the caller's loop until they are reaped). */
   stop_children(rt);
+  if (rt->sup_done)
+    mg__rt_ops_stop(rt);
   while (!rt->sup_done)
     if (uv_run(rt->loop, UV_RUN_ONCE) == 0 && !rt->sup_done)
       break; /* nothing left that could finish it (a supervisor bug) */

@@ -16,6 +16,7 @@
 /* What an options object made by mg_runtime_opts_new owns. */
 typedef struct owned {
   char *scripts_dir, *cgroup_parent;
+  char *metrics_addr, *metrics_file, *control_path, *timeline_path;
   char **allow_spawn, **allow_dirs; /* NULL-terminated */
   size_t n_spawn, n_dirs;
   mg_logger *logger;
@@ -73,6 +74,10 @@ void mg_runtime_opts_free(mg_runtime_opts *o) {
   if (w) {
     free(w->scripts_dir);
     free(w->cgroup_parent);
+    free(w->metrics_addr);
+    free(w->metrics_file);
+    free(w->control_path);
+    free(w->timeline_path);
     free_list(w->allow_spawn, w->n_spawn);
     free_list(w->allow_dirs, w->n_dirs);
     mg_logger_free(w->logger);
@@ -157,7 +162,8 @@ static int push(char ***list, size_t *n, const char *v, char *err,
 #define ACCEPTED                                                               \
   "lua_mem, cb_timeout_ms, cb_instructions, setup_timeout_ms, sandbox, "       \
   "handle_signals, check_only, scripts_dir, cgroup_parent, allow_spawn, "      \
-  "allow_dir, log_level, log_format"
+  "allow_dir, log_level, log_format, metrics, metrics_remote, "                \
+  "metrics_file, metrics_interval_ms, control, timeline"
 
 int mg_runtime_opts_set(mg_runtime_opts *o, const char *key, const char *value,
                         char *err, size_t err_len) {
@@ -182,9 +188,21 @@ int mg_runtime_opts_set(mg_runtime_opts *o, const char *key, const char *value,
     return set_bool(k, value, &o->handle_signals, err, err_len);
   if (!strcmp(k, "check_only"))
     return set_bool(k, value, &o->check_only, err, err_len);
+  if (!strcmp(k, "metrics_remote"))
+    return set_bool(k, value, &o->metrics_remote, err, err_len);
+  if (!strcmp(k, "metrics_interval_ms")) {
+    int rc = set_u64(k, value, MG_LUA_MAX_BUDGET_MS, &o->metrics_interval_ms,
+                     err, err_len);
+    if (rc == 0 && o->metrics_interval_ms < 100)
+      return mg_errf(err, err_len, -EINVAL,
+                     "invalid value '%s' for %s: at least 100 ms", value, k);
+    return rc;
+  }
   int is_str = !strcmp(k, "scripts_dir") || !strcmp(k, "cgroup_parent") ||
                !strcmp(k, "allow_spawn") || !strcmp(k, "allow_dir") ||
-               !strcmp(k, "log_level") || !strcmp(k, "log_format");
+               !strcmp(k, "log_level") || !strcmp(k, "log_format") ||
+               !strcmp(k, "metrics") || !strcmp(k, "metrics_file") ||
+               !strcmp(k, "control") || !strcmp(k, "timeline");
   if (!is_str)
     return mg_errf(err, err_len, -EINVAL,
                    "unknown runtime option '%s' (accepted: " ACCEPTED ")", k);
@@ -204,6 +222,25 @@ int mg_runtime_opts_set(mg_runtime_opts *o, const char *key, const char *value,
       o->scripts_dir = w->scripts_dir;
     return rc;
   }
+  if ((!strcmp(k, "metrics") || !strcmp(k, "metrics_file") ||
+       !strcmp(k, "timeline")) &&
+      value[0] == '\0')
+    return mg_errf(err, err_len, -EINVAL, "%s needs %s, got an empty one", k,
+                   strcmp(k, "metrics") ? "a path" : "an address");
+  struct {
+    const char *key;
+    char **slot;
+    const char **field;
+  } strs[] = {{"metrics", &w->metrics_addr, &o->metrics_addr},
+              {"metrics_file", &w->metrics_file, &o->metrics_file},
+              {"control", &w->control_path, &o->control_path},
+              {"timeline", &w->timeline_path, &o->timeline_path}};
+  for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+    if (!strcmp(k, strs[i].key)) {
+      if ((rc = dup_into(strs[i].slot, value, err, err_len)) == 0)
+        *strs[i].field = *strs[i].slot;
+      return rc;
+    }
   if (!strcmp(k, "cgroup_parent")) {
     if ((rc = dup_into(&w->cgroup_parent, value, err, err_len)) == 0)
       o->cgroup_parent = w->cgroup_parent;

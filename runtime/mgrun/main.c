@@ -105,6 +105,23 @@ static const char usage_text[] =
     "                          (group events, PSI trigger windows), then "
     "exit\n"
     "  --json                  with --probe: one JSON document\n"
+    "  --metrics ADDR          serve Prometheus metrics (GET /metrics) on\n"
+    "                          127.0.0.1:PORT, [::1]:PORT or unix:/path\n"
+    "  --metrics-allow-remote  let --metrics listen on an address that is "
+    "not\n"
+    "                          loopback\n"
+    "  --metrics-file PATH     write the same text to PATH, atomically, "
+    "every\n"
+    "                          interval (node_exporter's textfile "
+    "collector)\n"
+    "  --metrics-interval MS   how often --metrics-file is written (default "
+    "15000)\n"
+    "  --control[=PATH]        a control socket for 'mgrun ctl' (default "
+    "path:\n"
+    "                          $XDG_RUNTIME_DIR/mgrun/mgrun.sock, else\n"
+    "                          /run/mgrun/mgrun.sock)\n"
+    "  --timeline PATH         record every sample and event as JSON lines\n"
+    "                          (draw it with 'mgrun plot PATH -o run.svg')\n"
     "  -h, --help              this help\n"
     "  -V, --version           print the version\n"
     "\n"
@@ -192,7 +209,13 @@ enum {
   OPT_PROBE,
   OPT_JSON,
   OPT_LIMIT,
-  OPT_ENFORCE
+  OPT_ENFORCE,
+  OPT_METRICS,
+  OPT_METRICS_FILE,
+  OPT_METRICS_INTERVAL,
+  OPT_METRICS_REMOTE,
+  OPT_CONTROL,
+  OPT_TIMELINE
 };
 
 static const struct option longopts[] = {
@@ -211,6 +234,12 @@ static const struct option longopts[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"limit", required_argument, NULL, OPT_LIMIT},
     {"enforce", required_argument, NULL, OPT_ENFORCE},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
+    {"metrics-interval", required_argument, NULL, OPT_METRICS_INTERVAL},
+    {"metrics-allow-remote", no_argument, NULL, OPT_METRICS_REMOTE},
+    {"control", optional_argument, NULL, OPT_CONTROL},
+    {"timeline", required_argument, NULL, OPT_TIMELINE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0}};
@@ -317,6 +346,34 @@ static void parse_args(cli *a, int argc, char **argv) {
       break;
     case OPT_ENFORCE:
       a->enforce_arg = optarg;
+      break;
+    case OPT_METRICS:
+    case OPT_METRICS_FILE:
+    case OPT_TIMELINE:
+      if (!optarg[0])
+        usage_error("--%s needs %s, got an empty one", option_name(c, NULL),
+                    c == OPT_METRICS ? "an address" : "a path");
+      if (c == OPT_METRICS)
+        a->ro.metrics_addr = optarg;
+      else if (c == OPT_METRICS_FILE)
+        a->ro.metrics_file = optarg;
+      else
+        a->ro.timeline_path = optarg;
+      break;
+    case OPT_METRICS_INTERVAL: {
+      char err[512];
+      if (mg_runtime_opts_set(&a->ro, "metrics_interval_ms", optarg, err,
+                              sizeof err) < 0)
+        usage_error("--metrics-interval: %s", err);
+      break;
+    }
+    case OPT_METRICS_REMOTE:
+      a->ro.metrics_remote = 1;
+      break;
+    case OPT_CONTROL: /* --control (the default path) or --control=PATH */
+      if (optarg && !optarg[0])
+        usage_error("%s", "--control=PATH needs a path, got an empty one");
+      a->ro.control_path = optarg ? optarg : "";
       break;
     case ':':
       if (optopt > 0 && optopt < 256)

@@ -554,6 +554,10 @@ mg_enforce mg_child_enforce(const mg_child *c) {
   return c ? c->enforce : MG_ENFORCE_NONE;
 }
 
+double mg_child_warn_at(const mg_child *c) {
+  return c ? c->warn_at : 0;
+}
+
 uint64_t mg_child_limit(const mg_child *c) {
   return c ? c->limit_bytes : 0;
 }

@@ -401,6 +401,7 @@ static void sup__on_grace(uv_timer_t *t) {
   mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_INT("pid", c->pid)};
   mg_log(c->sup->log, MG_LOG_WARN, "child_killed", f, 2);
   c->killed_by_us = 1;
+  MG__SUP_EMIT(c, on_kill, SIGKILL, (uint64_t)0);
   mg__sup_kill_hard(c);
 }
 
@@ -432,6 +433,7 @@ int mg_child_kill(mg_child *c, int signum, uint64_t grace_ms) {
     mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_INT("pid", c->pid)};
     mg_log(c->sup->log, MG_LOG_INFO, "child_killed", f, 2);
     c->killed_by_us = 2; /* a kill asked for (1: the end of a grace) */
+    MG__SUP_EMIT(c, on_kill, SIGKILL, (uint64_t)0);
     mg__sup_kill_hard(c);
     return 0;
   }
@@ -441,6 +443,7 @@ int mg_child_kill(mg_child *c, int signum, uint64_t grace_ms) {
                       MG_LF_STR("signal", mg__sup_signame(signum, sn, 16)),
                       MG_LF_UINT("grace_ms", grace_ms)};
   mg_log(c->sup->log, MG_LOG_INFO, "child_terminating", f, 4);
+  MG__SUP_EMIT(c, on_kill, signum, grace_ms);
   uv_update_time(c->sup->loop);
   sup__tree_signal(c, signum);
   mg_child_signal(c, signum);
@@ -474,6 +477,7 @@ int mg_child_stop(mg_child *c, uint64_t grace_ms) {
   mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_INT("pid", c->pid),
                       MG_LF_UINT("grace_ms", g)};
   mg_log(c->sup->log, MG_LOG_INFO, "child_stopping", f, 3);
+  MG__SUP_EMIT(c, on_kill, SIGTERM, g);
   /* The tree first: once the main process dies of SIGTERM its children
    * are reparented away and no longer findable under it. */
   sup__tree_signal(c, SIGTERM); /* also what left the group: setsid, daemons */

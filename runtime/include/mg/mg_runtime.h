@@ -60,7 +60,21 @@ typedef struct mg_runtime_opts {
   void (*on_exit)(mg_runtime *rt, int code, void *ud);
   void *on_exit_ud;
   void *priv; /* set by mg_runtime_opts_new: what the object owns */
+  /* Operations, all off by default (NULL / 0); started by mg_runtime_run
+   * before its loop, closed at shutdown once the children are reaped. */
+  const char *metrics_addr; /* GET /metrics: "127.0.0.1:PORT", "[::1]:PORT",
+                               "unix:/path" (mgrun --metrics) */
+  int metrics_remote;       /* accept an address that is not loopback */
+  const char *metrics_file; /* the same text, written atomically every
+                               metrics_interval_ms (--metrics-file) */
+  uint64_t metrics_interval_ms; /* 0: MG_RUNTIME_DEFAULT_METRICS_MS */
+  const char *control_path; /* the control socket (--control); "" = the
+                               default path (mg_runtime_control_default) */
+  const char *timeline_path; /* every sample and event, JSON lines
+                                (--timeline) */
 } mg_runtime_opts;
+
+#define MG_RUNTIME_DEFAULT_METRICS_MS 15000
 
 /* Fill `o` with the defaults (64 MiB Lua cap, 1000 ms / 1e9 instructions
  * per callback, no setup budget, no sandbox, no signal handling). */

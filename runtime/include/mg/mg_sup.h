@@ -350,6 +350,9 @@ typedef struct mg_child_events {
   void (*on_pressure)(mg_child *c, const mg_pressure_event *p, void *ud);
   /* A run has been exec'd (the first and every restart; pid known). */
   void (*on_start)(mg_child *c, void *ud);
+  /* The supervisor signals the run: a kill or stop (`signum`, and the
+   * grace before SIGKILL; 0: none), the SIGKILL at the end of a grace. */
+  void (*on_kill)(mg_child *c, int signum, uint64_t grace_ms, void *ud);
 } mg_child_events;
 
 /* Options of a child. Start from mg_child_opts_init(): it sets every
@@ -419,6 +422,7 @@ MG_API int mg_child_closed(const mg_child *c); /* no further run will happen */
 MG_API mg_enforce
 mg_child_enforce(const mg_child *c); /* resolved, never AUTO */
 MG_API uint64_t mg_child_limit(const mg_child *c);
+MG_API double mg_child_warn_at(const mg_child *c); /* 0: no warn events */
 MG_API const char *
 mg_child_cgroup_dir(const mg_child *c); /* NULL unless cgroup */
 /* The warning of the limit in force (above 90 % of the effective memory,
