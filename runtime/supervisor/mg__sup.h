@@ -62,6 +62,7 @@ struct mg_sup {
    * mg_rlimit_probe_one. */
   int cg_known, cg_usable;
   char cg_reason[768];
+  int moved_to_leaf; /* v2: tried mg_cgroup_v2_move_to_leaf (once) */
   int auto_known; /* mg_sup_auto_enforce has run its full probe */
   mg_enforce auto_enforce;
   char auto_why[1024];

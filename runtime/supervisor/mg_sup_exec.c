@@ -308,6 +308,21 @@ int mg__sup_cgroup_make(mg_child *c, char *reason, size_t reason_len) {
     if (rmdir(dir) == 0)
       rc = mg_cgroup_create(&sup->cg, sup->parent, name, &cg, e, sizeof e);
   }
+  if (rc == -EBUSY && !sup->parent && !sup->moved_to_leaf &&
+      sup->cg.version == MG_CGROUP_V2) {
+    /* mgrun alone in a delegated group: into a leaf of it, then again */
+    char leaf[PATH_MAX + 96], e2[PATH_MAX + 512];
+    int lr = mg_cgroup_v2_move_to_leaf(&sup->cg, sup->prefix, leaf, sizeof leaf,
+                                       e2, sizeof e2);
+    mg_log_field lf[] = {
+        MG_LF_STR("group", sup->cg.dir),
+        MG_LF_STR(lr == 0 ? "leaf" : "error", lr == 0 ? leaf : e2)};
+    mg_log(sup->log, lr == 0 ? MG_LOG_INFO : MG_LOG_WARN,
+           lr == 0 ? "moved_to_leaf" : "move_to_leaf_failed", lf, 2);
+    sup->moved_to_leaf = 1;
+    if (lr == 0)
+      rc = mg_cgroup_create(&sup->cg, sup->parent, name, &cg, e, sizeof e);
+  }
   if (rc < 0)
     return mg_errf(reason, reason_len, rc, "%s", e);
   int swap_limited = 0;

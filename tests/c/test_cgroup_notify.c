@@ -248,6 +248,44 @@ TEST(v2_fixture_events_and_freeze) {
   ASSERT_EQ(mg_cgroup_freeze(cg, 0, err, sizeof err), MG_ENOTSUP);
   ASSERT_CONTAINS(err, "Linux >= 5.2");
   mg_cgroup_free(cg);
+
+  /* delegation: into a leaf only when alone, with memory to hand on */
+  mg_cgroup_info fi;
+  memset(&fi, 0, sizeof fi);
+  fi.version = MG_CGROUP_V2;
+  snprintf(fi.dir, sizeof fi.dir, "%s", fixture);
+  char leaf[PATH_MAX + 128], procs[64];
+  put(fixture, "cgroup.controllers", "cpu io\n");
+  snprintf(procs, sizeof procs, "%ld\n", (long)getpid());
+  put(fixture, "cgroup.procs", procs);
+  ASSERT_EQ(mg_cgroup_v2_move_to_leaf(&fi, "mgrun", leaf, sizeof leaf, err,
+                                      sizeof err),
+            MG_ENOTSUP);
+  ASSERT_CONTAINS(err, "no memory controller to give its children");
+  put(fixture, "cgroup.controllers", "cpu memory io\n");
+  snprintf(procs, sizeof procs, "1\n%ld\n2\n", (long)getpid());
+  put(fixture, "cgroup.procs", procs);
+  ASSERT_EQ(mg_cgroup_v2_move_to_leaf(&fi, "mgrun", leaf, sizeof leaf, err,
+                                      sizeof err),
+            -EBUSY);
+  ASSERT_CONTAINS(err, "holds 2 other processes besides mgrun");
+  snprintf(procs, sizeof procs, "%ld\n", (long)getpid());
+  put(fixture, "cgroup.procs", procs);
+  /* a fixture's leaf has no cgroup.procs: the move fails, the leaf goes */
+  ASSERT_EQ(mg_cgroup_v2_move_to_leaf(&fi, "mgrun", leaf, sizeof leaf, err,
+                                      sizeof err),
+            -ENOENT);
+  ASSERT_CONTAINS(err, "cannot move mgrun into");
+  ASSERT_CONTAINS(err, "-~supervisor");
+  char ldir[PATH_MAX + 64];
+  snprintf(ldir, sizeof ldir, "%s/mgrun-%ld-~supervisor", fixture,
+           (long)getpid());
+  struct stat lst;
+  ASSERT(stat(ldir, &lst) != 0);
+  fi.version = MG_CGROUP_V1;
+  ASSERT_EQ(mg_cgroup_v2_move_to_leaf(&fi, "mgrun", leaf, sizeof leaf, err,
+                                      sizeof err),
+            MG_ENOTSUP);
 }
 
 int main(void) {

@@ -194,6 +194,19 @@ MG_API int mg_cgroup_eventfd_drain(int fd, uint64_t *count);
 MG_API int mg_cgroup_freeze(mg_cgroup *cg, int frozen, char *err,
                             size_t err_len);
 
+/* cgroup v2 delegation (mg_cgroup_leaf.c): move this process from its
+ * own group info->dir into the leaf `<info->dir>/<prefix>-<pid>-~supervisor`
+ * and enable the memory controller for the group's children — what a
+ * supervisor in a delegated group must do before it can give children
+ * memory limits ("no internal processes"). Only when the group holds this
+ * process alone (-EBUSY, naming how many others, otherwise) and has the
+ * memory controller (MG_ENOTSUP otherwise). *leaf gets the leaf's
+ * directory. Not v2: MG_ENOTSUP. */
+MG_API int mg_cgroup_v2_move_to_leaf(const mg_cgroup_info *info,
+                                     const char *prefix, char *leaf,
+                                     size_t leaf_len, char *err,
+                                     size_t err_len);
+
 /* Free the handle. NULL is a no-op. */
 MG_API void mg_cgroup_free(mg_cgroup *cg);
 
