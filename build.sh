@@ -17,10 +17,12 @@ cd "$(dirname "$0")"
 
 DEPS=(gcc libc6-dev make cmake pkg-config liblua5.4-dev libuv1-dev lua-unit
       libjansson-dev jq procps util-linux
-      lua5.4 python3 python3-pytest groff-base stress-ng nodejs)
+      lua5.4 python3 python3-pytest python3-yaml groff-base stress-ng nodejs
+      systemd)
 # lua5.4, python3 + python3-pytest: the SDK's Lua module and Python package
 # are tested from a stock interpreter; groff-base checks the man page;
-# stress-ng and nodejs run as real children under limits (e2e).
+# stress-ng and nodejs run as real children under limits (e2e);
+# systemd (systemd-analyze) and python3-yaml check contrib/.
 # The C tests that run threads: built once more under ThreadSanitizer.
 TSAN_TESTS=(test_host_multi test_host_share test_store_threads test_store_share)
 # The benchmark compares with npm packages (lru-cache, @langchain/core),

@@ -6,6 +6,8 @@
 #   lib/pkgconfig/mg.pc, mg-runtime.pc
 #   lib/cmake/mg/                   find_package(mg): mg::mg, mg::runtime
 #   share/mgrun/scripts, share/mgrun/policies, share/man/man1/mgrun.1
+#   share/mgrun/contrib/systemd/mgrun@.service (ExecStart: this bin/),
+#   share/mgrun/contrib/k8s/ (node-problem-detector plugin, examples)
 # (lib/ is GNUInstallDirs' libdir: lib/x86_64-linux-gnu under /usr.)
 include(CMakePackageConfigHelpers)
 
@@ -21,6 +23,13 @@ install(DIRECTORY runtime/include/mg DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
 install(DIRECTORY scripts/ DESTINATION ${CMAKE_INSTALL_DATADIR}/mgrun/scripts)
 install(DIRECTORY policies/ DESTINATION ${CMAKE_INSTALL_DATADIR}/mgrun/policies)
 install(FILES docs/mgrun.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+set(MG_BINDIR ${CMAKE_INSTALL_FULL_BINDIR})
+configure_file(contrib/systemd/mgrun@.service.in
+  ${CMAKE_BINARY_DIR}/contrib/systemd/mgrun@.service @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/contrib/systemd/mgrun@.service
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/mgrun/contrib/systemd)
+install(DIRECTORY contrib/k8s/ DESTINATION ${CMAKE_INSTALL_DATADIR}/mgrun/contrib/k8s
+  USE_SOURCE_PERMISSIONS)
 
 # pkg-config: relocatable (prefix from the .pc file's own place).
 file(RELATIVE_PATH MG_PC_TO_PREFIX "${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig"
