@@ -3,6 +3,7 @@
  * (core layer; jansson).
  */
 #include "mg/mg_probe.h"
+#include "mg/mg_gpu.h"
 #include "mg/mg_psi.h"
 
 #include <errno.h>
@@ -297,6 +298,46 @@ static json_t *pr__notify(pr__b *b, const mg_paths *paths,
   return o;
 }
 
+/* "gpus": [ {index, uuid, name, total, used, free, integrated} ] | null,
+ * with "gpu_reason" when null (no NVML, no device, an NVML error). */
+static void pr__gpus(pr__b *b, json_t *doc, const mg_paths *paths) {
+  mg_gpu *g = NULL;
+  char reason[1024];
+  unsigned n = 0;
+  int rc = mg_gpu_open(NULL, paths, &g, reason, sizeof reason);
+  if (rc == 0)
+    rc = mg_gpu_count(g, &n, reason, sizeof reason);
+  if (rc == 0 && n == 0) {
+    snprintf(reason, sizeof reason, "NVML (%s) found no GPU",
+             mg_gpu_library(g));
+    rc = -ENODEV;
+  }
+  json_t *a = rc == 0 ? json_array() : NULL;
+  for (unsigned i = 0; rc == 0 && i < n; i++) {
+    mg_gpu_device d;
+    if ((rc = mg_gpu_device_info(g, i, &d, reason, sizeof reason)) < 0)
+      break;
+    json_t *o = json_object();
+    pr__set(b, o, "index", json_integer(i));
+    pr__set(b, o, "uuid", pr__str(d.uuid));
+    pr__set(b, o, "name", pr__str(d.name));
+    pr__set(b, o, "total", pr__bytes(d.total_bytes));
+    pr__set(b, o, "used", pr__bytes(d.used_bytes));
+    pr__set(b, o, "free", pr__bytes(d.free_bytes));
+    pr__set(b, o, "integrated", json_boolean(d.integrated));
+    if (json_array_append_new(a, o) < 0)
+      b->ok = 0;
+  }
+  mg_gpu_close(g);
+  if (rc < 0) {
+    json_decref(a);
+    pr__set(b, doc, "gpus", json_null());
+    pr__set(b, doc, "gpu_reason", pr__str(reason));
+    return;
+  }
+  pr__set(b, doc, "gpus", a);
+}
+
 int mg_probe_json(const mg_probe_opts *opts, void **out, char *err,
                   size_t err_len) {
   static const mg_probe_opts defaults;
@@ -332,6 +373,7 @@ int mg_probe_json(const mg_probe_opts *opts, void **out, char *err,
   pr__set(&b, doc, "rlimit", pr__rlimit(&b, opts));
   pr__pressure(&b, doc, &opts->paths);
   pr__set(&b, doc, "notify", pr__notify(&b, &opts->paths, cg));
+  pr__gpus(&b, doc, &opts->paths);
   struct utsname u;
   int have_uname = uname(&u) == 0;
   pr__set(&b, doc, "kernel", have_uname ? pr__str(u.release) : json_null());

@@ -89,6 +89,30 @@ static void print_probe_text(json_t *doc, FILE *f) {
   } else {
     fprintf(f, "pressure:   unavailable (%s)\n", jstr(doc, "pressure_reason"));
   }
+  json_t *gs = json_object_get(doc, "gpus");
+  if (json_is_array(gs)) {
+    size_t i;
+    json_t *g;
+    json_array_foreach(gs, i, g) {
+      char t[32], u[32];
+      fprintf(f, "%-12s%" JSON_INTEGER_FORMAT " %s (%s): total %s, used %s%s\n",
+              i == 0 ? "gpu:" : "",
+              json_integer_value(json_object_get(g, "index")),
+              json_string_value(json_object_get(g, "name")),
+              json_string_value(json_object_get(g, "uuid")),
+              mg_size_format((uint64_t)json_integer_value(
+                                 json_object_get(g, "total")),
+                             t, sizeof t),
+              mg_size_format((uint64_t)json_integer_value(
+                                 json_object_get(g, "used")),
+                             u, sizeof u),
+              json_is_true(json_object_get(g, "integrated"))
+                  ? ", integrated (shares system memory)"
+                  : "");
+    }
+  } else if (json_object_get(doc, "gpu_reason")) {
+    fprintf(f, "gpu:        none (%s)\n", jstr(doc, "gpu_reason"));
+  }
   json_t *n = json_object_get(doc, "notify");
   if (!n)
     return;

@@ -140,14 +140,19 @@ static json_t *probe(const mg_paths *p, int skip) {
 }
 
 static void check_common(json_t *doc) {
-  static const char *const top[] = {"version", "memory",   "cgroup",
-                                    "rlimit",  "pressure", "notify",
-                                    "kernel",  "arch",     NULL};
-  static const char *const top_nopsi[] = {
-      "version",         "memory", "cgroup", "rlimit", "pressure",
-      "pressure_reason", "notify", "kernel", "arch",   NULL};
-  ASSERT(
-      keys_are(doc, NULL, json_is_null(at(doc, "pressure")) ? top_nopsi : top));
+  /* "pressure_reason" without PSI, "gpu_reason" without a GPU */
+  const char *keys[16];
+  size_t nk = 0;
+  const char *base[] = {"version", "memory", "cgroup", "rlimit", "pressure",
+                        "notify",  "gpus",   "kernel", "arch"};
+  for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
+    keys[nk++] = base[i];
+  if (json_is_null(at(doc, "pressure")))
+    keys[nk++] = "pressure_reason";
+  if (json_is_null(at(doc, "gpus")))
+    keys[nk++] = "gpu_reason";
+  keys[nk] = NULL;
+  ASSERT(keys_are(doc, NULL, keys));
   /* notify: what the kernel tells; without PSI the trigger says why */
   json_t *nt = at(doc, "notify");
   ASSERT(json_is_object(nt));

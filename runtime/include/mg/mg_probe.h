@@ -22,6 +22,8 @@
  *               "psi_trigger": { window_ms, stall_ms, asked_window_ms,
  *                                fallback: "why" | null } | null,
  *               "psi_trigger_reason": "…" (only when that is null) },
+ *   "gpus": [ { index, uuid, name, total, used, free, integrated } ] | null,
+ *   "gpu_reason": "…" (only when gpus is null: no NVML, no device),
  *   "kernel": "6.1.0-…", "arch": "x86_64"
  * }
  */
