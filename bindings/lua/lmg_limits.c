@@ -7,7 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lua/mg__lua.h"
+#include "lua/mg__lproc.h"
+#include "mg/mg_gpu.h"
 
 /* Push the verdict: ok, message ("" when ok), warning (nil when none). */
 static int push_validation(lua_State *L, const mg_validation *v) {
@@ -56,8 +57,104 @@ static int l_validate_limit(lua_State *L) {
   return push_validation(L, &v);
 }
 
-/* mg.validate_total({size, ...}) or ({ {name=, limit=}, ... })
- * → ok, message, warning */
+/* The GPU budgets of the items (gpu_limit = size | "N%" of its devices,
+ * gpus = { index, ... }): validated per device (mg_validate_gpu_total).
+ * Returns 1 when no item has one (nothing to check), else pushes nothing
+ * and fills *v. */
+static int gpu_total(lua_State *L, lua_Integer n, mg_validation *v) {
+  mg_gpu_budget *b = lua_newuserdatauv(L, sizeof *b * (size_t)(n + 1), 0);
+  unsigned *idx = lua_newuserdatauv(L, sizeof *idx * (size_t)(n + 1) * 64, 0);
+  double *frac = lua_newuserdatauv(L, sizeof *frac * (size_t)(n + 1), 0);
+  int any = 0, top = lua_gettop(L);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_settop(L, top);
+    mg_gpu_budget *it = &b[i - 1];
+    memset(it, 0, sizeof *it);
+    frac[i - 1] = 0;
+    if (lua_rawgeti(L, 1, i) != LUA_TTABLE)
+      continue;
+    int t = lua_gettop(L);
+    lua_pushliteral(L, "name");
+    if (lua_rawget(L, t) == LUA_TSTRING)
+      it->name = lua_tostring(L, -1);
+    lua_pushliteral(L, "gpu_limit");
+    if (lua_rawget(L, t) == LUA_TNIL)
+      continue;
+    any = 1;
+    mg_threshold lv;
+    char what[80];
+    snprintf(what, sizeof what, "%s: gpu_limit", it->name ? it->name : "item");
+    if (mg_lua_check_level(L, -1, what, &lv, v->message, sizeof v->message) <
+        0) {
+      v->ok = 0;
+      return 0;
+    }
+    it->bytes = (double)lv.bytes;
+    frac[i - 1] = lv.fraction;
+    lua_pushliteral(L, "gpus");
+    if (lua_rawget(L, t) == LUA_TTABLE) {
+      size_t k = (size_t)lua_rawlen(L, -1);
+      luaL_argcheck(L, k >= 1 && k <= 64, 1, "gpus: 1 to 64 device indices");
+      it->gpus = idx + (size_t)(i - 1) * 64;
+      for (size_t j = 0; j < k; j++) {
+        lua_rawgeti(L, -1, (lua_Integer)j + 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+          return luaL_error(L,
+                            "bad argument #1 to 'validate_total' (%s: "
+                            "gpus[%d] must be a device index >= 0)",
+                            it->name ? it->name : "item", (int)j + 1);
+        idx[(size_t)(i - 1) * 64 + j] = (unsigned)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+      }
+      it->ngpus = k;
+    }
+  }
+  if (!any)
+    return 1;
+  mg_lua_env *env = mg_lua_env_get(L);
+  mg_gpu *g = NULL;
+  char err[1024];
+  unsigned nd = 0;
+  int rc = env->sup ? mg_sup_gpu(env->sup, &g, err, sizeof err) : MG_ENOTSUP;
+  if (rc == 0)
+    rc = mg_gpu_count(g, &nd, err, sizeof err);
+  if (rc < 0) {
+    v->ok = 0;
+    snprintf(v->message, sizeof v->message,
+             "Cannot validate GPU memory limits: %s",
+             env->sup ? err : "no supervisor");
+    return 0;
+  }
+  mg_gpu_capacity cap[MG_GPU_MAX];
+  mg_gpu_device dev[MG_GPU_MAX];
+  for (unsigned d = 0; d < nd; d++) {
+    if (mg_gpu_device_info(g, d, &dev[d], err, sizeof err) < 0) {
+      v->ok = 0;
+      snprintf(v->message, sizeof v->message,
+               "Cannot validate GPU memory limits: %s", err);
+      return 0;
+    }
+    cap[d].name = dev[d].name;
+    cap[d].total_bytes = dev[d].total_bytes;
+    cap[d].integrated = dev[d].integrated;
+  }
+  for (lua_Integer i = 0; i < n; i++) /* "N%": of the devices it may use */
+    if (frac[i] > 0) {
+      double total = 0;
+      for (size_t j = 0; j < (b[i].ngpus ? b[i].ngpus : nd); j++) {
+        unsigned d = b[i].ngpus ? b[i].gpus[j] : (unsigned)j;
+        if (d < nd)
+          total += (double)cap[d].total_bytes;
+      }
+      b[i].bytes = frac[i] * total;
+    }
+  mg_validate_gpu_total(b, (size_t)n, cap, nd, v);
+  return 0;
+}
+
+/* mg.validate_total({size, ...}) or ({ {name=, limit=, gpu_limit=,
+ * gpus=}, ... }) → ok, message, warning; host budgets against the
+ * effective memory, GPU budgets per device. */
 static int l_validate_total(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
@@ -104,6 +201,22 @@ static int l_validate_total(lua_State *L) {
     }
   }
   mg_validate_total(items, (size_t)n, mg_lua_effective_total(L), &v);
+  if (!v.ok)
+    return push_validation(L, &v);
+  mg_validation gv;
+  memset(&gv, 0, sizeof gv);
+  if (gpu_total(L, n, &gv) == 1)
+    return push_validation(L, &v);
+  if (gv.warning[0] && v.warning[0]) {
+    size_t l = strlen(v.warning);
+    snprintf(v.warning + l, sizeof v.warning - l, "; %s", gv.warning);
+  } else if (gv.warning[0]) {
+    snprintf(v.warning, sizeof v.warning, "%s", gv.warning);
+  }
+  if (!gv.ok) {
+    snprintf(gv.warning, sizeof gv.warning, "%s", v.warning);
+    return push_validation(L, &gv);
+  }
   return push_validation(L, &v);
 }
 

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "lua/mg__lua.h"
+#include "mg/mg_gpu.h"
+#include "mg/mg_sup.h"
 
 static const mg_cgroup_info *cgroup_info(mg_lua_env *env) {
   if (!env->cg_cached) {
@@ -137,6 +139,39 @@ static int l_process(lua_State *L) {
   return 1;
 }
 
+/* mg.gpus() → { { index, uuid, name, total, used, free, integrated }, … }
+ * | nil, reason, code (ENOTSUP: no NVML; ENODEV: no GPU; EIO: NVML
+ * failed). The supervisor's NVML session (opened at the first call). */
+static int l_gpus(lua_State *L) {
+  mg_lua_env *env = mg_lua_env_get(L);
+  if (!env->sup)
+    return mg_lua_fail(L, MG_ENOTSUP, "this runtime has no supervisor");
+  mg_gpu *g;
+  char err[1024];
+  unsigned n = 0;
+  int rc = mg_sup_gpu(env->sup, &g, err, sizeof err);
+  if (rc == 0)
+    rc = mg_gpu_count(g, &n, err, sizeof err);
+  if (rc < 0)
+    return mg_lua_fail(L, rc, err);
+  lua_createtable(L, (int)n, 0);
+  for (unsigned i = 0; i < n; i++) {
+    mg_gpu_device d;
+    if ((rc = mg_gpu_device_info(g, i, &d, err, sizeof err)) < 0)
+      return mg_lua_fail(L, rc, err);
+    lua_createtable(L, 0, 7);
+    mg_lua_setint(L, "index", i);
+    mg_lua_setstr(L, "uuid", d.uuid);
+    mg_lua_setstr(L, "name", d.name);
+    mg_lua_setu64(L, "total", d.total_bytes);
+    mg_lua_setu64(L, "used", d.used_bytes);
+    mg_lua_setu64(L, "free", d.free_bytes);
+    mg_lua_setbool(L, "integrated", d.integrated);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
 /* mg.probe() → the table `mgrun --probe --json` prints. */
 static int l_probe(lua_State *L) {
   mg_lua_env *env = mg_lua_env_get(L);
@@ -155,11 +190,9 @@ static int l_probe(lua_State *L) {
 
 /* mg.pid → this process's pid (mg.process() without argument reads it). */
 void mg_lua_open_probe(lua_State *L) {
-  static const luaL_Reg fns[] = {{"memory", l_memory},
-                                 {"pressure", l_pressure},
-                                 {"process", l_process},
-                                 {"probe", l_probe},
-                                 {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"memory", l_memory}, {"pressure", l_pressure}, {"process", l_process},
+      {"probe", l_probe},   {"gpus", l_gpus},         {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   lua_pushinteger(L, getpid());
   lua_setfield(L, -2, "pid");

@@ -20,11 +20,14 @@ enum {
   EV_THRESHOLD,
   EV_OOM,
   EV_PRESSURE,
-  EV_N = EV_PRESSURE
+  EV_GPU_LIMIT,
+  EV_N = EV_GPU_LIMIT
 };
-static const char *const events[EV_N + 1] = {
-    NULL, "warn", "sample", "exit", "restart", "threshold", "oom", "pressure"};
-#define EVENTS_ACCEPTED "warn, sample, exit, restart, threshold, oom, pressure"
+static const char *const events[EV_N + 1] = {NULL,   "warn",     "sample",
+                                             "exit", "restart",  "threshold",
+                                             "oom",  "pressure", "gpu_limit"};
+#define EVENTS_ACCEPTED                                                        \
+  "warn, sample, exit, restart, threshold, oom, pressure, gpu_limit"
 
 /* ------------------------------------------------------------ the list */
 
@@ -70,6 +73,8 @@ static const mg_lua_field sample_fields[] = {
     CF("shmem", U64, shmem_bytes),   CF("swap", U64, swap_bytes),
     CF("used", U64, used_bytes),     CF("limit", U64_NZ, limit_bytes),
     CF("fraction", DOUBLE, fraction)};
+static const mg_lua_field sample_gpu_fields[] = {
+    CF("gpu", U64, gpu_bytes), CF("gpu_limit", U64_NZ, gpu_limit_bytes)};
 static const mg_lua_field sample_cgroup_fields[] = {
     CF("cgroup_current", U64, cgroup_current_bytes),
     CF("cgroup_peak", U64, cgroup_peak_bytes),
@@ -82,6 +87,9 @@ static void push_sample(lua_State *L, const mg_child_sample *s) {
   mg_lua_setint(L, "pid", s->pid);
   mg_lua_set_fields(L, s, sample_fields,
                     sizeof sample_fields / sizeof sample_fields[0]);
+  if (s->has_gpu)
+    mg_lua_set_fields(L, s, sample_gpu_fields,
+                      sizeof sample_gpu_fields / sizeof sample_gpu_fields[0]);
   if (s->has_cgroup)
     mg_lua_set_fields(L, s, sample_cgroup_fields,
                       sizeof sample_cgroup_fields /
@@ -185,6 +193,8 @@ static int ev_tramp(lua_State *L) {
   lua_pushvalue(L, 3);
   if (ec->kind == EV_EXIT)
     push_exit(L, ec->exit);
+  else if (ec->kind == EV_GPU_LIMIT)
+    push_sample(L, ec->sample);
   else if (ec->kind == EV_RESTART)
     lua_pushinteger(L, ec->restarts);
   else if (ec->kind == EV_THRESHOLD)
@@ -270,6 +280,26 @@ static void ev_oom(mg_child *c, const mg_oom_event *o, void *ud) {
   dispatch(ud, &ec);
 }
 
+/* The policy handles a crossed gpu_limit itself when it has a handler. */
+static int ev_gpu_limit(mg_child *c, const mg_child_sample *s, void *ud) {
+  lproc *p = ud;
+  lua_State *L = p->env->L;
+  (void)c;
+  if (p->self_ref == LUA_NOREF || !lua_checkstack(L, 4))
+    return 0;
+  int top = lua_gettop(L), has = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->self_ref);
+  if (lua_getiuservalue(L, -1, 1) == LUA_TTABLE &&
+      lua_rawgeti(L, -1, EV_GPU_LIMIT) == LUA_TTABLE)
+    has = lua_rawlen(L, -1) > 0;
+  lua_settop(L, top);
+  if (!has)
+    return 0;
+  ev_call ec = {.kind = EV_GPU_LIMIT, .sample = s};
+  dispatch(p, &ec);
+  return 1;
+}
+
 static void ev_pressure(mg_child *c, const mg_pressure_event *e, void *ud) {
   ev_call ec = {.kind = EV_PRESSURE, .pr = e};
   (void)c;
@@ -296,6 +326,7 @@ void mg_lproc_events(lproc *p, mg_child_events *ev) {
                        .on_threshold = ev_threshold,
                        .on_oom = ev_oom,
                        .on_pressure = ev_pressure,
+                       .on_gpu_limit = ev_gpu_limit,
                        .ud = p};
   *ev = e;
 }

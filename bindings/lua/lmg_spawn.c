@@ -31,7 +31,7 @@ static const char *const fields[] = {
     "env",        "cwd",        "stdout",         "stderr",
     "grace_ms",   "backoff_ms", "backoff_max_ms", "backoff_reset_ms",
     "thresholds", "cgroup",     "sample",         "memory_pressure",
-    NULL};
+    "gpu_limit",  "gpus",       "gpu_mps",        NULL};
 
 /* Raise: field `f` has the wrong type. */
 static int type_error(lua_State *L, const char *f, const char *expected,
@@ -140,7 +140,7 @@ static int check_unknown(lua_State *L, int t, char *err, size_t len) {
                  "warn_at, sample_ms, restart, max_restarts, env, cwd, "
                  "stdout, stderr, grace_ms, backoff_ms, backoff_max_ms, "
                  "backoff_reset_ms, thresholds, cgroup, sample, "
-                 "memory_pressure)",
+                 "memory_pressure, gpu_limit, gpus, gpu_mps)",
                  k);
       }
     } else {
@@ -288,6 +288,62 @@ static int read_thresholds(lua_State *L, int t, int anchor, mg_child_opts *o,
   return 0;
 }
 
+/* gpu_limit = "8G" | "50%" (of its devices' memory); gpus = { 0, 1 };
+ * gpu_mps = true. The device list is a userdata anchored at `anchor`. */
+static int read_gpu(lua_State *L, int t, int anchor, mg_child_opts *o,
+                    char *err, size_t len) {
+  if (raw_field(L, t, "gpu_limit") != LUA_TNIL) {
+    mg_threshold lv;
+    int rc = mg_lua_check_level(L, -1, "gpu_limit", &lv, err, len);
+    if (rc < 0) {
+      lua_pop(L, 1);
+      return rc;
+    }
+    o->gpu_limit_bytes = lv.bytes;
+    o->gpu_limit_fraction = lv.fraction;
+  }
+  lua_pop(L, 1);
+  int ty = raw_field(L, t, "gpus");
+  if (ty == LUA_TTABLE) {
+    int gt = lua_gettop(L);
+    size_t n = (size_t)lua_rawlen(L, gt);
+    if (n == 0 || n > MG_GPU_MAX) {
+      snprintf(err, len,
+               "gpus: %zu devices (accepted: 1 to %d indices, e.g. "
+               "{ 0, 1 })",
+               n, MG_GPU_MAX);
+      lua_pop(L, 1);
+      return -EINVAL;
+    }
+    unsigned *g = lua_newuserdatauv(L, sizeof *g * n, 0);
+    lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
+    for (size_t i = 0; i < n; i++) {
+      lua_rawgeti(L, gt, (lua_Integer)i + 1);
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 ||
+          lua_tointeger(L, -1) >= MG_GPU_MAX) {
+        snprintf(err, len, "gpus[%zu]: %s (accepted: a device index 0..%d)",
+                 i + 1, luaL_tolstring(L, -1, NULL), MG_GPU_MAX - 1);
+        lua_pop(L, 3);
+        return -EINVAL;
+      }
+      g[i] = (unsigned)lua_tointeger(L, -1);
+      lua_pop(L, 1);
+    }
+    o->gpus = g;
+    o->ngpus = n;
+  } else if (ty != LUA_TNIL) {
+    return type_error(L, "gpus", "table { device index, ... }", -1);
+  }
+  lua_pop(L, 1);
+  ty = raw_field(L, t, "gpu_mps");
+  if (ty == LUA_TBOOLEAN)
+    o->gpu_mps = lua_toboolean(L, -1);
+  else if (ty != LUA_TNIL)
+    return type_error(L, "gpu_mps", "boolean", -1);
+  lua_pop(L, 1);
+  return 0;
+}
+
 /* Read the options table at `t` into `o`, over mg_child_opts_init's
  * defaults. Type errors raise (naming the field); what cannot be passed
  * returns -1 with err. Everything `o` points to stays anchored until the
@@ -347,6 +403,8 @@ static int read_opts(lua_State *L, int t, int anchor, mg_child_opts *o,
       opt_stdio(L, t, "stderr", &o->stderr_mode, &o->stderr_path, err, len) < 0)
     return -EINVAL;
   int rc = read_thresholds(L, t, anchor, o, err, len);
+  if (rc == 0)
+    rc = read_gpu(L, t, anchor, o, err, len);
   if (rc < 0)
     return rc;
   /* cgroup: true (required) | false (never); absent: where one can be */

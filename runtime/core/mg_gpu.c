@@ -92,8 +92,8 @@ static int gpu__is_tegra(const mg_paths *paths) {
   return 0;
 }
 
-int mg_gpu_open(const char *lib, const mg_paths *paths, mg_gpu **out,
-                char *err, size_t err_len) {
+int mg_gpu_open(const char *lib, const mg_paths *paths, mg_gpu **out, char *err,
+                size_t err_len) {
   if (!out)
     return mg_errf(err, err_len, -EINVAL, "mg_gpu_open: out is NULL");
   *out = NULL;
@@ -130,10 +130,10 @@ int mg_gpu_open(const char *lib, const mg_paths *paths, mg_gpu **out,
                                      "nvmlDeviceGetComputeRunningProcesses_v2",
                                      "nvmlDeviceGetComputeRunningProcesses",
                                      NULL};
-  static const char *const gp_n[] = {
-      "nvmlDeviceGetGraphicsRunningProcesses_v3",
-      "nvmlDeviceGetGraphicsRunningProcesses_v2",
-      "nvmlDeviceGetGraphicsRunningProcesses", NULL};
+  static const char *const gp_n[] = {"nvmlDeviceGetGraphicsRunningProcesses_v3",
+                                     "nvmlDeviceGetGraphicsRunningProcesses_v2",
+                                     "nvmlDeviceGetGraphicsRunningProcesses",
+                                     NULL};
   fn_void init = (fn_void)gpu__sym(h, init_n, NULL);
   g->shutdown = (fn_void)gpu__sym(h, shut_n, NULL);
   g->errstr = (fn_errstr)gpu__sym(h, err_n, NULL);
@@ -210,8 +210,8 @@ static int gpu__handle(mg_gpu *g, unsigned index, gpu_dev *d, char *err,
   return 0;
 }
 
-int mg_gpu_device_info(mg_gpu *g, unsigned index, mg_gpu_device *out,
-                       char *err, size_t err_len) {
+int mg_gpu_device_info(mg_gpu *g, unsigned index, mg_gpu_device *out, char *err,
+                       size_t err_len) {
   if (!g || !out)
     return mg_errf(err, err_len, -EINVAL, "mg_gpu_device_info: no session");
   memset(out, 0, sizeof *out);
@@ -241,8 +241,8 @@ int mg_gpu_device_info(mg_gpu *g, unsigned index, mg_gpu_device *out,
 }
 
 /* One call of a process query into `buf` (cap entries); -EIO on error. */
-static int gpu__procs(mg_gpu *g, fn_procs f, gpu_dev d, void *buf,
-                      unsigned cap, unsigned *n) {
+static int gpu__procs(mg_gpu *g, fn_procs f, gpu_dev d, void *buf, unsigned cap,
+                      unsigned *n) {
   unsigned c = cap;
   int rc = f(d, &c, buf);
   if (rc == GPU__INSUFFICIENT_SIZE) { /* more than we take: the first cap */
@@ -257,9 +257,9 @@ static int gpu__procs(mg_gpu *g, fn_procs f, gpu_dev d, void *buf,
 }
 
 int mg_gpu_pids_usage(mg_gpu *g, const pid_t *pids, size_t n,
-                      const unsigned *devices, size_t ndevices,
-                      uint64_t *total, uint64_t *per_device, int *unknown,
-                      char *err, size_t err_len) {
+                      const unsigned *devices, size_t ndevices, uint64_t *total,
+                      uint64_t *per_device, int *unknown, char *err,
+                      size_t err_len) {
   if (!g || !total)
     return mg_errf(err, err_len, -EINVAL, "mg_gpu_pids_usage: no session");
   *total = 0;

@@ -247,3 +247,92 @@ int mg_validate_total(const mg_limit_item *items, size_t n,
   }
   return 0;
 }
+
+int mg_validate_gpu_total(const mg_gpu_budget *items, size_t n,
+                          const mg_gpu_capacity *devs, size_t ndevs,
+                          mg_validation *out) {
+  if (!out)
+    return 0;
+  reset(out);
+  sbuf msg = {out->message, sizeof out->message, 0, 0};
+  sbuf warn = {out->warning, sizeof out->warning, 0, 0};
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    char nb[32];
+    const char *name =
+        items[i].name && items[i].name[0]
+            ? items[i].name
+            : (snprintf(nb, sizeof nb, "instance %zu", i + 1), nb);
+    char one[256];
+    if (!check_value(items[i].bytes, one, sizeof one)) {
+      sb_add(&msg, "%s%s: GPU memory %s", bad++ ? "; " : "", name,
+             strncmp(one, "Memory ", 7) == 0 ? one + 7 : one);
+      continue;
+    }
+    for (size_t k = 0; k < items[i].ngpus; k++)
+      if (items[i].gpus[k] >= ndevs) {
+        sb_add(&msg, "%s%s: GPU %u does not exist (this machine has %zu)",
+               bad++ ? "; " : "", name, items[i].gpus[k], ndevs);
+        break;
+      }
+  }
+  if (bad)
+    return 0;
+  if (ndevs == 0) {
+    sb_add(&msg, "Cannot validate GPU memory limits: no GPU here");
+    return 0;
+  }
+  int warned = 0;
+  for (size_t d = 0; d < ndevs; d++) {
+    if (devs[d].integrated)
+      continue;
+    long double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+      size_t k = items[i].ngpus ? items[i].ngpus : ndevs;
+      int on = !items[i].ngpus;
+      for (size_t j = 0; !on && j < items[i].ngpus; j++)
+        on = items[i].gpus[j] == d;
+      if (on)
+        sum += items[i].bytes / (double)k;
+    }
+    char a[64], e[32];
+    if (exceeds(sum, devs[d].total_bytes)) {
+      sb_add(&msg,
+             "%sTotal GPU allocation %s on GPU %zu (%s) exceeds its "
+             "memory %s",
+             msg.len ? "; " : "", fmt_bytes((double)sum, a, sizeof a), d,
+             devs[d].name ? devs[d].name : "?",
+             mg_size_format(devs[d].total_bytes, e, sizeof e));
+      int first = 1;
+      for (size_t i = 0; i < n; i++) {
+        size_t k = items[i].ngpus ? items[i].ngpus : ndevs;
+        int on = !items[i].ngpus;
+        for (size_t j = 0; !on && j < items[i].ngpus; j++)
+          on = items[i].gpus[j] == d;
+        if (!on)
+          continue;
+        char nb[32], b[64];
+        sb_add(&msg, "%s%s %s", first ? ": " : ", ",
+               items[i].name && items[i].name[0]
+                   ? items[i].name
+                   : (snprintf(nb, sizeof nb, "instance %zu", i + 1), nb),
+               fmt_bytes(items[i].bytes / (double)k, b, sizeof b));
+        first = 0;
+      }
+      continue;
+    }
+    double pct = (double)sum / (double)devs[d].total_bytes * 100.0;
+    if (pct > MG_TOTAL_WARN_PCT) {
+      sb_add(&warn,
+             "%sTotal GPU allocation %s is %.1f%% of GPU %zu's memory "
+             "%s (above %.0f%%)",
+             warned++ ? "; " : "", fmt_bytes((double)sum, a, sizeof a), pct, d,
+             mg_size_format(devs[d].total_bytes, e, sizeof e),
+             MG_TOTAL_WARN_PCT);
+    }
+  }
+  if (msg.len)
+    return 0;
+  out->ok = 1;
+  return 0;
+}

@@ -100,12 +100,12 @@ static void print_probe_text(json_t *doc, FILE *f) {
               json_integer_value(json_object_get(g, "index")),
               json_string_value(json_object_get(g, "name")),
               json_string_value(json_object_get(g, "uuid")),
-              mg_size_format((uint64_t)json_integer_value(
-                                 json_object_get(g, "total")),
-                             t, sizeof t),
-              mg_size_format((uint64_t)json_integer_value(
-                                 json_object_get(g, "used")),
-                             u, sizeof u),
+              mg_size_format(
+                  (uint64_t)json_integer_value(json_object_get(g, "total")), t,
+                  sizeof t),
+              mg_size_format(
+                  (uint64_t)json_integer_value(json_object_get(g, "used")), u,
+                  sizeof u),
               json_is_true(json_object_get(g, "integrated"))
                   ? ", integrated (shares system memory)"
                   : "");

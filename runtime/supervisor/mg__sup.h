@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "mg/mg.h"
+#include "mg/mg_gpu.h"
 #include "mg/mg_sup.h"
 
 /* A descriptor watched on the loop for one run (mg_sup_watch.c): a
@@ -62,7 +63,10 @@ struct mg_sup {
    * mg_rlimit_probe_one. */
   int cg_known, cg_usable;
   char cg_reason[768];
-  int moved_to_leaf; /* v2: tried mg_cgroup_v2_move_to_leaf (once) */
+  int moved_to_leaf;  /* v2: tried mg_cgroup_v2_move_to_leaf (once) */
+  struct mg_gpu *gpu; /* NVML session (mg_sup_gpu); NULL until opened */
+  int gpu_tried, gpu_rc;
+  char gpu_reason[1024];
   int auto_known; /* mg_sup_auto_enforce has run its full probe */
   mg_enforce auto_enforce;
   char auto_why[1024];
@@ -131,7 +135,13 @@ struct mg_child {
   int has_pressure;
   char pressure_level[16];
   mg_pressure_opts pressure;
-  int sampling_ms; /* the sample timer's interval this run (0: off) */
+  int sampling_ms;          /* the sample timer's interval this run (0: off) */
+  uint64_t gpu_limit_bytes; /* resolved (a fraction of its devices) */
+  unsigned gpus[MG_GPU_MAX];
+  size_t ngpus; /* 0: all devices */
+  int gpu_watch, gpu_mps;
+  int gpu_warn_armed, gpu_over, gpu_failed;
+  uint64_t gpu_peak_bytes; /* the figure that crossed gpu_limit */
 
   /* Per run. */
   mg_cgroup *cg;          /* the run's group (cgroup mode) */
@@ -188,8 +198,10 @@ typedef struct mg__sup_run {
   int cg_end_ok;            /* cg_end could be read */
   uint64_t max_used_bytes;  /* highest sample */
   uint64_t last_hwm_bytes;
-  uint64_t maxrss_bytes;     /* peak RSS from wait4 (0: unknown) */
-  int killed_by_us;          /* the supervisor sent SIGKILL (grace) */
+  uint64_t maxrss_bytes; /* peak RSS from wait4 (0: unknown) */
+  int killed_by_us;      /* the supervisor sent SIGKILL (grace) */
+  int gpu_over;          /* stopped for crossing gpu_limit */
+  uint64_t gpu_peak_bytes, gpu_limit_bytes;
   const char *output_marker; /* allocation-failure text found, or NULL */
   const char *own_limit;     /* a runtime's own heap-limit text, or NULL */
   const char *output_file;   /* where it was found */
@@ -221,6 +233,17 @@ void mg__sup_th_limit_changed(mg_child *c);
  * run's end, remove its v1 freezer group. */
 void mg__sup_thaw(mg_child *c);
 void mg__sup_act_run_end(mg_child *c);
+
+/* mg_sup_gpu.c: a spawn's GPU options (validated, gpu_limit resolved
+ * against its devices' memory); the GPU figure of a sample; the checks on
+ * each sample (warn at warn_at × gpu_limit, the limit); the environment
+ * (CUDA_VISIBLE_DEVICES, MPS) as NULL-terminated "K=V" strings in buf. */
+int mg__sup_gpu_init(mg_child *c, const mg_child_opts *o, char *err,
+                     size_t err_len);
+void mg__sup_gpu_sample(mg_child *c, mg_child_sample *s);
+void mg__sup_gpu_check(mg_child *c, const mg_child_sample *s);
+size_t mg__sup_gpu_env(const mg_child *c, char *buf, size_t len,
+                       const char **kv, size_t max);
 
 /* mg_sup_relay.c: the stderr relay. prepare: before fork, a pipe for
  * inherit / null (*child_fd: the write end for the child's stderr, or -1);

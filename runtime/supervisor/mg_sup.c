@@ -97,6 +97,8 @@ const char *mg_exit_reason_name(mg_exit_reason r) {
     return "oom";
   case MG_EXIT_LIMIT:
     return "limit";
+  case MG_EXIT_GPU_LIMIT:
+    return "gpu_limit";
   }
   return "?";
 }
@@ -191,6 +193,7 @@ static void sup__child_free(mg_child *c) {
 static void sup__free_now(mg_sup *sup) {
   while (sup->head)
     sup__child_free(sup->head);
+  mg_gpu_close(sup->gpu);
   free(sup->proc_root);
   free(sup->fs_root);
   free(sup->parent);
@@ -484,6 +487,11 @@ int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
   if (!c)
     return mg_errf(err, err_len, -ENOMEM, "spawn: out of memory");
   char why[1024];
+  rc = mg__sup_gpu_init(c, o, err, err_len);
+  if (rc < 0) {
+    sup__child_free(c);
+    return rc;
+  }
   rc = mg__sup_resolve(c, o->enforce, why, sizeof why, err, err_len);
   if (rc == 0)
     rc = mg__sup_limit_rule(sup, c->name, c->enforce, c->limit_bytes,

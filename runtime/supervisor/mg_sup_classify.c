@@ -148,6 +148,18 @@ void mg__sup_classify(const mg__sup_run *r, mg_child_exit *e) {
     e->signal = WTERMSIG(r->status);
   sup__how(e, how, sizeof how);
 
+  /* Stopped by the supervisor for its GPU memory. */
+  if (r->gpu_over) {
+    char g[32], gl[32];
+    e->reason = MG_EXIT_GPU_LIMIT;
+    snprintf(e->detail, sizeof e->detail,
+             "%s: stopped by the supervisor, its GPU memory %s crossed its "
+             "gpu_limit %s",
+             how, mg_size_format(r->gpu_peak_bytes, g, sizeof g),
+             mg_size_format(r->gpu_limit_bytes, gl, sizeof gl));
+    return;
+  }
+
   /* OOM kill inside the run's own group. */
   uint64_t k0 = r->cg_start.oom_kills, k1 = r->cg_end.oom_kills;
   uint64_t f0 = r->cg_start.oom_events, f1 = r->cg_end.oom_events;

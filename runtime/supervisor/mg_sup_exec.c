@@ -185,50 +185,53 @@ static void sup__close(int *fd) {
  * stall in a 2 s window, systemd's default). */
 #define SUP__PRESSURE_WRITE "c29tZSAyMDAwMDAgMjAwMDAwMA=="
 
-static int sup__reserved(const char *kv, size_t kl, int pressure) {
-  return (kl == 11 && strncmp(kv, "MG_RESTARTS", kl) == 0) ||
-         (kl == 13 && strncmp(kv, "MG_CHILD_NAME", kl) == 0) ||
-         (pressure && kl == 21 &&
-          strncmp(kv, "MEMORY_PRESSURE_WATCH", kl) == 0) ||
-         (pressure && kl == 21 &&
-          strncmp(kv, "MEMORY_PRESSURE_WRITE", kl) == 0);
+/* Is the key of `kv` (length kl) the key of one of ours? */
+static int sup__ours(const char *kv, size_t kl, const char *const *ours,
+                     size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(ours[i], kv, kl) == 0 && ours[i][kl] == '=')
+      return 1;
+  return 0;
 }
 
-/* Inherited environment less the keys we set, opts env, MG_RESTARTS and
- * MG_CHILD_NAME (and, with a v2 group `pressure_dir` for pressure_env,
- * MEMORY_PRESSURE_WATCH / _WRITE). The array and our strings are in one
- * block the caller frees; the other strings are borrowed. */
+/* Inherited environment less the keys we set, opts env, then ours —
+ * MG_RESTARTS, MG_CHILD_NAME, with a v2 group `pressure_dir` for
+ * pressure_env MEMORY_PRESSURE_WATCH / _WRITE, and the GPU variables
+ * (CUDA_VISIBLE_DEVICES, CUDA_MPS_PINNED_DEVICE_MEM_LIMIT): ours win. The
+ * array and our strings are in one block the caller frees; the other
+ * strings are borrowed. */
 static char **sup__build_env(const mg_child *c, const char *pressure_dir) {
   size_t n_env = 0, n_extra = 0;
   while (environ && environ[n_env])
     n_env++;
   while (c->env && c->env[n_extra])
     n_extra++;
-  size_t slots = n_env + n_extra + 5;
-  int pr = pressure_dir != NULL;
-  char restarts[48], name[96], watch[PATH_MAX + 64];
+  char restarts[48], name[96], watch[PATH_MAX + 64], gpu[1024];
+  const char *ours[8];
+  size_t no = 0;
   snprintf(restarts, sizeof restarts, "MG_RESTARTS=%d", c->restarts);
   snprintf(name, sizeof name, "MG_CHILD_NAME=%s", c->name);
-  snprintf(watch, sizeof watch, "MEMORY_PRESSURE_WATCH=%s/memory.pressure",
-           pr ? pressure_dir : "");
-  const char *write_kv = "MEMORY_PRESSURE_WRITE=" SUP__PRESSURE_WRITE;
-  size_t rl = strlen(restarts) + 1, nl = strlen(name) + 1;
-  size_t wl = pr ? strlen(watch) + 1 : 0, xl = pr ? strlen(write_kv) + 1 : 0;
-  char **out = malloc(slots * sizeof *out + rl + nl + wl + xl);
+  ours[no++] = restarts;
+  ours[no++] = name;
+  if (pressure_dir) {
+    snprintf(watch, sizeof watch, "MEMORY_PRESSURE_WATCH=%s/memory.pressure",
+             pressure_dir);
+    ours[no++] = watch;
+    ours[no++] = "MEMORY_PRESSURE_WRITE=" SUP__PRESSURE_WRITE;
+  }
+  no += mg__sup_gpu_env(c, gpu, sizeof gpu, ours + no, 8 - no);
+  size_t bytes = 0;
+  for (size_t i = 0; i < no; i++)
+    bytes += strlen(ours[i]) + 1;
+  size_t slots = n_env + n_extra + no + 1;
+  char **out = malloc(slots * sizeof *out + bytes);
   if (!out)
     return NULL;
-  char *strs = (char *)(out + slots);
-  memcpy(strs, restarts, rl);
-  memcpy(strs + rl, name, nl);
-  if (pr) {
-    memcpy(strs + rl + nl, watch, wl);
-    memcpy(strs + rl + nl + wl, write_kv, xl);
-  }
   size_t k = 0;
   for (size_t i = 0; i < n_env; i++) {
     const char *kv = environ[i];
     size_t kl = strcspn(kv, "=");
-    int keep = !sup__reserved(kv, kl, pr);
+    int keep = !sup__ours(kv, kl, ours, no);
     for (size_t j = 0; keep && j < n_extra; j++)
       keep = !(strncmp(c->env[j], kv, kl) == 0 && c->env[j][kl] == '=');
     if (keep)
@@ -237,17 +240,18 @@ static char **sup__build_env(const mg_child *c, const char *pressure_dir) {
   for (size_t j = 0; j < n_extra; j++) {
     const char *kv = c->env[j];
     size_t kl = strcspn(kv, "=");
-    int keep = !sup__reserved(kv, kl, pr);
+    int keep = !sup__ours(kv, kl, ours, no);
     for (size_t l = j + 1; keep && l < n_extra; l++) /* last one wins */
       keep = !(strncmp(c->env[l], kv, kl) == 0 && c->env[l][kl] == '=');
     if (keep)
       out[k++] = c->env[j];
   }
-  out[k++] = strs;
-  out[k++] = strs + rl;
-  if (pr) {
-    out[k++] = strs + rl + nl;
-    out[k++] = strs + rl + nl + wl;
+  char *strs = (char *)(out + slots);
+  for (size_t i = 0; i < no; i++) {
+    size_t l = strlen(ours[i]) + 1;
+    memcpy(strs, ours[i], l);
+    out[k++] = strs;
+    strs += l;
   }
   out[k] = NULL;
   return out;

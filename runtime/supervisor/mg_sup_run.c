@@ -77,6 +77,8 @@ int mg__sup_sample(mg_child *c, mg_child_sample *s, char *err, size_t err_len) {
   default:
     s->used_bytes = s->rss_bytes;
   }
+  if (c->gpu_watch || c->sup->gpu)
+    mg__sup_gpu_sample(c, s);
   s->limit_bytes = c->limit_bytes;
   s->fraction =
       c->limit_bytes ? (double)s->used_bytes / (double)c->limit_bytes : 0;
@@ -266,6 +268,9 @@ static void sup__reap(mg_child *c) {
   r.max_used_bytes = c->max_used_bytes;
   r.last_hwm_bytes = c->last_hwm_bytes;
   r.killed_by_us = c->killed_by_us;
+  r.gpu_over = c->gpu_over;
+  r.gpu_peak_bytes = c->gpu_peak_bytes;
+  r.gpu_limit_bytes = c->gpu_limit_bytes;
   if (c->cg) {
     r.has_cgroup = 1;
     r.cgroup_dir = mg_cgroup_dir(c->cg);

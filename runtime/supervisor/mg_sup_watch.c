@@ -301,11 +301,12 @@ static void sup__on_sample(uv_timer_t *t) {
   for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX && c->pid > 0; i++)
     if (c->th[i].used && !c->th[i].kernel)
       th__seen(c, i, u, 0, 0);
+  mg__sup_gpu_check(c, &s); /* NVML has no notification: sampled */
 }
 
 /* Start, restart or stop the sample timer for what the run needs. */
 static void sup__sampling(mg_child *c) {
-  int need = 0;
+  int need = c->gpu_limit_bytes > 0;
   for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++)
     need |= c->th[i].used && c->th[i].level && !c->th[i].kernel;
   int ms = (int)c->sample_ms;
@@ -453,6 +454,9 @@ static int sup__pressure_arm(mg_child *c, char *err, size_t err_len) {
 /* ------------------------------------------------------------ the run */
 
 void mg__sup_watch_start(mg_child *c) {
+  c->gpu_warn_armed = 1;
+  c->gpu_over = 0;
+  c->gpu_failed = 0;
   c->oom_seen = 0;
   c->oom_notified = 0;
   c->sampling_ms = 0;

@@ -41,9 +41,9 @@ static mg_gpu *open_ok(const char *path) {
 
 TEST(no_library) {
   mg_gpu *g = NULL;
-  ASSERT_EQ(mg_gpu_open("/nonexistent/libnvidia-ml.so.1", NULL, &g, err,
-                        sizeof err),
-            MG_ENOTSUP);
+  ASSERT_EQ(
+      mg_gpu_open("/nonexistent/libnvidia-ml.so.1", NULL, &g, err, sizeof err),
+      MG_ENOTSUP);
   ASSERT(g == NULL);
   ASSERT_CONTAINS(err, "no NVML: cannot load /nonexistent/libnvidia-ml.so.1");
   ASSERT_CONTAINS(err, "MG_NVML_LIBRARY");
@@ -155,7 +155,8 @@ TEST(errors_mid_run) {
   put("device GPU-aaaa 1000000 0 NVIDIA H200\nfail memory 15\n");
   mg_gpu_device d;
   ASSERT_EQ(mg_gpu_device_info(g, 0, &d, err, sizeof err), -EIO);
-  ASSERT_CONTAINS(err, "GPU 0: nvmlDeviceGetMemoryInfo: GPU is lost (error 15)");
+  ASSERT_CONTAINS(err,
+                  "GPU 0: nvmlDeviceGetMemoryInfo: GPU is lost (error 15)");
   put("device GPU-aaaa 1000000 0 NVIDIA H200\nfail procs 15\n");
   pid_t tree[] = {100};
   uint64_t total;

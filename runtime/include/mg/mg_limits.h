@@ -51,6 +51,36 @@ MG_API int mg_validate_limit(double bytes, uint64_t effective_bytes,
 MG_API int mg_validate_total(const mg_limit_item *items, size_t n,
                              uint64_t effective_bytes, mg_validation *out);
 
+/* A GPU budget of an instance: gpu_limit `bytes` on the devices `gpus`
+ * (NULL: every device), split evenly over them. */
+typedef struct mg_gpu_budget {
+  const char *name;
+  double bytes;
+  const unsigned *gpus;
+  size_t ngpus;
+} mg_gpu_budget;
+
+/* A GPU device as admission sees it. */
+typedef struct mg_gpu_capacity {
+  const char *name;     /* "NVIDIA H200" */
+  uint64_t total_bytes; /* its memory */
+  int integrated;       /* shares system memory: counted by the host limit,
+                           not here (so never twice) */
+} mg_gpu_capacity;
+
+/* Validate GPU budgets per device, in the seed's shapes: every budget is
+ * finite and positive ("instance 2: GPU memory limit must be positive, got
+ * -1 B"), names devices that exist ("llm: GPU 3 does not exist (this
+ * machine has 2)"), and on each discrete device the shares (a budget over
+ * k devices puts bytes/k on each) fit: "Total GPU allocation 90.00 GiB on
+ * GPU 0 (NVIDIA H200) exceeds its memory 80.00 GiB: llm 60.00 GiB,
+ * embedder 30.00 GiB". Warnings above 95 % of a device. Integrated
+ * devices are skipped (their use is host memory). Returns 0; the verdict is
+ * in *out. */
+MG_API int mg_validate_gpu_total(const mg_gpu_budget *items, size_t n,
+                                 const mg_gpu_capacity *devs, size_t ndevs,
+                                 mg_validation *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -130,6 +130,7 @@
 #include <uv.h>
 
 #include "mg/mg.h"
+#include "mg/mg_gpu.h"
 #include "mg/mg_psi.h"
 
 #ifdef __cplusplus
@@ -154,7 +155,8 @@ typedef enum mg_exit_reason {
   MG_EXIT_EXIT = 0, /* exited with a code */
   MG_EXIT_SIGNAL,   /* killed by a signal (not the OOM killer) */
   MG_EXIT_OOM,      /* killed by the OOM killer inside its own cgroup */
-  MG_EXIT_LIMIT     /* died of an allocation refused at its rlimit */
+  MG_EXIT_LIMIT,    /* died of an allocation refused at its rlimit */
+  MG_EXIT_GPU_LIMIT /* stopped: its GPU memory crossed its gpu_limit */
 } mg_exit_reason;
 /* oom: the main process died of SIGKILL and its group's oom_kill counter
  * (v2 memory.events, v1 memory.oom_control) grew during the run; on a v1
@@ -218,7 +220,7 @@ MG_API int mg_enforce_parse(const char *s, mg_enforce *out, char *err,
 MG_API const char *mg_restart_name(mg_restart r);
 MG_API int mg_restart_parse(const char *s, mg_restart *out, char *err,
                             size_t len);
-/* "exit" "signal" "oom" "limit". */
+/* "exit" "signal" "oom" "limit" "gpu_limit". */
 MG_API const char *mg_exit_reason_name(mg_exit_reason r);
 
 typedef struct mg_sup mg_sup;
@@ -269,6 +271,11 @@ typedef struct mg_child_sample {
   double fraction;      /* used / limit (0 when no limit) */
   uint64_t anon_bytes, file_bytes, shmem_bytes; /* RssAnon/File/Shmem */
   uint64_t cgroup_anon_bytes, cgroup_file_bytes, cgroup_shmem_bytes;
+  /* GPU memory of the run's process tree, summed over the devices it may
+   * use (NVML; has_gpu 0 when there is no session or NVML failed) */
+  int has_gpu;
+  uint64_t gpu_bytes;
+  uint64_t gpu_limit_bytes; /* 0: none */
 } mg_child_sample;
 
 typedef struct mg_child_exit {
@@ -353,6 +360,10 @@ typedef struct mg_child_events {
   /* The supervisor signals the run: a kill or stop (`signum`, and the
    * grace before SIGKILL; 0: none), the SIGKILL at the end of a grace. */
   void (*on_kill)(mg_child *c, int signum, uint64_t grace_ms, void *ud);
+  /* The run's GPU memory crossed its gpu_limit: return 1 to handle it
+   * (nothing is stopped), 0 for the default (stop, exit gpu_limit). The
+   * owner's only; observers see the stop as an on_kill. */
+  int (*on_gpu_limit)(mg_child *c, const mg_child_sample *s, void *ud);
 } mg_child_events;
 
 /* Options of a child. Start from mg_child_opts_init(): it sets every
@@ -392,6 +403,19 @@ typedef struct mg_child_opts {
                           no kernel notification (default 0: always) */
   int pressure_env;    /* 1: MEMORY_PRESSURE_WATCH / _WRITE for the child
                           (systemd's protocol; cgroup v2 groups only) */
+  /* GPU memory (NVML, sampled at sample_ms, or every
+   * MG_SUP_WATCH_SAMPLE_MS when that is 0): gpu_limit_bytes, or (0)
+   * gpu_limit_fraction of the memory of the devices it may use; crossing
+   * it stops the run (mg_child_kill TERM, grace_ms) and the exit is
+   * gpu_limit, unless on_gpu_limit returns 1. gpus: the devices it may use
+   * (CUDA_VISIBLE_DEVICES; NULL: all). gpu_mps: also
+   * CUDA_MPS_PINNED_DEVICE_MEM_LIMIT for each of them. A GPU option on a
+   * machine without NVML or a GPU: MG_ENOTSUP. */
+  uint64_t gpu_limit_bytes;
+  double gpu_limit_fraction;
+  const unsigned *gpus;
+  size_t ngpus;
+  int gpu_mps;
 } mg_child_opts;
 
 /* Fill `o` with the defaults (see mg_child_opts); name and argv NULL. */
@@ -501,6 +525,12 @@ MG_API int mg_child_freeze(mg_child *c, int frozen, char *err, size_t err_len);
  * the child is freed when it is closed (a running child keeps running
  * until it exits or is stopped). */
 MG_API void mg_child_release(mg_child *c);
+
+/* The supervisor's NVML session (mg_gpu.h), opened at the first call
+ * (and by the first spawn with a GPU option); a failure is kept and its
+ * reason repeated. *out is the supervisor's (closed by mg_sup_free). */
+MG_API int mg_sup_gpu(mg_sup *sup, struct mg_gpu **out, char *err,
+                      size_t err_len);
 
 /* Observers see every event of every child of the supervisor, after its
  * owner's handler, on the loop thread (metrics, a timeline, a control
