@@ -17,6 +17,13 @@ echo "|---|---|---|"
 
 # --- what one sample of a child reads (status, group usage, memory.stat)
 "$B/bench/bench_core_sample"
+# one GPU sample (NVML at run time): the real driver where there is one,
+# else the tests' fake NVML (our side of the cost only)
+if ldconfig -p 2>/dev/null | grep libnvidia-ml.so.1 >/dev/null; then
+  "$B/bench/bench_core_gpu" 2000
+else
+  "$B/bench/bench_core_gpu" 2000 "$B/bench/libbench_fake_nvml.so"
+fi
 
 # --- start-up: empty policy vs prlimit --data=1G true
 echo "" >"$T/empty.lua"
