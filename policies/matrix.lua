@@ -18,6 +18,12 @@
 --   --enforce MODE   auto (default) | cgroup | data | as
 --   --hog PATH       the workload program (default: mg-hog next to mgrun,
 --                    else mg-hog on PATH)
+--   --gpu-total SIZE GPU budgets too, on GPU 0, in the seed's proportions
+--                    (2:6:9) adding up to SIZE ("8G", "90%" of GPU 0):
+--                    admitted per device by mg.validate_total beside the
+--                    host limits, and each instance spawned with its
+--                    gpu_limit (mg-hog uses no GPU: the budgets are
+--                    admission and watching only)
 --
 -- Admission control: mg.validate_total checks the three limits against
 -- the effective memory (MemTotal or the cgroup limit, whichever is lower)
@@ -36,7 +42,8 @@
 
 local usage = [=[
 usage: mgrun policies/matrix.lua [--total SIZE | --scale F] [--seconds N]
-                                 [--enforce auto|cgroup|data|as] [--hog PATH]]=]
+                                 [--enforce auto|cgroup|data|as] [--hog PATH]
+                                 [--gpu-total SIZE]]=]
 
 local function die(msg)
   io.stderr:write("matrix: ", msg, "\n", usage, "\n")
@@ -54,7 +61,7 @@ do
       io.stdout:write(usage, "\n")
       mg.exit(0)
     elseif a == "--total" or a == "--scale" or a == "--seconds" or
-        a == "--enforce" or a == "--hog" then
+        a == "--enforce" or a == "--hog" or a == "--gpu-total" then
       if v == nil then die(a .. " needs a value") end
       if a == "--total" then
         opt.total, opt.scale = v, nil
@@ -70,6 +77,8 @@ do
         opt.seconds = s
       elseif a == "--enforce" then
         opt.enforce = v
+      elseif a == "--gpu-total" then
+        opt.gpu_total = v
       else
         opt.hog = v
       end
@@ -112,6 +121,27 @@ for i, s in ipairs(seed) do
   instances[i] = { name = s.name, limit = bytes }
 end
 
+if opt.gpu_total then -- GPU budgets on GPU 0, 2:6:9
+  local gpus, why = mg.gpus()
+  if not gpus then die("--gpu-total: " .. tostring(why)) end
+  local gt
+  if opt.gpu_total:match("%%%s*$") then
+    local pct = tonumber(opt.gpu_total:match("^([%d.]+)%s*%%"))
+    if not pct then die("--gpu-total: invalid percentage '" .. opt.gpu_total .. "'") end
+    gt = math.floor(gpus[1].total * pct / 100)
+  else
+    local okg, v = pcall(mg.size, opt.gpu_total)
+    if not okg then die("--gpu-total: " .. tostring(v)) end
+    gt = v
+  end
+  local gg = 0
+  for i, s in ipairs(seed) do
+    local b = i == #seed and gt - gg or math.floor(gt * (s.limit / seed_total))
+    gg = gg + b
+    instances[i].gpu_limit, instances[i].gpus = b, { 0 }
+  end
+end
+
 local ok, msg, warning = mg.validate_total(instances)
 if not ok then
   io.stderr:write("Cannot start matrix mode: ", msg, "\n")
@@ -131,6 +161,17 @@ print(("matrix: admitted %s = %s of %s effective memory (%.1f %%)"):format(
     end
     return parts
   end)(), " + "), fmt(sum), fmt(eff), sum / eff * 100))
+if opt.gpu_total then
+  local parts, gsum = {}, 0
+  for _, it in ipairs(instances) do
+    parts[#parts + 1] = it.name .. " " .. fmt(it.gpu_limit)
+    gsum = gsum + it.gpu_limit
+  end
+  local g0 = mg.gpus()[1]
+  print(("matrix: GPU 0 (%s): admitted %s = %s of %s (%.1f %%)"):format(
+    g0.name, table.concat(parts, " + "), fmt(gsum), fmt(g0.total),
+    gsum / g0.total * 100))
+end
 
 -- ------------------------------------------------------------ workload
 
@@ -167,6 +208,7 @@ for _, it in ipairs(instances) do
     warn_at = 0.8, sample_ms = 250,
     restart = "on-failure", backoff_ms = 500, backoff_max_ms = 2000,
     stdout = "null", grace_ms = 1000,
+    gpu_limit = it.gpu_limit, gpus = it.gpus,
   }
   if not p then
     io.stderr:write("matrix: cannot start ", it.name, ": ", err, "\n")

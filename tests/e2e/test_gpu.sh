@@ -106,6 +106,13 @@ check "admit: a budget over every device is split" grep -q "^split	true" <<<"$ou
 check "admit: a device that does not exist" grep -q "^nodev	false	x: GPU 7 does not exist (this machine has 2)" <<<"$out"
 check "admit: a bad size" grep -q "^bad	false	" <<<"$out"
 
+# the seed's matrix mode on one GPU: GPU budgets admitted or refused
+out=$("$MGRUN" --log-level error "$MG_SOURCE_DIR/policies/matrix.lua" --seconds 1 --gpu-total 90% 2>&1)
+check "matrix: 90 % of GPU 0 admitted" grep -q "^matrix: GPU 0 (NVIDIA H200): admitted subject .* of 8.00 GiB (90.0 %)" <<<"$out"
+"$MGRUN" --log-level error "$MG_SOURCE_DIR/policies/matrix.lua" --seconds 1 --gpu-total 12G >"$T_TMP/o" 2>&1
+check "matrix: 12 GiB on an 8 GiB GPU refused, exit 2" test $? -eq 2
+check "matrix: …with the seed's message" grep -q "^Cannot start matrix mode: Total GPU allocation 12.00 GiB on GPU 0 (NVIDIA H200) exceeds its memory 8.00 GiB" "$T_TMP/o"
+
 # an integrated GPU: its use is host memory, not checked twice
 echo "device GPU-orin 8589934592 0 Orin (nvgpu)" >"$FAKE_NVML_FIXTURE"
 out=$("$MGRUN" --log-level error "$p" 2>&1)
