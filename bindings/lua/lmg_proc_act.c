@@ -18,6 +18,8 @@ typedef mg_lproc lproc;
 int mg_lua_check_level(lua_State *L, int idx, const char *what,
                        mg_threshold *out, char *err, size_t len) {
   memset(out, 0, sizeof *out);
+  const char *of = strstr(what, "gpu_limit") ? "of the memory of its GPUs"
+                                             : "of the process's limit";
   size_t n = 0;
   const char *s =
       lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
@@ -26,8 +28,8 @@ int mg_lua_check_level(lua_State *L, int idx, const char *what,
     if (n - 1 == 0 || n - 1 >= sizeof num || strlen(s) != n)
       return mg_errf(err, len, MG_EPARSE,
                      "%s: invalid percentage '%s' (accepted: \"80%%\", "
-                     "above 0 and up to 100, of the process's limit)",
-                     what, s);
+                     "above 0 and up to 100, %s)",
+                     what, s, of);
     memcpy(num, s, n - 1);
     num[n - 1] = '\0';
     char *end;
@@ -35,8 +37,8 @@ int mg_lua_check_level(lua_State *L, int idx, const char *what,
     if (*end != '\0' || end == num || !(v > 0) || v > 100 || isnan(v))
       return mg_errf(err, len, v > 100 ? MG_ERANGE_SIZE : MG_EPARSE,
                      "%s: invalid percentage '%s' (accepted: \"80%%\", above "
-                     "0 and up to 100, of the process's limit)",
-                     what, s);
+                     "0 and up to 100, %s)",
+                     what, s, of);
     out->fraction = v / 100;
     return 0;
   }
@@ -47,8 +49,8 @@ int mg_lua_check_level(lua_State *L, int idx, const char *what,
   if (out->bytes == 0)
     return mg_errf(err, len, MG_EPARSE,
                    "%s: 0 bytes (accepted: a size of at least 1 byte, or "
-                   "\"80%%\" of the process's limit)",
-                   what);
+                   "\"80%%\" %s)",
+                   what, of);
   return 0;
 }
 
