@@ -452,7 +452,7 @@ function TestSpawn:test_on_misuse_raises()
     print("fn", pcall(p.on, p, "exit", 5))
   ]])
   lu.assertEquals(status, 0, out)
-  lu.assertStrMatches(out, ".*ev\tfalse\t[^\n]*unknown event 'bogus' %(accepted: warn, sample, exit, restart, threshold, oom, pressure%).*")
+  lu.assertStrMatches(out, ".*ev\tfalse\t[^\n]*unknown event 'bogus' %(accepted: warn, sample, exit, restart, threshold, oom, pressure, gpu_limit%).*")
   lu.assertStrMatches(out, ".*fn\tfalse\t[^\n]*function expected.*")
 end
 
