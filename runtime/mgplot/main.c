@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cairo.h>
+#include <fontconfig/fontconfig.h>
 
 #include "mg/mg.h"
 #include "mgp.h"
@@ -70,7 +71,7 @@ static const char usage_fmt[] =
     "\n"
     "Exit status: 0 drawn; 1 the timeline cannot be read or holds nothing to "
     "plot\n"
-    "(no sample and no store line), or the picture cannot be written; 2 "
+    "(no child and no store line), or the picture cannot be written; 2 "
     "usage\n"
     "error.\n";
 
@@ -284,7 +285,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "  (and %zu more)\n", r.skipped - MGP_SKIP_NOTES);
   }
   if (!mgp_plottable(&r)) {
-    fail("%s: nothing to plot: no sample and no store line among its %zu "
+    fail("%s: nothing to plot: no child and no store line among its %zu "
          "line%s (%zu skipped, %zu of other types); is it a timeline that "
          "'mgrun --timeline PATH' wrote?",
          shown, r.lines, r.lines == 1 ? "" : "s", r.skipped, r.ignored);
@@ -317,6 +318,7 @@ int main(int argc, char **argv) {
     }
   }
   mgp_run_free(&r);
-  cairo_debug_reset_static_data();
+  cairo_debug_reset_static_data(); /* its font caches, then fontconfig's */
+  FcFini();
   return rc;
 }

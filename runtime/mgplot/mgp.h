@@ -57,6 +57,7 @@ typedef struct mgp_child {
   size_t nsteps, csteps;
   double limit, warn_at; /* as of now (NAN: none) */
   long long pid;         /* of the last sample (-1: none) */
+  size_t run_ns;         /* samples since its last child_started */
   int broken;            /* the next sample starts a new run of the line */
   int final_exit;        /* its last child_exited said will_restart false */
   int restarts;
@@ -111,7 +112,9 @@ int mgp_read_line(mgp_run *r, const char *line, size_t len, char *why,
  * set when the stream fails or memory runs out. */
 int mgp_read_file(mgp_run *r, FILE *f, char *err, size_t err_len);
 
-/* Whether anything can be drawn: a sample or a store line. */
+/* Whether anything can be drawn: a child (its samples, or at least its
+ * limit and events: a child that needed no sampling has none) or a store
+ * line. */
 int mgp_plottable(const mgp_run *r);
 
 /* --------------------------------------------------------------- scales */

@@ -245,12 +245,63 @@ static int legend(cairo_t *cr, const mgp_run *r, double width, double y0,
 
 /* ---------------------------------------------------------------- panels */
 
+#define BOXES 256
+
 typedef struct panel {
   double x0, x1, top, bottom; /* the plot area */
   mgp_axis tx, vy;            /* time → x, value → y */
-  double lab_end[3];          /* where each row of labels ends so far */
-  double rlab_end[3];         /* the same for restart labels */
+  double box[BOXES][4];       /* what labels must not cover: x0 y0 x1 y1 */
+  int nbox;
 } panel;
+
+static void keep_box(panel *p, double x0, double y0, double x1, double y1) {
+  if (p->nbox < BOXES) {
+    double *b = p->box[p->nbox++];
+    b[0] = x0, b[1] = y0, b[2] = x1, b[3] = y1;
+  }
+}
+
+static int box_free(const panel *p, double x0, double y0, double x1,
+                    double y1) {
+  if (x0 < p->x0 + 1 || x1 > p->x1 - 1 || y0 < p->top + 1 || y1 > p->bottom - 1)
+    return 0;
+  for (int i = 0; i < p->nbox; i++) {
+    const double *b = p->box[i];
+    if (x0 < b[2] && x1 > b[0] && y0 < b[3] && y1 > b[1])
+      return 0;
+  }
+  return 1;
+}
+
+/* A label beside the point (x, y): to its right, else its left, else a
+ * row lower or higher, where it covers no mark and no other label (with
+ * `at_top`, below the top of the plot instead: a restart's). */
+static void label(cairo_t *cr, panel *p, double x, double y, const char *s,
+                  rgb c, int at_top) {
+  static const double rows[] = {0, 11, -11, 22, -22, 33};
+  double w = text_w(cr, s, 9.5, 0), bx = 0, by = 0;
+  int found = 0;
+  if (at_top)
+    y = p->top + 8;
+  for (size_t r = 0; r < sizeof rows / sizeof rows[0] && !found; r++) {
+    double ly = y + 3.5 + (at_top ? fabs(rows[r]) : rows[r]);
+    for (int side = 0; side < 2 && !found; side++) {
+      double lx = side == 0 ? x + (at_top ? 3 : 7) : x - (at_top ? 3 : 7) - w;
+      if (box_free(p, lx - 1, ly - 8.5, lx + w + 1, ly + 2.5)) {
+        bx = lx, by = ly, found = 1;
+      } else if (r == 0 && side == 0) {
+        bx = lx, by = ly; /* where it goes when no place is free */
+      }
+    }
+  }
+  if (!found && bx + w > p->x1)
+    bx = x - 7 - w;
+  keep_box(p, bx - 1, by - 8.5, bx + w + 1, by + 2.5);
+  cairo_set_source_rgba(cr, 1, 1, 1, 0.8); /* lines behind it show through */
+  cairo_rectangle(cr, bx - 1, by - 8.5, w + 2, 11);
+  cairo_fill(cr);
+  text(cr, bx, by, s, 9.5, 0, -1, c);
+}
 
 static void dump_panel(FILE *d, const char *kind, const char *name,
                        const mgp_axis *tx, const mgp_axis *vy) {
@@ -322,25 +373,6 @@ static void frame_border(cairo_t *cr, const panel *p) {
   cairo_set_line_width(cr, 1);
   cairo_rectangle(cr, p->x0, p->top, p->x1 - p->x0, p->bottom - p->top);
   cairo_stroke(cr);
-}
-
-/* A label near (x, y) on the lowest free row, above the point (below it
- * where there is no room above). */
-static void label(cairo_t *cr, panel *p, double *ends, double x, double y,
-                  const char *s, rgb c, int at_top) {
-  double w = text_w(cr, s, 9.5, 0), x0 = x - w / 2;
-  if (x0 + w > p->x1)
-    x0 = p->x1 - w;
-  if (x0 < p->x0)
-    x0 = p->x0;
-  int row = 0;
-  while (row < 2 && x0 < ends[row] + 3)
-    row++;
-  double ly = at_top ? p->top + 11 + row * 11 : y - 8 - row * 11;
-  if (!at_top && ly < p->top + 10)
-    ly = y + 16 + row * 11;
-  ends[row] = x0 + w;
-  text(cr, x0, ly, s, 9.5, 0, -1, c);
 }
 
 /* The used value of `c` at time t: its last sample at or before t. */
@@ -421,7 +453,10 @@ static void child_panel(cairo_t *cr, const mgp_run *r, const mgp_child *c,
   n += (size_t)snprintf(head + n, sizeof head - n, ", %d restart%s",
                         c->restarts, c->restarts == 1 ? "" : "s");
   if (c->enforce[0] && n < sizeof head)
-    snprintf(head + n, sizeof head - n, ", enforce %s", c->enforce);
+    n +=
+        (size_t)snprintf(head + n, sizeof head - n, ", enforce %s", c->enforce);
+  if (!c->ns && n < sizeof head) /* every threshold armed in the kernel */
+    snprintf(head + n, sizeof head - n, "; no samples recorded");
   text(cr, x + 10, p->top - 8, head, 11, 0, -1, C_MUTED);
 
   double t_end = c->final_exit ? c->t_last : r->t_max;
@@ -431,7 +466,7 @@ static void child_panel(cairo_t *cr, const mgp_run *r, const mgp_child *c,
     double rx = mgp_map(&p->tx, c->ev[i].t);
     line(cr, rx, p->top, rx, p->bottom, 1, C_RESTART, 1);
     dump_event(dump, "child", c->name, &c->ev[i], rx, p->top);
-    label(cr, p, p->rlab_end, rx, 0, c->ev[i].label, C_RESTART, 1);
+    label(cr, p, rx, 0, c->ev[i].label, C_RESTART, 1);
   }
   steps(cr, p, c, t_end, 1);
   steps(cr, p, c, t_end, 0);
@@ -466,25 +501,32 @@ static void child_panel(cairo_t *cr, const mgp_run *r, const mgp_child *c,
   cairo_set_line_cap(cr, CAIRO_LINE_CAP_BUTT);
   cairo_set_line_join(cr, CAIRO_LINE_JOIN_MITER);
 
-  for (size_t i = 0; i < c->nev; i++) {
-    const mgp_event *e = &c->ev[i];
-    if (e->kind == MGP_EV_RESTART)
-      continue;
-    double ex = mgp_map(&p->tx, e->t);
-    if (e->kind == MGP_EV_PRESSURE) {
-      color(cr, C_PRESSURE);
-      cairo_rectangle(cr, ex - 1.5, p->bottom - 9, 3, 9);
-      cairo_fill(cr);
-      dump_event(dump, "child", c->name, e, ex, p->bottom);
-      continue;
+  /* the marks, then their labels around them */
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < c->nev; i++) {
+      const mgp_event *e = &c->ev[i];
+      if (e->kind == MGP_EV_RESTART)
+        continue;
+      double ex = mgp_map(&p->tx, e->t);
+      if (e->kind == MGP_EV_PRESSURE) {
+        if (pass == 0) {
+          color(cr, C_PRESSURE);
+          cairo_rectangle(cr, ex - 1.5, p->bottom - 9, 3, 9);
+          cairo_fill(cr);
+          dump_event(dump, "child", c->name, e, ex, p->bottom);
+        }
+        continue;
+      }
+      double ey =
+          mgp_map(&p->vy, isnan(e->value) ? used_at(c, e->t) : e->value);
+      if (pass == 0) {
+        marker(cr, e->kind, ex, ey);
+        keep_box(p, ex - 5.5, ey - 5.5, ex + 5.5, ey + 5.5);
+        dump_event(dump, "child", c->name, e, ex, ey);
+      } else if (e->label[0])
+        label(cr, p, ex, ey, e->label, e->kind == MGP_EV_KILL ? C_KILL : C_EXIT,
+              0);
     }
-    double ey = mgp_map(&p->vy, isnan(e->value) ? used_at(c, e->t) : e->value);
-    marker(cr, e->kind, ex, ey);
-    dump_event(dump, "child", c->name, e, ex, ey);
-    if (e->label[0])
-      label(cr, p, p->lab_end, ex, ey, e->label,
-            e->kind == MGP_EV_KILL ? C_KILL : C_EXIT, 0);
-  }
   frame_border(cr, p);
 }
 
@@ -567,19 +609,23 @@ static void store_panel(cairo_t *cr, const mgp_store *s, panel *p,
   cairo_set_line_cap(cr, CAIRO_LINE_CAP_BUTT);
   cairo_set_line_join(cr, CAIRO_LINE_JOIN_MITER);
 
-  for (size_t i = 0; i < s->nev; i++) {
-    const mgp_event *e = &s->ev[i];
-    double v = e->value;
-    if (isnan(v)) {
-      v = 0;
-      for (size_t j = 0; j < s->np && s->p[j].t <= e->t; j++)
-        v = s->p[j].bytes;
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < s->nev; i++) {
+      const mgp_event *e = &s->ev[i];
+      double v = e->value;
+      if (isnan(v)) {
+        v = 0;
+        for (size_t j = 0; j < s->np && s->p[j].t <= e->t; j++)
+          v = s->p[j].bytes;
+      }
+      double ex = mgp_map(&p->tx, e->t), ey = mgp_map(&p->vy, v);
+      if (pass == 0) {
+        marker(cr, MGP_EV_EVICT, ex, ey);
+        keep_box(p, ex - 5.5, ey - 5.5, ex + 5.5, ey + 5.5);
+        dump_event(dump, "store-bytes", s->name, e, ex, ey);
+      } else
+        label(cr, p, ex, ey, e->label, C_EVICT, 0);
     }
-    double ex = mgp_map(&p->tx, e->t), ey = mgp_map(&p->vy, v);
-    marker(cr, MGP_EV_EVICT, ex, ey);
-    dump_event(dump, "store-bytes", s->name, e, ex, ey);
-    label(cr, p, p->lab_end, ex, ey, e->label, C_EVICT, 0);
-  }
   frame_border(cr, p);
 }
 
@@ -641,8 +687,6 @@ static void draw(cairo_t *cr, const mgp_run *r, const mgp_opts *o, int w, int h,
   for (size_t i = 0; i < r->nc + r->nst; i++, k++) {
     panel p;
     memset(&p, 0, sizeof p);
-    for (int j = 0; j < 3; j++)
-      p.lab_end[j] = p.rlab_end[j] = -1e9;
     p.x0 = M_LEFT;
     p.x1 = w - M_RIGHT;
     p.top = y + k * panel_h + PANEL_HEAD;

@@ -221,6 +221,7 @@ static int read_child_line(mgp_run *r, json_t *o, const char *type, double t,
       return READ_NOMEM;
     c->s[c->ns] = (mgp_sample){t, used, limit, c->ns == 0 || c->broken};
     c->ns++;
+    c->run_ns++;
     c->broken = 0;
     if (pid >= 0)
       c->pid = pid;
@@ -235,6 +236,7 @@ static int read_child_line(mgp_run *r, json_t *o, const char *type, double t,
     if (c->ns)
       c->broken = 1;
     c->final_exit = 0;
+    c->run_ns = 0;
     c->pid = get_int(o, "pid", -1);
     long long rs = get_int(o, "restarts", -1);
     if (rs > c->restarts)
@@ -275,8 +277,12 @@ static int read_child_line(mgp_run *r, json_t *o, const char *type, double t,
     else
       snprintf(label, sizeof label, "%.40s", reason);
     double peak = 0;
-    if (get_size(o, "peak", &peak) == 1 && peak > c->peak)
-      c->peak = peak;
+    if (get_size(o, "peak", &peak) == 1) {
+      if (peak > c->peak)
+        c->peak = peak;
+      if (!c->run_ns)
+        v = peak; /* a run without samples: its mark at its peak */
+    }
     c->broken = 1;
     c->final_exit = !json_is_true(json_object_get(o, "will_restart"));
   } else if (strcmp(type, "restart") == 0) {
@@ -441,9 +447,8 @@ int mgp_read_file(mgp_run *r, FILE *f, char *err, size_t err_len) {
 }
 
 int mgp_plottable(const mgp_run *r) {
-  for (size_t i = 0; i < r->nc; i++)
-    if (r->c[i].ns)
-      return 1;
+  if (r->nc)
+    return 1;
   for (size_t i = 0; i < r->nst; i++)
     if (r->st[i].np)
       return 1;

@@ -132,7 +132,14 @@ TEST(exit_labels) {
   ASSERT_STR_EQ(c->ev[2].label, "limit");
   ASSERT_STR_EQ(c->ev[3].label, "TERM");
   ASSERT_EQ(c->final_exit, 1);
-  ASSERT(!mgp_plottable(&r)); /* events alone: no sample, no store */
+  ASSERT(mgp_plottable(&r)); /* a child without samples: its events */
+  ASSERT(isnan(c->ev[0].value));
+  /* a run without samples has its exit marked at its peak */
+  feed(&r, "{\"t_ms\":5,\"type\":\"child_started\",\"name\":\"a\"}");
+  feed(&r, "{\"t_ms\":6,\"type\":\"child_exited\",\"name\":\"a\",\"reason\":"
+           "\"oom\",\"peak\":4096}");
+  ASSERT_EQ(c->nev, 5);
+  ASSERT_DBL_NEAR(c->ev[4].value, 4096, 0);
   mgp_run_free(&r);
 }
 

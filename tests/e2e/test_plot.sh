@@ -268,7 +268,7 @@ expect_fail "a missing file" 1 "cannot open the timeline '$T_TMP/nope.jsonl': No
 expect_fail "an empty file" 1 "is empty: nothing to plot" "$T_TMP/empty.jsonl" -o "$T_TMP/out.svg"
 printf 'not json\n{"t_ms": 1}\n{"t_ms": 2, "type": "sample", "name": "a"}\n{"t_ms": 3, "type": "x"}\n' \
   >"$T_TMP/junk.jsonl"
-expect_fail "nothing plottable: the reason" 1 "nothing to plot: no sample and no store line among its 4 lines (3 skipped, 1 of other types)" \
+expect_fail "nothing plottable: the reason" 1 "nothing to plot: no child and no store line among its 4 lines (3 skipped, 1 of other types)" \
   "$T_TMP/junk.jsonl" -o "$T_TMP/out.svg"
 check "... and the skipped lines, each with why" bash -c '
   grep -q "warning: .*junk.jsonl: skipped 3 of 4 lines" "$1" &&
