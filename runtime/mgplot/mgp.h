@@ -38,7 +38,10 @@ typedef enum mgp_ev_kind {
 typedef struct mgp_event {
   double t;
   mgp_ev_kind kind;
-  double value; /* where it is drawn, in bytes (NAN: at the last sample) */
+  double value; /* where it is drawn, in bytes: the usage it names, else
+                   the limit (an OOM kill), else the last sample of the
+                   child's run (or its peak, or 0, for a run without
+                   samples); NAN for restarts and pressure */
   char label[48];
 } mgp_event;
 

@@ -375,14 +375,6 @@ static void frame_border(cairo_t *cr, const panel *p) {
   cairo_stroke(cr);
 }
 
-/* The used value of `c` at time t: its last sample at or before t. */
-static double used_at(const mgp_child *c, double t) {
-  for (size_t i = c->ns; i-- > 0;)
-    if (c->s[i].t <= t)
-      return c->s[i].used;
-  return c->ns ? c->s[0].used : 0;
-}
-
 /* The limit (or warn) line as steps from each change to the next. */
 static void steps(cairo_t *cr, const panel *p, const mgp_child *c, double t_end,
                   int warn) {
@@ -517,8 +509,7 @@ static void child_panel(cairo_t *cr, const mgp_run *r, const mgp_child *c,
         }
         continue;
       }
-      double ey =
-          mgp_map(&p->vy, isnan(e->value) ? used_at(c, e->t) : e->value);
+      double ey = mgp_map(&p->vy, e->value);
       if (pass == 0) {
         marker(cr, e->kind, ex, ey);
         keep_box(p, ex - 5.5, ey - 5.5, ex + 5.5, ey + 5.5);

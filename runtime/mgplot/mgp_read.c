@@ -304,6 +304,10 @@ static int read_child_line(mgp_run *r, json_t *o, const char *type, double t,
     else if (json_is_string(lv))
       snprintf(label, sizeof label, "%s", json_string_value(lv));
   }
+  if (isnan(v) && kind != MGP_EV_RESTART && kind != MGP_EV_PRESSURE)
+    /* at the last sample of this run (a kill right after a restart is not
+     * at the memory of the run before), else at 0 */
+    v = c->run_ns ? c->s[c->ns - 1].used : 0;
   return add_event(&c->ev, &c->nev, &c->cev, t, kind, v, label);
 }
 

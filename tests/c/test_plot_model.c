@@ -100,6 +100,8 @@ TEST(samples_runs_and_restarts) {
   ASSERT_DBL_NEAR(c->ev[0].value, 1000, 0); /* at the limit */
   ASSERT_EQ(c->ev[1].kind, MGP_EV_EXIT);
   ASSERT_STR_EQ(c->ev[1].label, "oom");
+  ASSERT_DBL_NEAR(c->ev[1].value, 300, 0); /* the run's last sample */
+  ASSERT(isnan(c->ev[2].value));
   ASSERT_EQ(c->ev[2].kind, MGP_EV_RESTART);
   ASSERT_STR_EQ(c->ev[2].label, "restart 1");
   ASSERT_EQ(c->restarts, 1);
@@ -133,13 +135,43 @@ TEST(exit_labels) {
   ASSERT_STR_EQ(c->ev[3].label, "TERM");
   ASSERT_EQ(c->final_exit, 1);
   ASSERT(mgp_plottable(&r)); /* a child without samples: its events */
-  ASSERT(isnan(c->ev[0].value));
+  ASSERT_DBL_NEAR(c->ev[0].value, 0, 0); /* no sample, no peak: at 0 */
   /* a run without samples has its exit marked at its peak */
   feed(&r, "{\"t_ms\":5,\"type\":\"child_started\",\"name\":\"a\"}");
   feed(&r, "{\"t_ms\":6,\"type\":\"child_exited\",\"name\":\"a\",\"reason\":"
            "\"oom\",\"peak\":4096}");
   ASSERT_EQ(c->nev, 5);
   ASSERT_DBL_NEAR(c->ev[4].value, 4096, 0);
+  mgp_run_free(&r);
+}
+
+/* A kill right after a restart, before the new run's first sample, is not
+ * drawn at the memory of the run before. */
+TEST(marks_of_a_run_without_samples) {
+  mgp_run r;
+  mgp_run_init(&r);
+  feed(&r, "{\"t_ms\":1,\"type\":\"child_started\",\"name\":\"a\","
+           "\"limit\":100}");
+  feed(&r, "{\"t_ms\":2,\"type\":\"sample\",\"name\":\"a\",\"used\":80}");
+  feed(&r, "{\"t_ms\":3,\"type\":\"kill\",\"name\":\"a\",\"signal\":9}");
+  feed(&r, "{\"t_ms\":4,\"type\":\"child_exited\",\"name\":\"a\","
+           "\"reason\":\"signal\",\"signal\":9,\"peak\":90,"
+           "\"will_restart\":true}");
+  feed(&r, "{\"t_ms\":5,\"type\":\"restart\",\"name\":\"a\",\"restarts\":1}");
+  feed(&r, "{\"t_ms\":6,\"type\":\"child_started\",\"name\":\"a\","
+           "\"limit\":100}");
+  feed(&r, "{\"t_ms\":7,\"type\":\"kill\",\"name\":\"a\",\"signal\":15}");
+  feed(&r, "{\"t_ms\":8,\"type\":\"child_exited\",\"name\":\"a\","
+           "\"reason\":\"signal\",\"signal\":15,\"peak\":10}");
+  mgp_child *c = child(&r, "a");
+  ASSERT(c != NULL);
+  ASSERT_EQ(c->nev, 5);
+  ASSERT_STR_EQ(c->ev[0].label, "signal 9");
+  ASSERT_DBL_NEAR(c->ev[0].value, 80, 0); /* its run's last sample */
+  ASSERT_DBL_NEAR(c->ev[1].value, 80, 0);
+  ASSERT_DBL_NEAR(c->ev[3].value, 0, 0);  /* no sample in this run yet */
+  ASSERT_DBL_NEAR(c->ev[4].value, 10, 0); /* its exit: at its peak */
+  ASSERT_EQ(c->final_exit, 1);
   mgp_run_free(&r);
 }
 
@@ -310,6 +342,7 @@ TEST(map) {
 int main(void) {
   RUN(samples_runs_and_restarts);
   RUN(exit_labels);
+  RUN(marks_of_a_run_without_samples);
   RUN(stores_and_evictions);
   RUN(skipped_lines_say_why);
   RUN(file_counts_and_truncation);
