@@ -12,6 +12,7 @@
 #include <cairo-svg.h>
 #include <cairo.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,13 +46,72 @@ static const rgb C_USED = {0.12, 0.47, 0.71}, C_LIMIT = {0.84, 0.15, 0.16},
 #define PANEL_FOOT 30.0 /* the time labels below it */
 #define BOTTOM 12.0
 #define FONT "sans-serif"
+#define TICKS_MAX 64
+
+/* mg_size_format of a size read as a double, within what it takes. */
+static char *fmt_size(double v, char *buf, size_t len) {
+  uint64_t b = !(v > 0)                   ? 0
+               : v >= (double)MG_SIZE_MAX ? MG_SIZE_MAX
+                                          : (uint64_t)v;
+  return mg_size_format(b, buf, len);
+}
+
+/* Append to buf (len bytes, n used so far); a cut stays within it. */
+__attribute__((format(printf, 4, 5))) static void
+addf(char *buf, size_t len, size_t *n, const char *fmt, ...) {
+  if (*n + 1 >= len)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  int w = vsnprintf(buf + *n, len - *n, fmt, ap);
+  va_end(ap);
+  if (w > 0)
+    *n = *n + (size_t)w >= len ? len - 1 : *n + (size_t)w;
+}
 
 static void color(cairo_t *cr, rgb c) {
   cairo_set_source_rgb(cr, c.r, c.g, c.b);
 }
 
+/* `s` as valid UTF-8 in `out` (cairo draws nothing of an invalid string
+ * and fails the whole picture): a byte that starts no whole sequence
+ * becomes '?', and a cut falls between characters. */
+static const char *utf8(const char *s, char *out, size_t len) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t o = 0;
+  while (*p && o + 1 < len) {
+    size_t n = *p < 0x80             ? 1
+               : (*p & 0xe0) == 0xc0 ? 2
+               : (*p & 0xf0) == 0xe0 ? 3
+               : (*p & 0xf8) == 0xf0 ? 4
+                                     : 0;
+    size_t k = 1;
+    while (n && k < n && (p[k] & 0xc0) == 0x80)
+      k++;
+    int ok = n && k == n && !(n == 2 && *p < 0xc2) &&
+             !(n == 3 && *p == 0xe0 && p[1] < 0xa0) &&
+             !(n == 3 && *p == 0xed && p[1] >= 0xa0) &&
+             !(n == 4 && ((*p == 0xf0 && p[1] < 0x90) || *p > 0xf4 ||
+                          (*p == 0xf4 && p[1] >= 0x90)));
+    if (!ok) {
+      out[o++] = '?';
+      p++;
+      continue;
+    }
+    if (o + n + 1 > len)
+      break;
+    memcpy(out + o, p, n);
+    o += n;
+    p += n;
+  }
+  out[o] = 0;
+  return out;
+}
+
 static double text_w(cairo_t *cr, const char *s, double size, int bold) {
   cairo_text_extents_t e;
+  char clean[640];
+  s = utf8(s, clean, sizeof clean);
   cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL,
                          bold ? CAIRO_FONT_WEIGHT_BOLD
                               : CAIRO_FONT_WEIGHT_NORMAL);
@@ -64,6 +124,8 @@ static double text_w(cairo_t *cr, const char *s, double size, int bold) {
  * x where it ends. */
 static double text(cairo_t *cr, double x, double y, const char *s, double size,
                    int bold, int align, rgb c) {
+  char clean[640];
+  s = utf8(s, clean, sizeof clean);
   double w = text_w(cr, s, size, bold);
   double x0 = align < 0 ? x : align == 0 ? x - w / 2 : x - w;
   color(cr, c);
@@ -348,15 +410,21 @@ static void frame(cairo_t *cr, const panel *p, const mgp_ticks *tt,
     color(cr, C_WHITE);
     cairo_rectangle(cr, p->x0, p->top, p->x1 - p->x0, p->bottom - p->top);
     cairo_fill(cr);
-    for (double t = ceil(p->tx.lo / tt->step - 1e-9) * tt->step;
-         t <= p->tx.hi + 1e-9; t += tt->step) {
+    double t0 = ceil(p->tx.lo / tt->step - 1e-9) * tt->step;
+    for (int k = 0; k < TICKS_MAX; k++) { /* by index: t += step may stall */
+      double t = t0 + k * tt->step;
+      if (t > p->tx.hi + tt->step * 1e-6)
+        break;
       double x = mgp_map(&p->tx, t);
       line(cr, x, p->top, x, p->bottom, 1, C_GRID, 0);
       text(cr, x, p->bottom + 14, mgp_fmt_secs(tt->step, t, buf, sizeof buf),
            10, 0, 0, C_MUTED);
     }
   }
-  for (double v = 0; v <= vtop * (1 + 1e-9); v += vt->step) {
+  for (int k = 0; k < TICKS_MAX; k++) {
+    double v = k * vt->step;
+    if (v > vtop * (1 + 1e-9))
+      break;
     double y = mgp_map(&p->vy, v);
     if (grid)
       line(cr, p->x0, y, p->x1, y, 1, C_GRID, 0);
@@ -432,23 +500,20 @@ static void child_panel(cairo_t *cr, const mgp_run *r, const mgp_child *c,
   size_t n = 0;
   double last_limit = c->nsteps ? c->steps[c->nsteps - 1].limit : NAN;
   if (!isnan(last_limit))
-    n +=
-        (size_t)snprintf(head + n, sizeof head - n, "limit %s",
-                         mg_size_format((uint64_t)last_limit, lim, sizeof lim));
+    addf(head, sizeof head, &n, "limit %s",
+         fmt_size(last_limit, lim, sizeof lim));
   else
-    n += (size_t)snprintf(head + n, sizeof head - n, "no limit");
+    addf(head, sizeof head, &n, "no limit");
   if (!isnan(c->warn_at) && !isnan(last_limit))
-    n += (size_t)snprintf(head + n, sizeof head - n, ", warn at %.0f %%",
-                          c->warn_at * 100);
-  n += (size_t)snprintf(head + n, sizeof head - n, ", peak %s",
-                        mg_size_format((uint64_t)c->peak, peak, sizeof peak));
-  n += (size_t)snprintf(head + n, sizeof head - n, ", %d restart%s",
-                        c->restarts, c->restarts == 1 ? "" : "s");
-  if (c->enforce[0] && n < sizeof head)
-    n +=
-        (size_t)snprintf(head + n, sizeof head - n, ", enforce %s", c->enforce);
-  if (!c->ns && n < sizeof head) /* every threshold armed in the kernel */
-    snprintf(head + n, sizeof head - n, "; no samples recorded");
+    addf(head, sizeof head, &n, ", warn at %.0f %%", c->warn_at * 100);
+  addf(head, sizeof head, &n, ", peak %s",
+       fmt_size(c->peak, peak, sizeof peak));
+  addf(head, sizeof head, &n, ", %d restart%s", c->restarts,
+       c->restarts == 1 ? "" : "s");
+  if (c->enforce[0])
+    addf(head, sizeof head, &n, ", enforce %s", c->enforce);
+  if (!c->ns) /* every threshold armed in the kernel */
+    addf(head, sizeof head, &n, "; no samples recorded");
   text(cr, x + 10, p->top - 8, head, 11, 0, -1, C_MUTED);
 
   double t_end = c->final_exit ? c->t_last : r->t_max;
@@ -549,21 +614,18 @@ static void store_panel(cairo_t *cr, const mgp_store *s, panel *p,
   double x = text(cr, p->x0, p->top - 8, "store", 13, 0, -1, C_MUTED);
   x = text(cr, x + 5, p->top - 8, s->name, 13, 1, -1, C_TEXT);
   size_t n = 0;
-  double evicted = s->evicted;
   if (s->np)
-    n += (size_t)snprintf(
-        head + n, sizeof head - n, "at the end %.0f messages, %s",
-        s->p[s->np - 1].messages,
-        mg_size_format((uint64_t)s->p[s->np - 1].bytes, a, sizeof a));
+    addf(head, sizeof head, &n, "at the end %.0f messages, %s",
+         s->p[s->np - 1].messages,
+         fmt_size(s->p[s->np - 1].bytes, a, sizeof a));
   if (!isnan(s->max_messages))
-    n += (size_t)snprintf(head + n, sizeof head - n, "; max %.0f messages%s",
-                          s->max_messages, show_mm ? "" : " (off the scale)");
+    addf(head, sizeof head, &n, "; max %.0f messages%s", s->max_messages,
+         show_mm ? "" : " (off the scale)");
   if (!isnan(s->max_bytes))
-    n += (size_t)snprintf(head + n, sizeof head - n, ", max %s%s",
-                          mg_size_format((uint64_t)s->max_bytes, b, sizeof b),
-                          show_mb ? "" : " (off the scale)");
-  if (n < sizeof head)
-    snprintf(head + n, sizeof head - n, "; %.0f evicted", evicted);
+    addf(head, sizeof head, &n, ", max %s%s",
+         fmt_size(s->max_bytes, b, sizeof b),
+         show_mb ? "" : " (off the scale)");
+  addf(head, sizeof head, &n, "; %.0f evicted", s->evicted);
   text(cr, x + 10, p->top - 8, head, 11, 0, -1, C_MUTED);
 
   double x0 = mgp_map(&p->tx, s->np ? s->p[0].t : 0);
@@ -668,7 +730,7 @@ static void draw(cairo_t *cr, const mgp_run *r, const mgp_opts *o, int w, int h,
 
   double t_lo = fmin(0, r->t_min), t_hi = r->t_max;
   if (!(t_hi - t_lo >= 0.001))
-    t_hi = t_lo + 1;
+    t_hi = t_lo + fmax(1, fabs(t_lo) * 1e-6); /* + 1 may change nothing */
   mgp_ticks tt;
   tt.step = mgp_nice_step(t_hi - t_lo, (int)fmax(2, (w - 160) / 110.0));
   tt.unit = 1;
@@ -708,6 +770,15 @@ int mgp_draw(const mgp_run *r, const mgp_opts *o, mgp_format fmt, FILE *out,
     h = (int)ceil(head + (double)panels * PANEL_H + BOTTOM);
     if (h > MGP_SIDE_MAX)
       h = MGP_SIDE_MAX;
+  }
+  if (need > MGP_SIDE_MAX) {
+    snprintf(err, err_len,
+             "%zu panels (%zu child%s, %zu store%s) do not fit in %d pixels: "
+             "at most %d do",
+             panels, r->nc, r->nc == 1 ? "" : "ren", r->nst,
+             r->nst == 1 ? "" : "s", MGP_SIDE_MAX,
+             (int)((MGP_SIDE_MAX - head - BOTTOM) / PANEL_MIN));
+    return -1;
   }
   if (h < need) {
     snprintf(err, err_len,
