@@ -2,7 +2,9 @@
 # build.sh — install what mgrun needs on Debian 12, build it, run it.
 #
 #   bash build.sh demo    install deps, build, run the demo: the seed's matrix
-#                         mode (policies/matrix.lua) for 8 seconds
+#                         mode (policies/matrix.lua) for 8 seconds, its
+#                         timeline in build/demo-timeline.jsonl, drawn as
+#                         build/demo.png (mgrun plot)
 #   bash build.sh test    install deps, build, run the whole suite, then the
 #                         same suite built with ASan + UBSan, then the tests
 #                         with threads under TSan
@@ -18,11 +20,13 @@ cd "$(dirname "$0")"
 DEPS=(gcc libc6-dev make cmake pkg-config liblua5.4-dev libuv1-dev lua-unit
       libjansson-dev jq procps util-linux
       lua5.4 python3 python3-pytest python3-yaml groff-base stress-ng nodejs
-      systemd)
+      systemd libcairo2-dev libxml2-utils librsvg2-bin)
 # lua5.4, python3 + python3-pytest: the SDK's Lua module and Python package
 # are tested from a stock interpreter; groff-base checks the man page;
 # stress-ng and nodejs run as real children under limits (e2e);
-# systemd (systemd-analyze) and python3-yaml check contrib/.
+# systemd (systemd-analyze) and python3-yaml check contrib/; cairo draws
+# `mgrun plot`'s pictures (mgrun-plot alone links it), xmllint and
+# rsvg-convert check its SVG (e2e).
 # The C tests that run threads: built once more under ThreadSanitizer.
 TSAN_TESTS=(test_host_multi test_host_share test_store_threads test_store_share)
 # The benchmark compares with npm packages (lru-cache, @langchain/core),
@@ -71,8 +75,16 @@ demo)
   build build
   shift
   # The policy prints a line for every status, warning, death and restart
-  # itself: the supervisor's own lines would say each twice.
-  exec ./build/mgrun --log-level error policies/matrix.lua "$@"
+  # itself: the supervisor's own lines would say each twice. The run's
+  # timeline (every sample and event) goes to build/, and is drawn there.
+  tl=build/demo-timeline.jsonl
+  rc=0
+  ./build/mgrun --log-level error --timeline "$tl" policies/matrix.lua "$@" || rc=$?
+  if [[ -s $tl ]] && ./build/mgrun plot "$tl" -o build/demo.png; then
+    echo "build.sh: the run's timeline is $tl, its picture build/demo.png" >&2
+    echo "build.sh: (draw it again: build/mgrun plot $tl -o run.svg)" >&2
+  fi
+  exit "$rc"
   ;;
 test)
   deps
@@ -111,7 +123,7 @@ bench)
   exec bash bench/run.sh build-release
   ;;
 *)
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
   ;;
 esac

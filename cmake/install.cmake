@@ -1,5 +1,5 @@
 # install.cmake — what `cmake --install BUILD --prefix P` puts under P:
-#   bin/mgrun, bin/mg-hog
+#   bin/mgrun, bin/mg-hog, bin/mgrun-plot (unless MG_BUILD_PLOT is OFF)
 #   lib/libmg.so.0, lib/libmg-runtime.so.0 (+ the .so links), lib/libmg.a,
 #   lib/libmg-runtime.a
 #   include/mg/*.h                  one header per module, mg/mg.h umbrella
@@ -12,6 +12,9 @@
 include(CMakePackageConfigHelpers)
 
 install(TARGETS mgrun mg-hog DESTINATION ${CMAKE_INSTALL_BINDIR})
+if(MG_BUILD_PLOT) # `mgrun plot` finds it beside mgrun
+  install(TARGETS mgrun-plot DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
 install(TARGETS mg_shared mg_runtime_shared EXPORT mgTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

@@ -3,10 +3,12 @@
  * header and the core's, nothing of the supervisor or the bindings. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mg/mg_runtime.h"
 
@@ -21,6 +23,9 @@ static const char usage_text[] =
     "nothing\n"
     "       mgrun --probe [--json]                  what this machine "
     "offers\n"
+    "       mgrun plot RUN.jsonl -o OUT.svg|OUT.png [--width W] [--height H]\n"
+    "                  [--title T]                  draw a run recorded with "
+    "--timeline\n"
     "       mgrun --help | --version\n"
     "\n"
     "mgrun is a Lua-scriptable memory governor: C does the mechanics "
@@ -120,8 +125,11 @@ static const char usage_text[] =
     "path:\n"
     "                          $XDG_RUNTIME_DIR/mgrun/mgrun.sock, else\n"
     "                          /run/mgrun/mgrun.sock)\n"
-    "  --timeline PATH         record every sample and event as JSON lines\n"
-    "                          (draw it with 'mgrun plot PATH -o run.svg')\n"
+    "  --timeline PATH         record every sample, event and store figure "
+    "as JSON\n"
+    "                          lines, each flushed as written (format: "
+    "docs/cli.md;\n"
+    "                          draw it with 'mgrun plot PATH -o run.svg')\n"
     "  -h, --help              this help\n"
     "  -V, --version           print the version\n"
     "\n"
@@ -140,6 +148,9 @@ static const char usage_text[] =
     "128+N if it was killed by signal N, 127 if it cannot be found, 126 if "
     "it\n"
     "cannot be run.\n"
+    "With plot: mgrun-plot's status (0 drawn, 1 nothing to plot or a file "
+    "that\n"
+    "cannot be read or written, 2 usage error); 127 if it is not installed.\n"
     "\n"
     "Docs: man mgrun; docs/cli.md, docs/lua-api.md, docs/processes.md and\n"
     "docs/embedding.md (C, Lua and Python hosts) in the source tree.\n";
@@ -169,6 +180,49 @@ static int start_status(int rc) {
   default:
     return EXIT_RUNTIME;
   }
+}
+
+/* ------------------------------------------------------------ plot */
+
+/* `mgrun plot ARGS…`: mgrun-plot draws a --timeline run. It links cairo,
+ * which the governor does not, so it is a program of its own: the one
+ * beside this mgrun (build tree or bin dir), else the first on PATH. */
+static int run_plot(int argc, char **argv) {
+  char dir[PATH_MAX], path[PATH_MAX + 16];
+  char **av = calloc((size_t)argc, sizeof *av);
+  if (!av) {
+    fprintf(stderr, "mgrun: out of memory\n");
+    return EXIT_RUNTIME;
+  }
+  av[0] = (char *)"mgrun plot"; /* its messages then say "mgrun plot:" */
+  for (int i = 2; i < argc; i++)
+    av[i - 1] = argv[i];
+  ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+  char *slash = n > 0 ? memrchr(dir, '/', (size_t)n) : NULL;
+  path[0] = 0;
+  if (slash) {
+    *slash = 0;
+    snprintf(path, sizeof path, "%s/mgrun-plot", dir);
+    execv(path, av);
+    if (errno != ENOENT) {
+      fprintf(stderr, "mgrun: cannot run %s: %s\n", path, strerror(errno));
+      free(av);
+      return 126;
+    }
+  }
+  execvp("mgrun-plot", av);
+  int e = errno;
+  free(av);
+  if (e != ENOENT) {
+    fprintf(stderr, "mgrun: cannot run mgrun-plot: %s\n", strerror(e));
+    return 126;
+  }
+  fprintf(stderr,
+          "mgrun: 'mgrun plot' needs mgrun-plot, which is not installed: "
+          "not found %s%s%son PATH (it is built with mgrun where cairo is "
+          "found: Debian's libcairo2-dev, and installed beside mgrun)\n",
+          path[0] ? "as " : "", path, path[0] ? " nor " : "");
+  return 127;
 }
 
 /* ------------------------------------------------------------ --probe */
@@ -391,6 +445,8 @@ static void parse_args(cli *a, int argc, char **argv) {
 int main(int argc, char **argv) {
   cli a;
   char err[8192];
+  if (argc > 1 && strcmp(argv[1], "plot") == 0)
+    return run_plot(argc, argv);
   memset(&a, 0, sizeof a);
   a.log_format = MG_LOG_TEXT;
   a.log_level = MG_LOG_INFO;

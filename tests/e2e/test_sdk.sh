@@ -12,7 +12,9 @@ cmake --install "$BUILD" --prefix "$P" >"$T_TMP/install.log" 2>&1
 check "cmake --install into a fresh prefix" test $? -eq 0
 LIBDIR=$(dirname "$(find "$P" -name 'libmg.so.0' | head -1)")
 
-for f in bin/mgrun bin/mg-hog include/mg/mg.h include/mg/mg_store.h \
+PLOT_BIN=()
+[[ -x $BUILD/mgrun-plot ]] && PLOT_BIN=(bin/mgrun-plot) # unless MG_BUILD_PLOT=OFF
+for f in bin/mgrun bin/mg-hog "${PLOT_BIN[@]}" include/mg/mg.h include/mg/mg_store.h \
   include/mg/mg_runtime.h include/mg/mg_sup.h share/mgrun/scripts/mg/default.lua \
   share/mgrun/policies/matrix.lua share/man/man1/mgrun.1; do
   check "installed: $f" test -e "$P/$f"
@@ -136,6 +138,13 @@ check "an installed policy passes --check" test $? -eq 0
 p=$(policy req <<<'print(type(require("mg.strategies").keep_last))')
 check "installed mgrun requires the shipped strategies" \
   test "$(env -u LUA_PATH "$P/bin/mgrun" "$p")" = function
+if ((${#PLOT_BIN[@]})); then
+  printf '%s\n' '{"t_ms":0,"type":"start","wall":"2026-01-01T00:00:00Z"}' \
+    '{"t_ms":10,"type":"sample","name":"a","pid":1,"used":1048576,"limit":4194304}' \
+    '{"t_ms":20,"type":"sample","name":"a","pid":1,"used":2097152,"limit":4194304}' >"$T_TMP/tl.jsonl"
+  PATH=/usr/bin:/bin "$P/bin/mgrun" plot "$T_TMP/tl.jsonl" -o "$T_TMP/tl.svg"
+  check "installed mgrun plot finds the mgrun-plot beside it" test $? -eq 0 -a -s "$T_TMP/tl.svg"
+fi
 
 check "the man page renders without warnings" \
   bash -c 'out=$(groff -man -Tutf8 -ww -z "$1" 2>&1); [[ -z $out ]]' _ "$P/share/man/man1/mgrun.1"
