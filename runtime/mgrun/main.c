@@ -156,9 +156,14 @@ usage_error(const char *fmt, ...) {
 }
 
 /* mg_runtime_new's failure: a bad option value (a cgroup parent or an
- * allowed path that does not exist…) is a usage error. */
+ * allowed path that does not exist, a --metrics address that is busy or
+ * not this machine's…) is a usage error. */
 static int start_status(int rc) {
   switch (rc) {
+  case -EADDRINUSE:
+  case -EADDRNOTAVAIL:
+  case -EEXIST:
+  case -EISDIR:
   case -ENOENT:
   case -ENOTDIR:
   case -EINVAL:
