@@ -1,8 +1,8 @@
 /* mg_runtime_metrics.c — the runtime's metrics (host layer): a supervisor
  * observer counting what happens to each child, the built-in families
  * (docs/operations.md "Metrics" lists them), the text of a scrape — the
- * built-ins, then the policy's own (mg.metrics) — and --metrics-file.
- * The HTTP endpoint is mg_runtime_metrics_http.c.
+ * built-ins, then the policy's own (mg.metrics). The HTTP endpoint is
+ * mg_runtime_metrics_http.c, --metrics-file mg_runtime_metrics_file.c.
  *
  * Every runtime made with mg_runtime_new (not check_only) collects, so
  * that mg_runtime_metrics_text works for an embedding host too; the file
@@ -13,15 +13,13 @@
  * back. All on the loop thread.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "mg__metrics.h"
+#include "mg__rt_metrics.h"
 
 /* ------------------------------------------------------------ families */
 
@@ -500,124 +498,16 @@ int mg_runtime_metrics_text(mg_runtime *rt, char **out, size_t *len, char *err,
   return 0;
 }
 
-/* ------------------------------------------------------------ the file */
-
-/* Write the text to file_tmp, then rename it over file. 0 or -errno with
- * err. */
-static int mx__write_file(struct mg__rt_metrics *m, char *err, size_t err_len) {
-  char *text;
-  size_t len;
-  int rc = mg__mx_text(m, &text, &len);
-  if (rc < 0)
-    return mg_errf(err, err_len, rc, "out of memory");
-  int fd = open(m->file_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    rc = -errno;
-    free(text);
-    return mg_errf(err, err_len, rc, "cannot write '%s': %s", m->file_tmp,
-                   strerror(-rc));
-  }
-  size_t off = 0;
-  while (off < len) {
-    ssize_t w = write(fd, text + off, len - off);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0) {
-      rc = w < 0 ? -errno : -EIO;
-      break;
-    }
-    off += (size_t)w;
-  }
-  free(text);
-  if (close(fd) != 0 && rc == 0)
-    rc = -errno;
-  if (rc == 0 && rename(m->file_tmp, m->file) != 0)
-    rc = -errno;
-  if (rc < 0) {
-    unlink(m->file_tmp);
-    return mg_errf(err, err_len, rc, "cannot write '%s' (through '%s'): %s",
-                   m->file, m->file_tmp, strerror(-rc));
-  }
-  return 0;
-}
-
-static void mx__file_tick(struct mg__rt_metrics *m) {
-  char err[PATH_MAX * 2 + 128];
-  if (mx__write_file(m, err, sizeof err) == 0) {
-    m->file_failing = 0;
-    return;
-  }
-  if (!m->file_failing) { /* once per run of failures */
-    mg_log_field f[] = {MG_LF_STR("path", m->file), MG_LF_STR("error", err)};
-    mg_log(m->rt->opts.logger, MG_LOG_ERROR, "metrics_file_failed", f, 2);
-  }
-  m->file_failing = 1;
-}
-
-static void mx__on_file_timer(uv_timer_t *t) {
-  mx__file_tick(t->data);
-}
-
-static void mx__free_handle(uv_handle_t *h) {
-  free(h);
-}
-
-static int mx__file_start(struct mg__rt_metrics *m, char *err, size_t err_len) {
-  const char *path = m->rt->opts.metrics_file;
-  if (!path[0])
-    return mg_errf(err, err_len, -EINVAL,
-                   "--metrics-file: a path is needed, got an empty one");
-  m->file = strdup(path);
-  m->file_tmp = malloc(strlen(path) + 5);
-  if (!m->file || !m->file_tmp)
-    return mg_errf(err, err_len, -ENOMEM, "metrics: out of memory");
-  sprintf(m->file_tmp, "%s.tmp", path);
-  struct stat st;
-  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-    return mg_errf(err, err_len, -EISDIR,
-                   "--metrics-file '%s' is a directory; accepted: the path of "
-                   "a file to write (its directory must exist and be "
-                   "writable)",
-                   path);
-  char e[PATH_MAX * 2 + 128];
-  int rc = mx__write_file(m, e, sizeof e); /* at once: a bad path fails now */
-  if (rc < 0)
-    return mg_errf(err, err_len, rc,
-                   "--metrics-file: %s (accepted: a file in an existing, "
-                   "writable directory)",
-                   e);
-  uint64_t every = m->rt->opts.metrics_interval_ms
-                       ? m->rt->opts.metrics_interval_ms
-                       : MG_RUNTIME_DEFAULT_METRICS_MS;
-  uv_timer_t *t = calloc(1, sizeof *t);
-  if (!t)
-    return mg_errf(err, err_len, -ENOMEM, "metrics: out of memory");
-  uv_timer_init(m->rt->loop, t);
-  t->data = m;
-  uv_unref((uv_handle_t *)t);
-  uv_timer_start(t, mx__on_file_timer, every, every);
-  m->file_timer = t;
-  mg_log_field f[] = {MG_LF_STR("path", path),
-                      MG_LF_UINT("interval_ms", every)};
-  mg_log(m->rt->opts.logger, MG_LOG_INFO, "metrics_file", f, 2);
-  return 0;
-}
-
 /* ------------------------------------------------------------ public */
 
 static void mx__free(struct mg__rt_metrics *m) {
+  mg__mx_file_stop(m);
   if (m->obs > 0)
     mg_sup_unobserve(m->rt->sup, m->obs);
   mg__mx_http_stop(m);
-  if (m->file_timer) {
-    uv_timer_stop(m->file_timer);
-    uv_close((uv_handle_t *)m->file_timer, mx__free_handle);
-  }
   mg_metrics_free(m->reg);
   free(m->fam);
   free(m->children);
-  free(m->file);
-  free(m->file_tmp);
   free(m);
 }
 
@@ -673,7 +563,7 @@ int mg__rt_metrics_start(mg_runtime *rt, char *err, size_t err_len) {
   if (rt->opts.metrics_addr)
     rc = mg__mx_http_start(m, err, err_len);
   if (rc == 0 && rt->opts.metrics_file)
-    rc = mx__file_start(m, err, err_len);
+    rc = mg__mx_file_start(m, err, err_len);
   if (rc < 0) {
     rt->metrics = NULL;
     mx__free(m);
@@ -685,8 +575,7 @@ void mg__rt_metrics_stop(mg_runtime *rt) {
   struct mg__rt_metrics *m = rt->metrics;
   if (!m)
     return;
-  if (m->file)
-    mx__file_tick(m); /* the figures as they ended */
+  mg__mx_file_write(m); /* the figures as they ended */
   rt->metrics = NULL;
   mx__free(m);
 }

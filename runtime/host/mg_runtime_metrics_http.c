@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mg__metrics.h"
+#include "mg__rt_metrics.h"
 
 #define MX_ACCEPTED                                                            \
   "accepted: 127.0.0.1:PORT, [::1]:PORT, localhost:PORT or unix:/path (PORT "  \

@@ -1,18 +1,19 @@
-/* mg__metrics.h — what the two files of the host's metrics share (host
+/* mg__rt_metrics.h — what the files of the host's metrics share (host
  * layer; not installed):
  *
  *   mg_runtime_metrics.c       the collector (a supervisor observer that
  *                              counts restarts, exits, OOM kills and
  *                              thresholds per child), the built-in
  *                              families, the text of a scrape (built-ins,
- *                              then the policy's mg.metrics), the
- *                              --metrics-file writer, start and stop
+ *                              then the policy's mg.metrics), start and
+ *                              stop
  *   mg_runtime_metrics_http.c  --metrics ADDR: the address rules and the
  *                              HTTP/1.x endpoint on the loop (TCP or a
  *                              unix socket)
+ *   mg_runtime_metrics_file.c  --metrics-file PATH: the atomic writer
  */
-#ifndef MG__METRICS_H
-#define MG__METRICS_H
+#ifndef MG__RT_METRICS_H
+#define MG__RT_METRICS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -73,5 +74,13 @@ int mg__mx_text(struct mg__rt_metrics *m, char **out, size_t *len);
  * option. Stop closes the server and every connection (idempotent). */
 int mg__mx_http_start(struct mg__rt_metrics *m, char *err, size_t err_len);
 void mg__mx_http_stop(struct mg__rt_metrics *m);
+
+/* --metrics-file (rt->opts.metrics_file): write it once now (a path that
+ * cannot be written is an error naming the option), then every interval.
+ * _write writes it now (a no-op without a file); _stop closes the timer
+ * (idempotent). */
+int mg__mx_file_start(struct mg__rt_metrics *m, char *err, size_t err_len);
+void mg__mx_file_write(struct mg__rt_metrics *m);
+void mg__mx_file_stop(struct mg__rt_metrics *m);
 
 #endif
