@@ -199,8 +199,22 @@ static void mx__number(double v, char *out, size_t cap) {
     snprintf(out, cap, "NaN");
   } else if (isinf(v)) {
     snprintf(out, cap, v > 0 ? "+Inf" : "-Inf");
-  } else if (v == trunc(v) && fabs(v) < 1e15) {
-    snprintf(out, cap, "%.0f", v);
+  } else if (v == trunc(v) && fabs(v) < 1e15 && cap >= 24) {
+    /* an integer (most values: bytes, counts): no printf */
+    char tmp[24];
+    size_t n = 0;
+    int neg = signbit(v);
+    unsigned long long u = (unsigned long long)fabs(v);
+    do {
+      tmp[n++] = (char)('0' + u % 10);
+      u /= 10;
+    } while (u);
+    size_t k = 0;
+    if (neg)
+      out[k++] = '-';
+    while (n)
+      out[k++] = tmp[--n];
+    out[k] = '\0';
   } else {
     for (int prec = 15; prec <= 17; prec++) {
       snprintf(out, cap, "%.*g", prec, v);

@@ -28,6 +28,7 @@
 #define MG__MX_TIMEOUT_MS 5000   /* a request must arrive within this */
 #define MG__MX_LINGER_MS 1000    /* after the response: wait for the close */
 #define MG__MX_CHILDREN_MAX 1024 /* children whose counters are kept */
+#define MG__MX_SAMPLE_MS 1000    /* a child's sample this recent is reused */
 
 /* A --metrics address, parsed. */
 typedef struct mg__mx_addr {

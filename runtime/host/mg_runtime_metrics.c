@@ -7,7 +7,10 @@
  * Every runtime made with mg_runtime_new (not check_only) collects, so
  * that mg_runtime_metrics_text works for an embedding host too; the file
  * and the endpoint exist only when asked for. Gauges are read at scrape
- * time (a sample of each live child, the stores, /proc); counters come
+ * time (the stores, /proc; each live child's last sample when it is at
+ * most MG__MX_SAMPLE_MS old — the supervisor's own, or an earlier
+ * scrape's — else a sample taken then, so that frequent scrapes do not
+ * read a child's files more than once in that time); counters come
  * from the observer and are kept per (name, enforce) for the runtime's
  * life, also after a child is closed, so that a totals series never goes
  * back. All on the loop thread.
@@ -195,6 +198,11 @@ struct mg__mx_child {
   uint64_t exits[4]; /* by mg_exit_reason */
   int closed;
   mg_child *cur; /* the live child of this scrape, else NULL */
+  /* its last sample (the supervisor's, or a scrape's) and when it was
+   * taken (uv_now) */
+  int has_last;
+  uint64_t last_ms;
+  mg_child_sample last;
 };
 
 static mg__mx_child *mx__child(struct mg__rt_metrics *m, mg_child *c) {
@@ -255,6 +263,18 @@ static void mx__on_threshold(mg_child *c, const mg_threshold_event *t,
     e->thresholds++;
 }
 
+/* The supervisor sampled the child: a scrape within MG__MX_SAMPLE_MS uses
+ * that sample instead of reading its files again. */
+static void mx__on_sample(mg_child *c, const mg_child_sample *s, void *ud) {
+  struct mg__rt_metrics *m = ud;
+  mg__mx_child *e = mx__child(m, c);
+  if (e) {
+    e->last = *s;
+    e->last_ms = uv_now(m->rt->loop);
+    e->has_last = 1;
+  }
+}
+
 static void mx__on_close(mg_child *c, void *ud) {
   mg__mx_child *e = mx__child(ud, c);
   if (e)
@@ -292,7 +312,17 @@ static void mx__children(struct mg__rt_metrics *m) {
     int up = e->cur && mg_child_running(e->cur);
     mx__set(m, MX_F_CHILD_UP, v, up);
     mg_child_sample s;
-    if (up && mg_child_memory(e->cur, &s, NULL, 0) == 0) {
+    uint64_t now = uv_now(m->rt->loop);
+    int fresh = up && e->has_last && e->last.pid == mg_child_pid(e->cur) &&
+                now - e->last_ms <= MG__MX_SAMPLE_MS;
+    if (fresh) {
+      s = e->last;
+    } else if (up && mg_child_memory(e->cur, &s, NULL, 0) == 0) {
+      e->last = s;
+      e->last_ms = now;
+      e->has_last = fresh = 1;
+    }
+    if (fresh) {
       mx__set(m, MX_F_CHILD_MEM, v, (double)s.used_bytes);
       mx__set(m, MX_F_CHILD_PEAK, v,
               (double)(s.has_cgroup ? s.cgroup_peak_bytes : s.hwm_bytes));
@@ -542,6 +572,7 @@ int mg__rt_metrics_start(mg_runtime *rt, char *err, size_t err_len) {
   mg_child_events ev;
   memset(&ev, 0, sizeof ev);
   ev.on_start = mx__on_start;
+  ev.on_sample = mx__on_sample;
   ev.on_exit = mx__on_exit;
   ev.on_restart = mx__on_restart;
   ev.on_oom = mx__on_oom;
