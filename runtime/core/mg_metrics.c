@@ -362,15 +362,16 @@ static int mx__update(mg_metric *f, const char *const *values, double v,
   int rc = mx__check_values(f, values, err, err_len);
   if (rc < 0)
     return rc;
+  const char *nf = isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf";
   if (add && !isfinite(v))
     return mg_errf(err, err_len, -EINVAL,
-                   "metric '%s': cannot add %g; accepted: a finite number",
-                   f->name, v);
+                   "metric '%s': cannot add %s; accepted: a finite number",
+                   f->name, nf);
   if (f->type == MG_METRIC_COUNTER && !isfinite(v))
     return mg_errf(err, err_len, -EINVAL,
-                   "counter '%s': cannot be %g; accepted: a finite number of "
+                   "counter '%s': cannot be %s; accepted: a finite number of "
                    "at least its value",
-                   f->name, v);
+                   f->name, nf);
   if (f->type == MG_METRIC_COUNTER && add && v < 0)
     return mg_errf(err, err_len, -EINVAL,
                    "counter '%s': cannot add %.17g: counters only go up "
