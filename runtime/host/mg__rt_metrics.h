@@ -52,10 +52,11 @@ typedef struct mg__mx_child mg__mx_child;
 struct mg__rt_metrics {
   mg_runtime *rt;
   int obs;                /* the observer's id; 0: none */
-  struct mg_metrics *reg; /* the built-in families, refilled per scrape */
+  struct mg_metrics *reg; /* the built-in families, refilled per scrape;
+                             made at the first one (NULL until then) */
   struct mg_metric **fam; /* by MX_F_* (mg_runtime_metrics.c) */
   mg__mx_child *children; /* counters per (name, enforce) */
-  size_t nchildren;
+  size_t nchildren, capchildren;
   int cg_ok; /* cg holds this process's cgroup position */
   mg_cgroup_info cg;
   /* --metrics-file */

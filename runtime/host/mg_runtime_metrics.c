@@ -213,7 +213,17 @@ static mg__mx_child *mx__child(struct mg__rt_metrics *m, mg_child *c) {
     if (strcmp(e->name, name) == 0 && strcmp(e->enforce, enf) == 0)
       return e;
   }
-  if (m->nchildren == MG__MX_CHILDREN_MAX) { /* forget the oldest closed */
+  if (m->nchildren == m->capchildren && m->capchildren < MG__MX_CHILDREN_MAX) {
+    size_t cap = m->capchildren ? m->capchildren * 2 : 16;
+    if (cap > MG__MX_CHILDREN_MAX)
+      cap = MG__MX_CHILDREN_MAX;
+    mg__mx_child *v = realloc(m->children, cap * sizeof *v);
+    if (!v)
+      return NULL;
+    m->children = v;
+    m->capchildren = cap;
+  }
+  if (m->nchildren == m->capchildren) { /* forget the oldest closed */
     size_t i = 0;
     while (i < m->nchildren && !m->children[i].closed)
       i++;
@@ -479,7 +489,42 @@ static int mx__append(char **out, size_t *len, const char *s, size_t n) {
   return 0;
 }
 
+/* The built-in families, made at the first scrape (not at every start of
+ * mgrun): PSI's only where the kernel has PSI; this process's cgroup
+ * position for the effective memory. */
+static int mx__families(struct mg__rt_metrics *m) {
+  m->fam = calloc(MX_F_COUNT, sizeof *m->fam);
+  if (!m->fam || mg_metrics_new(&m->reg) < 0)
+    return -ENOMEM;
+  const mg_paths *paths = &m->rt->opts.paths;
+  mg_psi psi;
+  int has_psi = mg_psi_read(paths->proc_root, &psi, NULL, 0) == 0;
+  for (int f = 0; f < MX_F_COUNT; f++) {
+    int l = mx_defs[f].labels;
+    if ((f == MX_F_PSI_SOME && !has_psi) ||
+        (f == MX_F_PSI_FULL && !(has_psi && psi.has_full)))
+      continue;
+    int rc = mg_metrics_add(m->reg, mx_defs[f].name, mx_defs[f].type,
+                            mx_defs[f].help, mx_label_sets[l],
+                            mx_label_counts[l], &m->fam[f], NULL, 0);
+    if (rc < 0)
+      return rc;
+  }
+  m->cg_ok = mg_cgroup_detect(paths, &m->cg, NULL, 0) == 0;
+  return 0;
+}
+
 int mg__mx_text(struct mg__rt_metrics *m, char **out, size_t *len) {
+  if (!m->reg) {
+    int rc = mx__families(m);
+    if (rc < 0) {
+      mg_metrics_free(m->reg);
+      m->reg = NULL;
+      free(m->fam);
+      m->fam = NULL;
+      return rc;
+    }
+  }
   mg_metrics_reset(m->reg);
   const char *ver[] = {MG_VERSION};
   mx__set(m, MX_F_BUILD, ver, 1);
@@ -547,28 +592,6 @@ int mg__rt_metrics_start(mg_runtime *rt, char *err, size_t err_len) {
   if (!m)
     return mg_errf(err, err_len, rc, "metrics: out of memory");
   m->rt = rt;
-  m->fam = calloc(MX_F_COUNT, sizeof *m->fam);
-  m->children = calloc(MG__MX_CHILDREN_MAX, sizeof *m->children);
-  if (!m->fam || !m->children || mg_metrics_new(&m->reg) < 0) {
-    mx__free(m);
-    return mg_errf(err, err_len, rc, "metrics: out of memory");
-  }
-  mg_psi psi; /* PSI's families only where the kernel has PSI */
-  int has_psi = mg_psi_read(rt->opts.paths.proc_root, &psi, NULL, 0) == 0;
-  for (int f = 0; f < MX_F_COUNT; f++) {
-    int l = mx_defs[f].labels;
-    if ((f == MX_F_PSI_SOME && !has_psi) ||
-        (f == MX_F_PSI_FULL && !(has_psi && psi.has_full)))
-      continue;
-    rc = mg_metrics_add(m->reg, mx_defs[f].name, mx_defs[f].type,
-                        mx_defs[f].help, mx_label_sets[l], mx_label_counts[l],
-                        &m->fam[f], err, err_len);
-    if (rc < 0) {
-      mx__free(m);
-      return rc;
-    }
-  }
-  m->cg_ok = mg_cgroup_detect(&rt->opts.paths, &m->cg, NULL, 0) == 0;
   mg_child_events ev;
   memset(&ev, 0, sizeof ev);
   ev.on_start = mx__on_start;

@@ -393,9 +393,9 @@ static void mx__on_connection(uv_stream_t *server, int status) {
   if (status < 0)
     return;
   mx_conn *c = calloc(1, sizeof *c);
-  if (!c) { /* refuse it: accept into nothing is not possible, so a stub */
+  if (!c) /* out of memory: it waits in the backlog (libuv accepts nothing
+             more until it is taken) */
     return;
-  }
   uv_loop_t *loop = h->m->rt->loop;
   if (h->addr.is_unix)
     uv_pipe_init(loop, &c->u.pipe, 0);
