@@ -25,7 +25,8 @@ DEPS=(gcc libc6-dev make cmake pkg-config liblua5.4-dev libuv1-dev lua-unit
 # own scrapes mgrun (tests/e2e/test_metrics.sh; never the package's
 # service, which deps stops and disables again when it installs it).
 # The C tests that run threads: built once more under ThreadSanitizer.
-TSAN_TESTS=(test_host_multi test_host_share test_store_threads test_store_share)
+TSAN_TESTS=(test_host_multi test_host_share test_store_threads test_store_share
+            test_metrics)
 # The benchmark compares with npm packages (lru-cache, @langchain/core),
 # and the reaction benchmark with earlyoom (its own instance, never the
 # service: see the bench case below).
