@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "host/mg__rt_metrics.h"
@@ -306,6 +307,16 @@ TEST(unix_socket_is_private_and_removed) {
   ASSERT_CONTAINS(f.log, "metrics_listening addr=unix:");
   fx_done(&f, rt);
   ASSERT_EQ(stat(path, &st), -1); /* removed at stop */
+  /* a stale socket (bound, nobody listening: a dead mgrun's) is replaced */
+  int sfd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sun = {.sun_family = AF_UNIX};
+  snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+  ASSERT_EQ(bind(sfd, (struct sockaddr *)&sun, sizeof sun), 0);
+  close(sfd);
+  fx_init(&f);
+  f.o.metrics_addr = addr;
+  ASSERT_EQ(mg_runtime_new(&f.o, &rt, err, sizeof err), 0);
+  fx_done(&f, rt);
   /* a file that is not a socket is not replaced */
   FILE *fp = fopen(path, "w");
   ASSERT(fp != NULL);
