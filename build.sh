@@ -20,15 +20,19 @@ cd "$(dirname "$0")"
 DEPS=(gcc libc6-dev make cmake pkg-config liblua5.4-dev libuv1-dev lua-unit
       libjansson-dev jq procps util-linux
       lua5.4 python3 python3-pytest python3-yaml groff-base stress-ng nodejs
-      systemd libcairo2-dev libxml2-utils librsvg2-bin)
+      systemd libcairo2-dev libxml2-utils librsvg2-bin prometheus)
 # lua5.4, python3 + python3-pytest: the SDK's Lua module and Python package
 # are tested from a stock interpreter; groff-base checks the man page;
 # stress-ng and nodejs run as real children under limits (e2e);
 # systemd (systemd-analyze) and python3-yaml check contrib/; cairo draws
 # `mgrun plot`'s pictures (mgrun-plot alone links it), xmllint and
-# rsvg-convert check its SVG (e2e).
+# rsvg-convert check its SVG (e2e); prometheus: promtool checks the metrics
+# text and a server of the test's own scrapes mgrun
+# (tests/e2e/test_metrics.sh; never the package's service, which deps stops
+# and disables again when it installs it).
 # The C tests that run threads: built once more under ThreadSanitizer.
-TSAN_TESTS=(test_host_multi test_host_share test_store_threads test_store_share)
+TSAN_TESTS=(test_host_multi test_host_share test_store_threads test_store_share
+            test_metrics)
 # The benchmark compares with npm packages (lru-cache, @langchain/core),
 # and the reaction benchmark with earlyoom (its own instance, never the
 # service: see the bench case below).
@@ -51,6 +55,11 @@ deps() { # deps [PACKAGES…]  (default: DEPS)
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's prometheus enables (and under systemd starts) a service that
+  # scrapes this machine: the tests run their own server, loopback only.
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 }
 
 build() { # build DIR [cmake args…]

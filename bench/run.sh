@@ -94,6 +94,11 @@ if [[ -x $B/bench/bench_lstore ]]; then
   fi
 fi
 
+# --- serving metrics (issue 11): mgrun's CPU per scrape of GET /metrics
+# with 10 children and 5 stores, and the RSS --metrics adds
+bash "$(dirname "$0")/metrics/run.sh" "$B" ||
+  echo "| cost of serving metrics | skipped | bench/metrics/run.sh failed |"
+
 # --- reaction (issue 10): a hog past L = 256 MiB, overshoot and crossing →
 # death for each governor (the hog itself, the kernel limit, mgrun's
 # threshold event and sampling, earlyoom), then the idle footprint of mgrun

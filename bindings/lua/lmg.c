@@ -35,6 +35,7 @@ static void free_list(char **v) {
 }
 
 void mg__lua_env_free(mg_lua_env *env) {
+  mg_metrics_free(env->metrics);
   free(env->sup_error);
   free(env->proc_root);
   free(env->fs_root);
@@ -103,6 +104,8 @@ int mg__lua_env_new(const mg_lua_config *c, mg_lua_env **out, char *err,
   env->exit_unwind = c->exit_unwind;
   env->ud = c->ud;
   env->sandbox = c->sandbox;
+  if (mg_metrics_new(&env->metrics) < 0)
+    ok = 0;
   if (!ok) {
     mg__lua_env_free(env);
     return mg_errf(err, err_len, -ENOMEM, "out of memory");
@@ -202,6 +205,19 @@ int mg_lua_signal_handlers(const mg_lua_env *env, int signum) {
 
 unsigned long mg_lua_callback_errors(const mg_lua_env *env) {
   return env->callback_errors;
+}
+
+void mg_lua_callback_stats_get(const mg_lua_env *env,
+                               mg_lua_callback_stats *out) {
+  out->calls = env->cb_calls;
+  out->failed = env->callback_errors;
+  out->stopped_instructions = env->cb_stopped_insns;
+  out->stopped_timeout = env->cb_stopped_time;
+  out->stopped_memory = env->cb_stopped_mem;
+}
+
+struct mg_metrics *mg_lua_metrics(mg_lua_env *env) {
+  return env->metrics;
 }
 
 size_t mg_lua_mem(const mg_lua_env *env, size_t *peak) {
@@ -495,6 +511,7 @@ void mg_lua_push(lua_State *L) {
   mg_lua_open_log(L);
   mg_lua_open_store(L);
   mg_lua_open_spawn(L);
+  mg_lua_open_metrics(L);
   if (env->attached)
     mg_lua_open_configure(L);
 }

@@ -115,12 +115,14 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     r->chain_insn_used += n;
     if (c->insn_budget && c->insn_used > c->insn_budget) {
       c->over = 1;
+      c->over_kind = 'i';
       snprintf(c->why, sizeof c->why,
                "%s exceeded its instruction budget of %llu (%s)", c->what,
                (unsigned long long)c->insn_budget,
                mg__lua_budget_option(env, 'i'));
     } else if (c->deadline_ns && t > c->deadline_ns) {
       c->over = 1;
+      c->over_kind = 't';
       snprintf(c->why, sizeof c->why,
                "%s exceeded its time budget of %llu ms (%s)", c->what,
                (unsigned long long)c->budget_ms,
@@ -129,6 +131,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
                (r->chain_insn_budget &&
                 r->chain_insn_used > r->chain_insn_budget)) {
       c->over = r->over = 1; /* the whole chain unwinds */
+      c->over_kind = r->over_kind =
+          r->chain_deadline_ns && t > r->chain_deadline_ns ? 't' : 'i';
       snprintf(c->why, sizeof c->why,
                "%s and the calls nested in it exceeded %d times its budget "
                "in all (%s)",
@@ -191,6 +195,7 @@ static void call_begin(mg_lua_env *env, lua_State *L, mg_lua_call *c,
                        uint64_t insns) {
   /* every field but `why` (written only when the call is stopped) */
   c->over = 0;
+  c->over_kind = 0;
   c->insn_used = 0;
   c->chain_deadline_ns = c->chain_insn_budget = c->chain_insn_used = 0;
   c->why[0] = '\0';
@@ -259,7 +264,8 @@ static void capped_collect(mg_lua_env *env, lua_State *L) {
  * on the stack. */
 static int protected_call(mg_lua_env *env, lua_State *L, int nargs,
                           int nresults, const char *what, int top,
-                          uint64_t timeout_ms, uint64_t insns, int *over) {
+                          uint64_t timeout_ms, uint64_t insns, int *over,
+                          char *over_kind) {
   int base = lua_gettop(L) - nargs;
   mg_lua_call c;
   /* Near the cap: collect first. The auxiliary library's buffers allocate
@@ -272,6 +278,7 @@ static int protected_call(mg_lua_env *env, lua_State *L, int nargs,
   call_begin(env, L, &c, what, top, timeout_ms, insns);
   int st = lua_pcall(L, nargs, nresults, base);
   *over = c.over || env->interrupted;
+  *over_kind = c.over ? c.over_kind : 0;
   call_end(env, L, &c);
   lua_remove(L, base);
   if (st == LUA_ERRMEM)
@@ -291,6 +298,8 @@ int mg_lua_pcall(lua_State *L, int nargs, int nresults, const char *what,
                  mg_lua_failure *fail) {
   mg_lua_env *env = mg_lua_env_get(L);
   int over = 0;
+  char kind = 0;
+  env->cb_calls++;
   if (fail) {
     fail->budget = 0;
     fail->message[0] = '\0';
@@ -304,7 +313,7 @@ int mg_lua_pcall(lua_State *L, int nargs, int nresults, const char *what,
   }
   int st =
       protected_call(env, L, nargs, nresults, what, 0, env->budget.timeout_ms,
-                     env->budget.instructions, &over);
+                     env->budget.instructions, &over, &kind);
   if (st == LUA_OK) {
     if (env->exit_requested && env->call == NULL) {
       notify_exit(env);
@@ -324,6 +333,12 @@ int mg_lua_pcall(lua_State *L, int nargs, int nresults, const char *what,
   error_text(env, L, st, buf, sizeof buf);
   lua_pop(L, 1);
   env->callback_errors++;
+  if (st == LUA_ERRMEM)
+    env->cb_stopped_mem++;
+  else if (kind == 'i')
+    env->cb_stopped_insns++;
+  else if (kind == 't')
+    env->cb_stopped_time++;
   mg_log_field f[] = {MG_LF_STR("callback", what), MG_LF_STR("error", buf)};
   mg_log(env->logger, MG_LOG_ERROR, "callback_failed", f, 2);
   if (fail) {
@@ -342,13 +357,14 @@ int mg_lua_run_top(mg_lua_env *env, int nargs, uint64_t timeout_ms,
                    char *err, size_t err_len) {
   lua_State *L = env->L;
   int over = 0;
+  char kind = 0;
   env->interrupted = 0;
   env->poll = poll;
   env->poll_ud = poll_ud;
   env->poll_every_ns = (poll_ms ? poll_ms : 1) * 1000000u;
   env->poll_next_ns = now_ns() + env->poll_every_ns;
   int st = protected_call(env, L, nargs, 0, "the policy's top level", 1,
-                          timeout_ms, 0, &over);
+                          timeout_ms, 0, &over, &kind);
   env->poll = NULL;
   env->interrupted = 0; /* not for a later callback */
   if (st == LUA_OK)

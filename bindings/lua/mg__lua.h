@@ -8,7 +8,8 @@
  *                  C → Lua call (budgets, memory cap, traceback, logging)
  *   lmg_sandbox.c  the sandbox boundary: allowed programs and directories
  *   lmg_size.c, lmg_probe.c, lmg_limits.c, lmg_log.c, lmg_loop.c,
- *   lmg_spawn.c, lmg_store*.c   one file per part of the Lua API
+ *   lmg_spawn.c, lmg_store*.c, lmg_metrics.c   one file per part of the
+ *                  Lua API
  *
  * Rules every binding file follows: every method checks its receiver
  * (mg_lua_check_self) and its arguments; misuse raises an error naming the
@@ -69,6 +70,7 @@ struct mg_lua_call {
   uint64_t insn_budget; /* 0: none */
   uint64_t insn_used;   /* charged by the count hook */
   int over;             /* spent: the hook raises on every instruction */
+  char over_kind;       /* what was spent: 'i' instructions, 't' time */
   int capped;           /* the memory cap was in force before it */
   /* The outermost call of the chain this one is nested in (itself when
    * outermost): what a nested call uses is not charged to its caller, but
@@ -127,6 +129,12 @@ struct mg_lua_env {
   mg_lua_handle *handles; /* every open handle, for shutdown */
   int closing_handles;    /* mg_lua_shutdown ran: no new handle */
   unsigned long callback_errors;
+  /* Protected calls made, and those stopped by a budget, by kind (for
+   * mg_lua_callback_stats; the host's metrics). */
+  uint64_t cb_calls, cb_stopped_insns, cb_stopped_time, cb_stopped_mem;
+  /* The policy's own metrics (mg.metrics, lmg_metrics.c); created with
+   * the env, freed with it. */
+  struct mg_metrics *metrics;
   struct mg_lua_proc *procs; /* processes not yet closed, spawn order */
 
   /* Cached cgroup detection for mg.memory(). */
@@ -313,6 +321,7 @@ void mg_lua_open_loop(lua_State *L);
 void mg_lua_open_log(lua_State *L);
 void mg_lua_open_store(lua_State *L);
 void mg_lua_open_spawn(lua_State *L);
+void mg_lua_open_metrics(lua_State *L);
 void mg_lua_open_configure(lua_State *L); /* attached states only */
 
 #endif

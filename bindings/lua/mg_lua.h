@@ -170,6 +170,25 @@ int mg_lua_signal_handlers(const mg_lua_env *env, int signum);
 
 /* Callbacks that failed (errors, budgets, memory cap) so far. */
 unsigned long mg_lua_callback_errors(const mg_lua_env *env);
+
+/* Protected calls so far (every callback, store strategy, estimator…; not
+ * the top level), those that failed, and those of them stopped by a
+ * budget: the instruction budget, the wall-clock budget (also the chain
+ * of a call's nested calls, by whichever of the two it passed), the
+ * memory cap. For the host's metrics. */
+typedef struct mg_lua_callback_stats {
+  uint64_t calls;
+  uint64_t failed;
+  uint64_t stopped_instructions, stopped_timeout, stopped_memory;
+} mg_lua_callback_stats;
+void mg_lua_callback_stats_get(const mg_lua_env *env,
+                               mg_lua_callback_stats *out);
+
+/* The registry of the policy's own metrics (mg.metrics.gauge/counter):
+ * one per env, made with it and freed by mg_lua_close, so that two
+ * runtimes never share one. The host renders it after its built-ins. */
+struct mg_metrics;
+struct mg_metrics *mg_lua_metrics(mg_lua_env *env);
 /* Bytes the Lua state holds now; *peak (may be NULL) the most it held. */
 size_t mg_lua_mem(const mg_lua_env *env, size_t *peak);
 

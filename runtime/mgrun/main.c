@@ -111,7 +111,10 @@ static const char usage_text[] =
     "exit\n"
     "  --json                  with --probe: one JSON document\n"
     "  --metrics ADDR          serve Prometheus metrics (GET /metrics) on\n"
-    "                          127.0.0.1:PORT, [::1]:PORT or unix:/path\n"
+    "                          127.0.0.1:PORT, [::1]:PORT or unix:/path "
+    "(0600);\n"
+    "                          PORT 0 picks a free one (logged: "
+    "metrics_listening)\n"
     "  --metrics-allow-remote  let --metrics listen on an address that is "
     "not\n"
     "                          loopback\n"
@@ -167,9 +170,14 @@ usage_error(const char *fmt, ...) {
 }
 
 /* mg_runtime_new's failure: a bad option value (a cgroup parent or an
- * allowed path that does not exist…) is a usage error. */
+ * allowed path that does not exist, a --metrics address that is busy or
+ * not this machine's…) is a usage error. */
 static int start_status(int rc) {
   switch (rc) {
+  case -EADDRINUSE:
+  case -EADDRNOTAVAIL:
+  case -EEXIST:
+  case -EISDIR:
   case -ENOENT:
   case -ENOTDIR:
   case -EINVAL:

@@ -28,6 +28,8 @@ local function objects(with_process)
   local small = assert(mg.store { name = "small", max_message_size = 1024 })
   local _, err = small:add { role = "u", content = ("y"):rep(2000) }
   o.store_error = err -- an mg.store.error table
+  o.gauge = mg.metrics.gauge("recv_gauge", "A gauge.", { "a" })
+  o.counter = mg.metrics.counter("recv_total", "A counter.")
   if with_process then
     o.process = assert(mg.spawn { name = "recv-" .. with_process,
                                   cmd = { "sleep", "30" }, stdout = "null" })
@@ -38,7 +40,7 @@ end
 local TYPES = { timer = "mg.timer", timer_stopped = "mg.timer", signal = "mg.signal",
                 signal_stopped = "mg.signal", store = "mg.store",
                 store_closed = "mg.store", view_expired = "mg.store.view",
-                process = "mg.process" }
+                process = "mg.process", gauge = "mg.metric", counter = "mg.metric" }
 
 -- Every callable of a type: its methods (by name) and its metamethods.
 local function callables(obj)

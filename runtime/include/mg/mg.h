@@ -14,6 +14,7 @@
 #include "mg/mg_limits.h"
 #include "mg/mg_log.h"
 #include "mg/mg_meminfo.h"
+#include "mg/mg_metrics.h"
 #include "mg/mg_name.h"
 #include "mg/mg_paths.h"
 #include "mg/mg_probe.h"

@@ -151,6 +151,16 @@ MG_API unsigned long mg_runtime_callback_errors(const mg_runtime *rt);
 /* Bytes the Lua state holds now and at most. */
 MG_API size_t mg_runtime_lua_mem(const mg_runtime *rt, size_t *peak_bytes);
 
+/* The runtime's metrics in the Prometheus text format 0.0.4 (what GET
+ * /metrics serves: mgrun's built-in families, docs/operations.md, then
+ * the policy's mg.metrics), for a host that serves or writes them itself.
+ * *out is malloc'd (free it), *len (may be NULL) its length. On the
+ * thread that owns the runtime (or through mg_runtime_call). MG_ENOTSUP
+ * for a check-only or attached runtime, or after the runtime stopped
+ * (its children reaped); -ENOMEM. */
+MG_API int mg_runtime_metrics_text(mg_runtime *rt, char **out, size_t *len,
+                                   char *err, size_t err_len);
+
 MG_API lua_State *mg_runtime_lua(mg_runtime *rt);
 MG_API uv_loop_t *mg_runtime_loop(mg_runtime *rt);
 /* The supervisor of the runtime's children (owned by the runtime). */
