@@ -31,8 +31,9 @@ enum {
   MX_L_CHILD,  /* name, enforce */
   MX_L_EXIT,   /* name, enforce, reason */
   MX_L_STORE,  /* store */
-  MX_L_KIND,   /* kind */
-  MX_L_VERSION /* version */
+  MX_L_KIND,    /* kind */
+  MX_L_VERSION, /* version */
+  MX_L_GPU      /* gpu, uuid, name */
 };
 
 enum {
@@ -47,6 +48,10 @@ enum {
   MX_F_CHILD_EXITS,
   MX_F_CHILD_OOM,
   MX_F_CHILD_THRESH,
+  MX_F_CHILD_GPU,
+  MX_F_CHILD_GPU_LIMIT,
+  MX_F_GPU_TOTAL,
+  MX_F_GPU_USED,
   MX_F_STORE_MSGS,
   MX_F_STORE_BYTES,
   MX_F_STORE_TOKENS,
@@ -106,7 +111,7 @@ static const struct {
                              "Restarts of the child."},
     [MX_F_CHILD_EXITS] = {"mgrun_child_exits_total", C, MX_L_EXIT,
                           "Runs of the child that ended, by reason (exit, "
-                          "signal, oom, limit)."},
+                          "signal, oom, limit, gpu_limit)."},
     [MX_F_CHILD_OOM] = {"mgrun_child_oom_kills_total", C, MX_L_CHILD,
                         "Processes of the child's cgroup killed by the OOM "
                         "killer."},
@@ -114,6 +119,18 @@ static const struct {
                            MX_L_CHILD,
                            "Upward crossings of the child's memory "
                            "thresholds."},
+    [MX_F_CHILD_GPU] = {"mgrun_child_gpu_memory_bytes", G, MX_L_CHILD,
+                        "GPU memory of the child's process tree on the "
+                        "devices it may use (NVML; absent without a GPU "
+                        "session)."},
+    [MX_F_CHILD_GPU_LIMIT] = {"mgrun_child_gpu_memory_limit_bytes", G,
+                              MX_L_CHILD,
+                              "The child's gpu_limit (absent without one)."},
+    [MX_F_GPU_TOTAL] = {"mgrun_gpu_memory_total_bytes", G, MX_L_GPU,
+                        "Memory of each GPU (NVML), once a GPU session is "
+                        "open."},
+    [MX_F_GPU_USED] = {"mgrun_gpu_memory_used_bytes", G, MX_L_GPU,
+                       "Memory used on each GPU, by every process."},
     [MX_F_STORE_MSGS] = {"mgrun_store_messages", G, MX_L_STORE,
                          "Messages in the context store."},
     [MX_F_STORE_BYTES] = {"mgrun_store_bytes", G, MX_L_STORE,
@@ -186,8 +203,9 @@ static const char *const mx_label_sets[][3] = {
     [MX_L_STORE] = {"store", NULL},
     [MX_L_KIND] = {"kind", NULL},
     [MX_L_VERSION] = {"version", NULL},
+    [MX_L_GPU] = {"gpu", "uuid", "name"},
 };
-static const size_t mx_label_counts[] = {0, 2, 3, 1, 1, 1};
+static const size_t mx_label_counts[] = {0, 2, 3, 1, 1, 1, 3};
 
 /* ------------------------------------------------------------ children */
 
@@ -195,7 +213,7 @@ struct mg__mx_child {
   char name[MG_NAME_MAX + 1];
   char enforce[8];
   uint64_t restarts, oom_kills, thresholds;
-  uint64_t exits[4]; /* by mg_exit_reason */
+  uint64_t exits[5]; /* by mg_exit_reason */
   int closed;
   mg_child *cur; /* the live child of this scrape, else NULL */
   /* its last sample (the supervisor's, or a scrape's) and when it was
@@ -248,7 +266,7 @@ static void mx__on_start(mg_child *c, void *ud) {
 
 static void mx__on_exit(mg_child *c, const mg_child_exit *x, void *ud) {
   mg__mx_child *e = mx__child(ud, c);
-  if (e && (unsigned)x->reason < 4)
+  if (e && (unsigned)x->reason < 5)
     e->exits[x->reason]++;
 }
 
@@ -340,13 +358,17 @@ static void mx__children(struct mg__rt_metrics *m) {
               (double)(s.has_cgroup ? s.cgroup_anon_bytes : s.anon_bytes));
       mx__set(m, MX_F_CHILD_FILE, v,
               (double)(s.has_cgroup ? s.cgroup_file_bytes : s.file_bytes));
+      if (s.has_gpu)
+        mx__set(m, MX_F_CHILD_GPU, v, (double)s.gpu_bytes);
+      if (s.gpu_limit_bytes)
+        mx__set(m, MX_F_CHILD_GPU_LIMIT, v, (double)s.gpu_limit_bytes);
     }
     if (e->cur && mg_child_limit(e->cur))
       mx__set(m, MX_F_CHILD_LIMIT, v, (double)mg_child_limit(e->cur));
     mx__set(m, MX_F_CHILD_RESTARTS, v, (double)e->restarts);
     mx__set(m, MX_F_CHILD_OOM, v, (double)e->oom_kills);
     mx__set(m, MX_F_CHILD_THRESH, v, (double)e->thresholds);
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < 5; r++) {
       const char *xv[] = {e->name, e->enforce,
                           mg_exit_reason_name((mg_exit_reason)r)};
       mx__set(m, MX_F_CHILD_EXITS, xv, (double)e->exits[r]);
@@ -442,6 +464,26 @@ static void mx__host(struct mg__rt_metrics *m) {
   mx__set(m, MX_F_LUA_LIMIT, NULL, (double)m->rt->opts.lua_mem_max_bytes);
 }
 
+/* The GPUs, when the supervisor has an NVML session open (a spawn with a
+ * GPU option or mg.gpus() opened it; a scrape never loads NVML itself). */
+static void mx__gpus(struct mg__rt_metrics *m) {
+  mg_gpu *g = NULL;
+  unsigned n = 0;
+  if (!m->rt->sup || !mg_sup_gpu_open(m->rt->sup, &g) ||
+      mg_gpu_count(g, &n, NULL, 0) < 0)
+    return;
+  for (unsigned i = 0; i < n; i++) {
+    mg_gpu_device d;
+    if (mg_gpu_device_info(g, i, &d, NULL, 0) < 0)
+      continue;
+    char idx[16];
+    snprintf(idx, sizeof idx, "%u", i);
+    const char *v[] = {idx, d.uuid, d.name};
+    mx__set(m, MX_F_GPU_TOTAL, v, (double)d.total_bytes);
+    mx__set(m, MX_F_GPU_USED, v, (double)d.used_bytes);
+  }
+}
+
 static void mx__node(struct mg__rt_metrics *m) {
   const mg_paths *paths = &m->rt->opts.paths;
   mg_meminfo mi;
@@ -532,6 +574,7 @@ int mg__mx_text(struct mg__rt_metrics *m, char **out, size_t *len) {
   mx__stores(m);
   mx__host(m);
   mx__node(m);
+  mx__gpus(m);
   mx__self(m);
   char *text;
   size_t n;

@@ -58,6 +58,12 @@ int mg_sup_gpu(mg_sup *sup, mg_gpu **out, char *err, size_t err_len) {
   return 0;
 }
 
+int mg_sup_gpu_open(mg_sup *sup, mg_gpu **out) {
+  if (out)
+    *out = sup ? sup->gpu : NULL;
+  return sup && sup->gpu;
+}
+
 int mg__sup_gpu_init(mg_child *c, const mg_child_opts *o, char *err,
                      size_t err_len) {
   if (o->gpu_limit_fraction < 0 || o->gpu_limit_fraction > 1)

@@ -89,7 +89,7 @@ check "nvml error mid-run: logged once" test "$(grep -c gpu_sample_failed <<<"$o
 check "a kill of ours is a signal" grep -q "^exit	signal" <<<"$out"
 
 # admission by GPU budget (the seed's matrix mode on one GPU)
-p=$(policy admit <<'LUA'
+admit=$(policy admit <<'LUA'
 print("fit", mg.validate_total { { name = "subject", limit = "64M", gpu_limit = "2G", gpus = { 0 } },
                                  { name = "god", limit = "64M", gpu_limit = "5G", gpus = { 0 } } })
 print("over", mg.validate_total { { name = "subject", limit = "64M", gpu_limit = "4G", gpus = { 0 } },
@@ -99,12 +99,33 @@ print("nodev", mg.validate_total { { name = "x", limit = "64M", gpu_limit = "1G"
 print("bad", mg.validate_total { { name = "x", limit = "64M", gpu_limit = -1 } })
 LUA
 )
-out=$("$MGRUN" --log-level error "$p" 2>&1)
+out=$("$MGRUN" --log-level error "$admit" 2>&1)
 check "admit: 7 GiB on an 8 GiB GPU fits" grep -q "^fit	true" <<<"$out"
 check "admit: 9 GiB on GPU 0 refused, in the seed's shape" grep -q "^over	false	Total GPU allocation 9.00 GiB on GPU 0 (NVIDIA H200) exceeds its memory 8.00 GiB: subject 4.00 GiB, god 5.00 GiB" <<<"$out"
 check "admit: a budget over every device is split" grep -q "^split	true" <<<"$out"
 check "admit: a device that does not exist" grep -q "^nodev	false	x: GPU 7 does not exist (this machine has 2)" <<<"$out"
 check "admit: a bad size" grep -q "^bad	false	" <<<"$out"
+
+# metrics: the child's GPU figures and each GPU's, once a session is open
+echo "$H200" >"$FAKE_NVML_FIXTURE"
+p=$(policy metrics <<'LUA'
+local fx = os.getenv("FAKE_NVML_FIXTURE")
+local base = io.open(fx):read("a")
+local p = assert(mg.spawn { name = "m", gpu_limit = "4G", sample_ms = 100, cmd = { "sleep", "30" } })
+local f = assert(io.open(fx, "w")) f:write(base, ("proc 0 %d 1073741824\n"):format(p.pid)) f:close()
+mg.after(3000, function() mg.exit(0) end)
+LUA
+)
+"$MGRUN" --log-level error --metrics "unix:$T_TMP/m.sock" "$p" &
+mpid=$!
+for i in $(seq 50); do [[ -S $T_TMP/m.sock ]] && break; sleep 0.1; done
+sleep 0.6
+scrape=$(python3 "$MG_SOURCE_DIR/tests/e2e/metrics_client.py" unix "$T_TMP/m.sock")
+kill "$mpid" 2>/dev/null; wait "$mpid" 2>/dev/null
+check "metrics: the child's GPU memory" grep -q '^mgrun_child_gpu_memory_bytes{name="m",enforce="none"} 1073741824' <<<"$scrape"
+check "metrics: its gpu_limit" grep -q '^mgrun_child_gpu_memory_limit_bytes{name="m",enforce="none"} 4294967296' <<<"$scrape"
+check "metrics: each GPU's memory" grep -q '^mgrun_gpu_memory_total_bytes{gpu="1",uuid="GPU-bbbb",name="NVIDIA H200"} 8589934592' <<<"$scrape"
+check "metrics: exits by reason include gpu_limit" grep -q 'mgrun_child_exits_total{name="m",enforce="none",reason="gpu_limit"} 0' <<<"$scrape"
 
 # the seed's matrix mode on one GPU: GPU budgets admitted or refused
 out=$("$MGRUN" --log-level error "$MG_SOURCE_DIR/policies/matrix.lua" --seconds 1 --gpu-total 90% 2>&1)
@@ -115,7 +136,7 @@ check "matrix: …with the seed's message" grep -q "^Cannot start matrix mode: T
 
 # an integrated GPU: its use is host memory, not checked twice
 echo "device GPU-orin 8589934592 0 Orin (nvgpu)" >"$FAKE_NVML_FIXTURE"
-out=$("$MGRUN" --log-level error "$p" 2>&1)
+out=$("$MGRUN" --log-level error "$admit" 2>&1)
 check "integrated: reported" bash -c "'$MGRUN' --probe | grep -q 'integrated (shares system memory)'"
 check "integrated: GPU budgets are not admitted against it twice" grep -q "^over	true" <<<"$out"
 

@@ -531,6 +531,9 @@ MG_API void mg_child_release(mg_child *c);
  * reason repeated. *out is the supervisor's (closed by mg_sup_free). */
 MG_API int mg_sup_gpu(mg_sup *sup, struct mg_gpu **out, char *err,
                       size_t err_len);
+/* The session if one is open already (opens nothing): 1 with *out, else
+ * 0. For readers that must not load NVML themselves (metrics). */
+MG_API int mg_sup_gpu_open(mg_sup *sup, struct mg_gpu **out);
 
 /* Observers see every event of every child of the supervisor, after its
  * owner's handler, on the loop thread (metrics, a timeline, a control
