@@ -103,6 +103,7 @@ int mg__lua_env_new(const mg_lua_config *c, mg_lua_env **out, char *err,
   env->exit_unwind = c->exit_unwind;
   env->ud = c->ud;
   env->sandbox = c->sandbox;
+  env->control_ref = env->reload_ref = LUA_NOREF;
   if (!ok) {
     mg__lua_env_free(env);
     return mg_errf(err, err_len, -ENOMEM, "out of memory");
@@ -495,6 +496,7 @@ void mg_lua_push(lua_State *L) {
   mg_lua_open_log(L);
   mg_lua_open_store(L);
   mg_lua_open_spawn(L);
+  mg_lua_open_control(L);
   if (env->attached)
     mg_lua_open_configure(L);
 }

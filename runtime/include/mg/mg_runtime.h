@@ -76,6 +76,14 @@ typedef struct mg_runtime_opts {
 
 #define MG_RUNTIME_DEFAULT_METRICS_MS 15000
 
+/* The control socket's default path (control_path "", mgrun --control
+ * without a value, and `mgrun ctl` without --socket):
+ * $XDG_RUNTIME_DIR/mgrun/mgrun.sock when XDG_RUNTIME_DIR is set to an
+ * absolute path, else /run/mgrun/mgrun.sock. Written into the caller's
+ * buf; -ENAMETOOLONG when it does not fit. One path per user: a second
+ * instance needs a path of its own. */
+MG_API int mg_runtime_control_default(char *buf, size_t len);
+
 /* Fill `o` with the defaults (64 MiB Lua cap, 1000 ms / 1e9 instructions
  * per callback, no setup budget, no sandbox, no signal handling). */
 MG_API void mg_runtime_opts_init(mg_runtime_opts *o);
