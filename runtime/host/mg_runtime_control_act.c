@@ -5,7 +5,8 @@
  * response.
  *
  * stop NAME [grace_ms]: for good (no restart): SIGTERM to the run, SIGKILL
- * after grace_ms (absent: the child's own grace_ms; 0: SIGKILL at once);
+ * after grace_ms (absent: the child's own grace_ms; 0: SIGKILL 1 ms after
+ * the SIGTERM);
  * a child between two runs has its pending restart cancelled. The
  * response comes at once ("state": "stopping"); the exit is an event.
  * restart NAME [grace_ms] [signal]: the run is killed (SIGTERM, or
@@ -264,10 +265,8 @@ json_t *mg__ctl_stop(struct mg__rt_control *ctl, const mg__ctl_req *r,
   int running = mg_child_running(c);
   uint64_t g = given ? (uint64_t)grace : mg_child_grace_ms(c);
   /* 0 means "the child's own grace" to mg_child_stop: a grace of 0 asked
-   * for here is a stop for good, then SIGKILL at once. */
+   * for here is SIGKILL 1 ms after the SIGTERM. */
   int rc = mg_child_stop(c, g ? g : 1);
-  if (rc == 0 && running && g == 0)
-    rc = mg_child_kill(c, SIGKILL, 0);
   if (rc < 0 && rc != -ESRCH)
     return mg__ctl_error(r->id, mg_err_name(rc), "stop %s: %s", name,
                          mg_strerror(rc));
