@@ -241,9 +241,21 @@ int mg__rt_control_start(mg_runtime *rt, char *err, size_t err_len) {
     goto fail;
   }
   if (rc < 0) {
-    mg_errf(err, err_len, rc, "control: cannot bind %s: %s%s", ctl->path,
-            uv_strerror(rc),
-            rc == UV_ENOENT ? " (its directory must exist)" : "");
+    /* libuv reports a missing directory as EACCES (as Windows would) */
+    char dir[sizeof ctl->path];
+    struct stat ds;
+    snprintf(dir, sizeof dir, "%s", ctl->path);
+    *strrchr(dir, '/') = '\0';
+    if (stat(dir[0] ? dir : "/", &ds) < 0 && errno == ENOENT) {
+      rc = -ENOENT;
+      mg_errf(err, err_len, rc,
+              "control: cannot bind %s: its directory %s does not exist (it "
+              "must)",
+              ctl->path, dir);
+    } else {
+      mg_errf(err, err_len, rc, "control: cannot bind %s: %s", ctl->path,
+              uv_strerror(rc));
+    }
     goto fail;
   }
   struct stat st;

@@ -346,7 +346,8 @@ json_t *mg__ctl_handle(struct mg__rt_control *ctl, const char *line, size_t len,
                        mg__ctl_after *after) {
   memset(after, 0, sizeof *after);
   json_error_t je;
-  json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+  json_t *o =
+      json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
   if (!o) {
     after->bad = 1;
     return mg__ctl_error(NULL, "EPARSE",
