@@ -132,7 +132,8 @@ struct mg__rt_control {
   uint64_t next_conn_id;
   size_t handles; /* open uv handles: freed when stopped and none is left */
   int stopped;
-  uid_t peer_uid; /* of the request being handled, for the log */
+  mg__ctl_conn *dispatching; /* whose request is being handled */
+  uid_t peer_uid;            /* ... its peer, for the log */
   pid_t peer_pid;
   mg__ctl_hist hist[MG__CTL_HIST_MAX];
   size_t nhist;
@@ -215,6 +216,10 @@ mg__ctl_conn *mg__ctl_conn_accept(struct mg__rt_control *ctl,
 void mg__ctl_conn_start(mg__ctl_conn *conn);
 void mg__ctl_conn_refuse(mg__ctl_conn *conn, const char *code, const char *msg);
 void mg__ctl_conn_close(mg__ctl_conn *conn);
+/* Close once what is queued has been written. */
+void mg__ctl_conn_finish(mg__ctl_conn *conn);
+/* All of them, but the one whose request is being handled (a request
+ * that ends mgrun gets its answer before its connection closes). */
 void mg__ctl_conns_close(struct mg__rt_control *ctl);
 /* Free the server once it is stopped and its last handle closed. */
 void mg__ctl_maybe_free(struct mg__rt_control *ctl);

@@ -26,8 +26,14 @@
  * "dropped" event says how many), and one that reads nothing for
  * MG__CTL_SUB_STUCK_MS with a full queue is disconnected. Every handle is
  * unref'd: the socket never keeps mgrun running on its own.
+ *
+ * SIGPIPE must be ignored (or blocked) in the process: libuv's writes to a
+ * client that went away would raise it. mgrun's main ignores it; another
+ * host is refused the socket until it does.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,10 +189,30 @@ static void ctl_shut(struct mg__rt_control *ctl) {
   mg__ctl_maybe_free(ctl);
 }
 
+/* A client that goes away while we write to it raises SIGPIPE (libuv
+ * writes without MSG_NOSIGNAL): its default action would end the host.
+ * The disposition is the process's (mgrun's main ignores it): we only
+ * look. */
+static int sigpipe_safe(void) {
+  struct sigaction sa;
+  sigset_t cur;
+  if (pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0 &&
+      sigismember(&cur, SIGPIPE) == 1)
+    return 1;
+  return sigaction(SIGPIPE, NULL, &sa) == 0 &&
+         ((sa.sa_flags & SA_SIGINFO) || sa.sa_handler != SIG_DFL);
+}
+
 int mg__rt_control_start(mg_runtime *rt, char *err, size_t err_len) {
   const char *given = rt->opts.control_path;
   if (!given)
     return 0;
+  if (!sigpipe_safe())
+    return mg_errf(err, err_len, -EINVAL,
+                   "control: SIGPIPE has its default action in this process, "
+                   "so a client that disconnects would end it: ignore SIGPIPE "
+                   "(signal(SIGPIPE, SIG_IGN)) before asking for the control "
+                   "socket, as mgrun does");
   char path[PATH_MAX];
   int rc;
   if (!given[0]) {

@@ -150,7 +150,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 }
 
 /* Close once what is queued has been written. */
-static void conn_finish(mg__ctl_conn *conn) {
+void mg__ctl_conn_finish(mg__ctl_conn *conn) {
   if (conn->closing)
     return;
   uv_read_stop((uv_stream_t *)&conn->pipe);
@@ -219,7 +219,7 @@ static void on_written(uv_write_t *req, int status) {
     drain(conn);
     if (!conn->paused && !conn->closing) {
       if (conn->eof && !conn->subscribed)
-        conn_finish(conn);
+        mg__ctl_conn_finish(conn);
       else if (!conn->eof)
         uv_read_start((uv_stream_t *)&conn->pipe, NULL, on_read) == 0
             ? (void)0
@@ -315,7 +315,7 @@ void mg__ctl_send_subscribers(struct mg__rt_control *ctl, json_t *line,
 void mg__ctl_conn_refuse(mg__ctl_conn *conn, const char *code,
                          const char *msg) {
   send_json(conn, mg__ctl_error(NULL, code, "%s", msg));
-  conn_finish(conn);
+  mg__ctl_conn_finish(conn);
 }
 
 /* Handle the complete lines buffered, unless back-pressure holds them. */
@@ -340,9 +340,12 @@ static void drain(mg__ctl_conn *conn) {
       mg__ctl_after after;
       ctl->peer_uid = conn->uid;
       ctl->peer_pid = conn->pid;
+      ctl->dispatching = conn;
       json_t *resp = mg__ctl_handle(ctl, line, len, &after);
-      if (conn->closing || ctl->stopped) { /* it ended mgrun */
-        json_decref(resp);
+      ctl->dispatching = NULL;
+      if (ctl->stopped) { /* it ended mgrun: this answer, then the end */
+        send_json(conn, resp);
+        mg__ctl_conn_finish(conn);
         return;
       }
       send_json(conn, resp);
@@ -405,7 +408,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;    /* half-closed: events go on until a write fails */
   drain(conn); /* a last line without its newline */
   if (!conn->paused && !conn->closing)
-    conn_finish(conn);
+    mg__ctl_conn_finish(conn);
 }
 
 /* ------------------------------------------------------------ accepting */
@@ -462,6 +465,11 @@ void mg__ctl_conns_close(struct mg__rt_control *ctl) {
         uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
       }
   }
-  while (ctl->conns)
-    mg__ctl_conn_close(ctl->conns);
+  /* all but the one whose request stops the server: it gets its answer
+   * first (drain finishes it) */
+  for (mg__ctl_conn *c = ctl->conns, *next; c; c = next) {
+    next = c->next;
+    if (c != ctl->dispatching)
+      mg__ctl_conn_close(c);
+  }
 }

@@ -319,6 +319,11 @@ static int stream(ctl *c) {
     } else {
       mg_ctl_print_event(o);
     }
+    if (ferror(stdout)) { /* nobody reads any more */
+      json_decref(o);
+      free(line);
+      return MG_CTL_FAILED;
+    }
     int end = str(o, "event") && !strcmp(str(o, "event"), "shutdown");
     json_decref(o);
     free(line);

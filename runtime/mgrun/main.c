@@ -4,6 +4,7 @@
  * the bindings. `mgrun ctl …` is ctl.c's. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,6 +409,10 @@ static void parse_args(cli *a, int argc, char **argv) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "ctl") == 0) /* a policy named ctl: ./ctl */
     return mg_ctl_main(argc - 1, argv + 1);
+  /* A client of the control socket (or a reader of stdout) that goes away
+   * is an error on that write, not the end of the governor. Children get
+   * the default back (the supervisor resets every disposition). */
+  signal(SIGPIPE, SIG_IGN);
   cli a;
   char err[8192];
   memset(&a, 0, sizeof a);

@@ -13,6 +13,7 @@
  * MG_FUZZ_ITER (default 50000) and MG_FUZZ_SEED change the fuzz. */
 #include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -758,6 +759,15 @@ int main(void) {
   char path[300], err[1024];
   int rc;
   snprintf(path, sizeof path, "%s/ctl.sock", tmp);
+  /* SIGPIPE with its default action: refused (a client that goes away
+   * would end the process) */
+  signal(SIGPIPE, SIG_DFL);
+  rt = make(path, &rc, err, sizeof err);
+  if (rt || rc != -EINVAL || !strstr(err, "ignore SIGPIPE")) {
+    fprintf(stderr, "FAIL: a default SIGPIPE is not refused: %d %s\n", rc, err);
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
   rt = make(path, &rc, err, sizeof err);
   if (!rt) {
     fprintf(stderr, "FAIL: cannot make the runtime: %s\n", err);

@@ -69,7 +69,10 @@ typedef struct mg_runtime_opts {
                                metrics_interval_ms (--metrics-file) */
   uint64_t metrics_interval_ms; /* 0: MG_RUNTIME_DEFAULT_METRICS_MS */
   const char *control_path; /* the control socket (--control); "" = the
-                               default path (mg_runtime_control_default) */
+                               default path (mg_runtime_control_default);
+                               SIGPIPE must be ignored or blocked in the
+                               process (mgrun does: a client that goes
+                               away would end it), else -EINVAL */
   const char *timeline_path; /* every sample and event, JSON lines
                                 (--timeline) */
 } mg_runtime_opts;
