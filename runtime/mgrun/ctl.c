@@ -157,11 +157,15 @@ static int ctl_connect(ctl *c) {
   }
 }
 
+/* 0; -1: mgrun closed the connection first (it may have said why: read
+ * its line); else an exit status. */
 static int send_all(ctl *c, const char *p, size_t n) {
   while (n > 0) {
     ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR)
       continue;
+    if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
+      return -1;
     if (w < 0)
       return noanswer(c, "cannot send to %s: %s", c->socket, strerror(errno));
     p += w;
@@ -281,8 +285,10 @@ static int roundtrip(ctl *c, json_t *req, json_t **resp, char **raw) {
   if (rc == 0)
     rc = send_all(c, "\n", 1);
   free(t);
-  if (rc)
+  if (rc > 0)
     return rc;
+  /* also when mgrun closed first: a refusal (another uid, too many
+   * connections) comes as one line before the close */
   rc = read_line(c, c->timeout_ms, raw);
   if (rc == 1)
     return noanswer(c, "%s closed the connection without an answer", c->socket);
