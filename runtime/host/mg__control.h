@@ -61,8 +61,8 @@
 /* ---- the line framer: bytes in, request lines out */
 
 typedef struct mg__ctl_framer {
-  char *buf;        /* MG__CTL_LINE_MAX + MG__CTL_READ_CHUNK bytes */
-  size_t len;       /* bytes held */
+  char *buf;        /* MG__CTL_LINE_MAX + MG__CTL_READ_CHUNK + 1 bytes */
+  size_t off, len;  /* the bytes held: buf[off .. off + len) */
   size_t handed;    /* bytes of the line handed out last: consumed next */
   int discarding;   /* inside an oversized line: skip to its newline */
   size_t discarded; /* bytes of it skipped so far */

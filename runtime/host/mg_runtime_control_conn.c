@@ -34,7 +34,8 @@ uint64_t mg__ctl_uptime_ms(const struct mg__rt_control *ctl) {
 
 int mg__ctl_framer_init(mg__ctl_framer *f) {
   memset(f, 0, sizeof *f);
-  f->buf = malloc(MG__CTL_LINE_MAX + MG__CTL_READ_CHUNK);
+  /* one more byte: a last line without its newline is NUL-terminated */
+  f->buf = malloc(MG__CTL_LINE_MAX + MG__CTL_READ_CHUNK + 1);
   return f->buf ? 0 : -ENOMEM;
 }
 
@@ -43,14 +44,17 @@ void mg__ctl_framer_free(mg__ctl_framer *f) {
   f->buf = NULL;
 }
 
-/* Room for the next read: at most one chunk. After every line has been
- * taken out, what is left is less than a line, so a chunk always fits. */
+/* Room for the next read: at most one chunk, after what is held (moved
+ * to the front first). Once every line has been taken out, what is left
+ * is less than a line, so a chunk always fits. */
 char *mg__ctl_framer_space(mg__ctl_framer *f, size_t *room) {
   size_t cap = MG__CTL_LINE_MAX + MG__CTL_READ_CHUNK;
-  if (f->handed) { /* the line handed out last is done with */
-    memmove(f->buf, f->buf + f->handed, f->len - f->handed);
-    f->len -= f->handed;
-    f->handed = 0;
+  f->off += f->handed; /* the line handed out last is done with */
+  f->len -= f->handed;
+  f->handed = 0;
+  if (f->off) {
+    memmove(f->buf, f->buf + f->off, f->len);
+    f->off = 0;
   }
   *room = cap - f->len < MG__CTL_READ_CHUNK ? cap - f->len : MG__CTL_READ_CHUNK;
   return f->buf + f->len;
@@ -60,21 +64,23 @@ void mg__ctl_framer_wrote(mg__ctl_framer *f, size_t n) {
   f->len += n;
 }
 
+/* Take n bytes off the front (no copy: the next space() compacts). */
 static void consume(mg__ctl_framer *f, size_t n) {
-  memmove(f->buf, f->buf + n, f->len - n);
+  f->off += n;
   f->len -= n;
+  if (f->len == 0)
+    f->off = 0;
 }
 
 int mg__ctl_framer_next(mg__ctl_framer *f, int eof, const char **line,
                         size_t *len) {
-  if (f->handed) {
-    consume(f, f->handed);
-    f->handed = 0;
-  }
+  consume(f, f->handed);
+  f->handed = 0;
   for (;;) {
-    char *nl = memchr(f->buf, '\n', f->len);
+    char *at = f->buf + f->off;
+    char *nl = memchr(at, '\n', f->len);
     if (f->discarding) {
-      size_t skip = nl ? (size_t)(nl - f->buf) + 1 : f->len;
+      size_t skip = nl ? (size_t)(nl - at) + 1 : f->len;
       f->discarded += skip;
       consume(f, skip);
       if (!nl)
@@ -82,7 +88,7 @@ int mg__ctl_framer_next(mg__ctl_framer *f, int eof, const char **line,
       f->discarding = 0;
       continue;
     }
-    size_t n = nl ? (size_t)(nl - f->buf) : f->len;
+    size_t n = nl ? (size_t)(nl - at) : f->len;
     if (n + 1 > MG__CTL_LINE_MAX) { /* the line with its newline */
       f->discarding = 1;
       f->discarded = 0;
@@ -91,18 +97,18 @@ int mg__ctl_framer_next(mg__ctl_framer *f, int eof, const char **line,
     if (!nl && !(eof && f->len > 0))
       return MG__CTL_FRAME_MORE;
     size_t take = nl ? n + 1 : n;
-    f->buf[n] = '\0'; /* the newline, or within the room past the data */
+    at[n] = '\0'; /* the newline, or within the room past the data */
     size_t l = n;
-    if (l && f->buf[l - 1] == '\r')
+    if (l && at[l - 1] == '\r')
       l--;
     int blank = 1;
     for (size_t i = 0; i < l && blank; i++)
-      blank = f->buf[i] == ' ' || f->buf[i] == '\t';
+      blank = at[i] == ' ' || at[i] == '\t';
     if (blank) { /* no request, no response */
       consume(f, take);
       continue;
     }
-    *line = f->buf;
+    *line = at;
     *len = l;
     f->handed = take;
     return MG__CTL_FRAME_LINE;
