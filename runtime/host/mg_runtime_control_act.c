@@ -72,10 +72,12 @@ static json_t *child_json(mg_child *c) {
   if (mg_child_running(c) && mg_child_memory(c, &s, NULL, 0) == 0) {
     json_object_set_new(o, "usage", mg__ctl_u64(s.used_bytes));
     json_object_set_new(o, "rss", mg__ctl_u64(s.rss_bytes));
+    /* the peak of what the limit counts where the kernel keeps one (the
+     * cgroup's), else the peak RSS */
+    int by_cg = mg_child_enforce(c) == MG_ENFORCE_CGROUP && s.has_cgroup &&
+                s.cgroup_peak_bytes;
     json_object_set_new(o, "peak",
-                        mg__ctl_u64(s.has_cgroup && s.cgroup_peak_bytes
-                                        ? s.cgroup_peak_bytes
-                                        : s.hwm_bytes));
+                        mg__ctl_u64(by_cg ? s.cgroup_peak_bytes : s.hwm_bytes));
     json_object_set_new(o, "fraction",
                         lim ? json_real(s.fraction) : json_null());
   } else {

@@ -276,6 +276,9 @@ SOCKB=$PUB/b.sock
 pb=$(policy b <<'LUA'
 assert(mg.spawn { name = "crasher", restart = "always", backoff_ms = 50,
   backoff_max_ms = 100, cmd = { "sh", "-c", "exit 3" } })
+assert(mg.spawn { name = "quitter", restart = "on-failure", max_restarts = 1,
+  backoff_ms = 50, cmd = { "sh", "-c", "exit 2" } })
+assert(mg.spawn { name = "sleeper", cmd = { "sleep", "60" } }) -- restart "no"
 LUA
 )
 "$MGRUN" --control="$SOCKB" "$pb" 2>"$T_TMP/b.err" &
@@ -284,8 +287,16 @@ PIDS+=("$BPID")
 check "a second instance on its own path" wait_sock "$SOCKB"
 unhealthy() { ! "$MGRUN" ctl --socket "$SOCKB" health >/dev/null 2>&1; }
 check "health: exit 1 for a restart loop" eventually unhealthy
-out=$("$MGRUN" ctl --socket "$SOCKB" health)
-check "health: names the loop" grep -q "child 'crasher' restarted [0-9]* times in the last 60 s (a restart loop)" <<<"$out"
+# (health exits 1 here: its output is taken first, pipefail is on)
+health_b() { "$MGRUN" ctl --socket "$SOCKB" health || true; }
+looping() { grep -q "child 'crasher' restarted [0-9]* times in the last 60 s (a restart loop)" <<<"$(health_b)"; }
+check "health: names the loop" eventually looping
+gave_up() { grep -q "child 'quitter' used up its restarts (max_restarts) and is not running" <<<"$(health_b)"; }
+check "health: names a child out of restarts" eventually gave_up
+err=$("$MGRUN" ctl --socket "$SOCKB" restart sleeper 2>&1)
+check "restart of a child whose policy is no: exit 1" test $? -eq 1
+check "restart of a child whose policy is no: refused, saying why" grep -q "restart sleeper: it would not be restarted: its restart policy is \"no\".*(ENORESTART)" <<<"$err"
+check "restart of a child whose policy is no: it still runs" jqe '.children | map(select(.name == "sleeper" and .state == "running")) | length == 1' <<<"$("$MGRUN" ctl --socket "$SOCKB" --json status)"
 check "the first instance is unaffected" test "$(ctl health)" = healthy
 "$MGRUN" --control="$SOCKB" "$pb" 2>"$T_TMP/c.err"
 check "a third mgrun on a live path: exit 1" test $? -eq 1
