@@ -106,6 +106,7 @@ int mg__lua_env_new(const mg_lua_config *c, mg_lua_env **out, char *err,
   env->sandbox = c->sandbox;
   if (mg_metrics_new(&env->metrics) < 0)
     ok = 0;
+  env->control_ref = env->reload_ref = LUA_NOREF;
   if (!ok) {
     mg__lua_env_free(env);
     return mg_errf(err, err_len, -ENOMEM, "out of memory");
@@ -512,6 +513,7 @@ void mg_lua_push(lua_State *L) {
   mg_lua_open_store(L);
   mg_lua_open_spawn(L);
   mg_lua_open_metrics(L);
+  mg_lua_open_control(L);
   if (env->attached)
     mg_lua_open_configure(L);
 }

@@ -8,8 +8,8 @@
  *                  C → Lua call (budgets, memory cap, traceback, logging)
  *   lmg_sandbox.c  the sandbox boundary: allowed programs and directories
  *   lmg_size.c, lmg_probe.c, lmg_limits.c, lmg_log.c, lmg_loop.c,
- *   lmg_spawn.c, lmg_store*.c, lmg_metrics.c   one file per part of the
- *                  Lua API
+ *   lmg_spawn.c, lmg_store*.c, lmg_metrics.c, lmg_control.c   one file
+ *                  per part of the Lua API
  *
  * Rules every binding file follows: every method checks its receiver
  * (mg_lua_check_self) and its arguments; misuse raises an error naming the
@@ -140,6 +140,11 @@ struct mg_lua_env {
   /* Cached cgroup detection for mg.memory(). */
   int cg_cached;
   mg_cgroup_info cg;
+
+  /* The control socket's side (lmg_control.c): registry refs of the
+   * policy's commands (a table name → function, mg.on_control) and of its
+   * reload handler (mg.on_reload); LUA_NOREF when none. */
+  int control_ref, reload_ref;
 
   /* The sandbox: realpath'd allowed programs and directories. */
   int sandbox;
@@ -322,6 +327,7 @@ void mg_lua_open_log(lua_State *L);
 void mg_lua_open_store(lua_State *L);
 void mg_lua_open_spawn(lua_State *L);
 void mg_lua_open_metrics(lua_State *L);
+void mg_lua_open_control(lua_State *L);
 void mg_lua_open_configure(lua_State *L); /* attached states only */
 
 #endif

@@ -218,6 +218,52 @@ size_t mg_lua_store_each(mg_lua_env *env,
 int mg_lua_store_call(mg_lua_env *env, mg_store *s,
                       int (*op)(mg_store *s, void *ud), void *ud);
 
+/* ---- The policy's side of the control socket (lmg_control.c): its own
+ * commands (mg.on_control) and its reload handler (mg.on_reload).
+ *
+ * The built-in commands of the host's socket, which a policy's command
+ * cannot be named (with the verbs of `mgrun ctl` that map onto them). */
+#define MG_LUA_CONTROL_BUILTINS                                                \
+  "hello", "status", "set-limit", "stop", "restart", "store-stats", "stats",   \
+      "reload", "subscribe", "events", "health", "help", "version"
+#define MG_LUA_CONTROL_BUILTINS_TEXT                                           \
+  "hello, status, set-limit, stop, restart, store-stats, stats, reload, "      \
+  "subscribe, events, health, help, version"
+#define MG_LUA_CONTROL_MAX 64   /* commands a policy may add */
+#define MG_LUA_CONTROL_DEPTH 32 /* nesting of a command's result */
+
+struct json_t;
+
+/* Is `name` one of MG_LUA_CONTROL_BUILTINS? */
+int mg_lua_control_builtin(const char *name);
+/* Is `name` a command of the policy? */
+int mg_lua_control_has(mg_lua_env *env, const char *name);
+/* fn(name, ud) for each command of the policy, sorted by name (fn must
+ * not call into Lua); returns how many. */
+size_t mg_lua_control_each(mg_lua_env *env,
+                           void (*fn)(const char *name, void *ud), void *ud);
+/* Run the policy's command `name` with `args` (a JSON object or array,
+ * made into the function's one argument, a table; NULL: an empty table)
+ * in a protected call with the callback budget; *result gets a new
+ * reference to its result as JSON (null when it returned nothing; see
+ * lmg_control.c for what converts). Returns 0, 1 when the command called
+ * mg.exit (the shutdown has begun), or a negative code with err saying
+ * why and `code` (caller-owned, ~32 bytes) the protocol's code: ENOENT
+ * (no such command), ESHUTDOWN (the policy's handlers no longer run),
+ * EBUSY (inside a callback), EPOLICY (it raised an error, or a result
+ * that does not convert), EBUDGET (stopped by its budget or the memory
+ * cap), or the code the function returned with nil, message, code. On
+ * the thread that runs the state. */
+int mg_lua_control_call(mg_lua_env *env, const char *name,
+                        const struct json_t *args, struct json_t **result,
+                        char *code, size_t code_len, char *err, size_t err_len);
+/* Does the policy have a reload handler? */
+int mg_lua_reload_handler(const mg_lua_env *env);
+/* Run the reload handler, fn(), as mg_lua_control_call runs a command
+ * (ENOENT when there is none). */
+int mg_lua_reload(mg_lua_env *env, struct json_t **result, char *code,
+                  size_t code_len, char *err, size_t err_len);
+
 void mg_lua_close(mg_lua_env *env);
 
 #endif

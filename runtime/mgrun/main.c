@@ -1,15 +1,18 @@
 /* main.c — `mgrun`: argument parsing and exit codes over the runtime host
- * (the only place that decides what is fatal). It includes the host's
- * header and the core's, nothing of the supervisor or the bindings. */
+ * (the only place that decides what is fatal; mgrun CLI layer). It
+ * includes the host's header and the core's, nothing of the supervisor or
+ * the bindings. `mgrun ctl …` is ctl.c's. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "mg/mg_runtime.h"
 
 enum { EXIT_USAGE = 2, EXIT_RUNTIME = 1 };
@@ -26,6 +29,13 @@ static const char usage_text[] =
     "       mgrun plot RUN.jsonl -o OUT.svg|OUT.png [--width W] [--height H]\n"
     "                  [--title T]                  draw a run recorded with "
     "--timeline\n"
+    "       mgrun ctl [--socket PATH] [--json] COMMAND [ARGS...]\n"
+    "                                               talk to a running mgrun "
+    "(its\n"
+    "                                               --control socket; "
+    "'mgrun ctl\n"
+    "                                               --help' lists the "
+    "commands)\n"
     "       mgrun --help | --version\n"
     "\n"
     "mgrun is a Lua-scriptable memory governor: C does the mechanics "
@@ -124,10 +134,18 @@ static const char usage_text[] =
     "collector)\n"
     "  --metrics-interval MS   how often --metrics-file is written (default "
     "15000)\n"
-    "  --control[=PATH]        a control socket for 'mgrun ctl' (default "
-    "path:\n"
+    "  --control[=PATH]        a control socket for 'mgrun ctl' (JSON "
+    "lines, mode\n"
+    "                          0600, this uid and root only); without PATH\n"
     "                          $XDG_RUNTIME_DIR/mgrun/mgrun.sock, else\n"
-    "                          /run/mgrun/mgrun.sock)\n"
+    "                          /run/mgrun/mgrun.sock (its directory made "
+    "0700).\n"
+    "                          One path per instance: a second mgrun on a "
+    "path\n"
+    "                          in use refuses to start, so give each its "
+    "own\n"
+    "                          --control=PATH (and 'mgrun ctl --socket "
+    "PATH')\n"
     "  --timeline PATH         record every sample, event and store figure "
     "as JSON\n"
     "                          lines, each flushed as written (format: "
@@ -451,6 +469,12 @@ static void parse_args(cli *a, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "ctl") == 0) /* a policy named ctl: ./ctl */
+    return mg_ctl_main(argc - 1, argv + 1);
+  /* A client of the control socket (or a reader of stdout) that goes away
+   * is an error on that write, not the end of the governor. Children get
+   * the default back (the supervisor resets every disposition). */
+  signal(SIGPIPE, SIG_IGN);
   cli a;
   char err[8192];
   if (argc > 1 && strcmp(argv[1], "plot") == 0)

@@ -207,6 +207,11 @@ typedef struct mg__sup_run {
   const char *output_file;   /* where it was found */
 } mg__sup_run;
 
+/* mg_sup_run.c: the restart rule for a run of `c` that ends now (failed:
+ * any reason but exit, or a non-zero code): policy, max_restarts, no stop,
+ * no shutdown. */
+int mg__sup_restart_wanted(const mg_child *c, int failed);
+
 /* mg_sup.c: a handle of `c` finished closing (the accounting behind
  * handles_open; frees a released child after its last one). */
 void mg__sup_handle_closed(mg_child *c);

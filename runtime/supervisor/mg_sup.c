@@ -578,6 +578,26 @@ const char *mg_child_cgroup_dir(const mg_child *c) {
   return c && c->cg ? mg_cgroup_dir(c->cg) : NULL;
 }
 
+mg_restart mg_child_restart_policy(const mg_child *c) {
+  return c ? c->restart : MG_RESTART_NO;
+}
+
+int mg_child_max_restarts(const mg_child *c) {
+  return c ? c->max_restarts : 0;
+}
+
+uint64_t mg_child_grace_ms(const mg_child *c) {
+  return c ? c->grace_ms : 0;
+}
+
+int mg_child_stopping(const mg_child *c) {
+  return c && c->pid > 0 && (c->stopping || c->term_sent);
+}
+
+int mg_child_would_restart(const mg_child *c, int failed) {
+  return c && c->pid > 0 && mg__sup_restart_wanted(c, failed);
+}
+
 int mg_child_memory(mg_child *c, mg_child_sample *out, char *err,
                     size_t err_len) {
   if (!c || !out)

@@ -116,16 +116,23 @@ void mg__sup_run_started(mg_child *c) {
   MG__SUP_EMIT0(c, on_start);
 }
 
+int mg__sup_restart_wanted(const mg_child *c, int failed) {
+  int want = c->restart == MG_RESTART_ALWAYS ||
+             (c->restart == MG_RESTART_ON_FAILURE && failed);
+  if (want && c->max_restarts >= 0 && c->restarts >= c->max_restarts)
+    return 0; /* capped */
+  return want && !c->stopping && !c->sup->shutting_down;
+}
+
 /* After a run (real or a failed restart): decide on a restart, tell the
  * owner, then schedule the restart or close. */
 static void sup__run_done(mg_child *c, mg_child_exit *e) {
   mg_sup *sup = c->sup;
   int failed = e->reason != MG_EXIT_EXIT || e->code != 0;
-  int want = c->restart == MG_RESTART_ALWAYS ||
-             (c->restart == MG_RESTART_ON_FAILURE && failed);
-  int capped = want && c->max_restarts >= 0 && c->restarts >= c->max_restarts;
-  if (capped || c->stopping || sup->shutting_down)
-    want = 0;
+  int want = mg__sup_restart_wanted(c, failed);
+  int capped = !want && !c->stopping && !sup->shutting_down &&
+               (c->restart == MG_RESTART_ALWAYS ||
+                (c->restart == MG_RESTART_ON_FAILURE && failed));
   if (want) {
     if (e->runtime_ms >= c->backoff_reset_ms)
       c->backoff_next_ms = c->backoff_ms;

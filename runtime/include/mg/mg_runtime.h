@@ -69,12 +69,23 @@ typedef struct mg_runtime_opts {
                                metrics_interval_ms (--metrics-file) */
   uint64_t metrics_interval_ms; /* 0: MG_RUNTIME_DEFAULT_METRICS_MS */
   const char *control_path; /* the control socket (--control); "" = the
-                               default path (mg_runtime_control_default) */
+                               default path (mg_runtime_control_default);
+                               SIGPIPE must be ignored or blocked in the
+                               process (mgrun does: a client that goes
+                               away would end it), else -EINVAL */
   const char *timeline_path; /* every sample and event, JSON lines
                                 (--timeline) */
 } mg_runtime_opts;
 
 #define MG_RUNTIME_DEFAULT_METRICS_MS 15000
+
+/* The control socket's default path (control_path "", mgrun --control
+ * without a value, and `mgrun ctl` without --socket):
+ * $XDG_RUNTIME_DIR/mgrun/mgrun.sock when XDG_RUNTIME_DIR is set to an
+ * absolute path, else /run/mgrun/mgrun.sock. Written into the caller's
+ * buf; -ENAMETOOLONG when it does not fit. One path per user: a second
+ * instance needs a path of its own. */
+MG_API int mg_runtime_control_default(char *buf, size_t len);
 
 /* Fill `o` with the defaults (64 MiB Lua cap, 1000 ms / 1e9 instructions
  * per callback, no setup budget, no sandbox, no signal handling). */

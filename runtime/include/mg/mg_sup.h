@@ -452,6 +452,20 @@ mg_child_cgroup_dir(const mg_child *c); /* NULL unless cgroup */
 /* The warning of the limit in force (above 90 % of the effective memory,
  * also logged as limit_warning), owned by the child; NULL when none. */
 MG_API const char *mg_child_limit_warning(const mg_child *c);
+/* The restart policy, max_restarts (-1: unlimited) and grace_ms the child
+ * was spawned with. */
+MG_API mg_restart mg_child_restart_policy(const mg_child *c);
+MG_API int mg_child_max_restarts(const mg_child *c);
+MG_API uint64_t mg_child_grace_ms(const mg_child *c);
+/* 1 while the current run has been told to end (mg_child_stop, or
+ * mg_child_kill with a grace) and has not ended yet. */
+MG_API int mg_child_stopping(const mg_child *c);
+/* Would the current run be restarted if it ended now, with a failure
+ * (`failed`: a signal, a non-zero code, oom, limit) or a clean exit 0?
+ * The rule the supervisor applies when a run ends: the restart policy,
+ * max_restarts against the restarts so far, no stop asked for, no
+ * shutdown. 0 for a child that is not running. */
+MG_API int mg_child_would_restart(const mg_child *c, int failed);
 
 /* Sample now (also when sampling is off). -ESRCH when not running. */
 MG_API int mg_child_memory(mg_child *c, mg_child_sample *out, char *err,
