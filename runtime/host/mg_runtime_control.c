@@ -146,7 +146,7 @@ static int clear_path(struct mg__rt_control *ctl, char *err, size_t err_len) {
   int e = errno;
   close(fd);
   if (rc == 0 || e == EAGAIN || e == EINPROGRESS)
-    return mg_errf(err, err_len, -EADDRINUSE,
+    return mg_errf(err, err_len, -EBUSY, /* a runtime failure, not usage */
                    "control: another mgrun listens on %s (two instances need "
                    "two paths: --control=PATH)",
                    path);
@@ -260,7 +260,7 @@ int mg__rt_control_start(mg_runtime *rt, char *err, size_t err_len) {
   uv_unref((uv_handle_t *)ctl->listener);
   rc = uv_pipe_bind(ctl->listener, ctl->path);
   if (rc == UV_EADDRINUSE) {
-    mg_errf(err, err_len, -EADDRINUSE,
+    mg_errf(err, err_len, -EBUSY,
             "control: another mgrun listens on %s (two instances need two "
             "paths: --control=PATH)",
             ctl->path);
