@@ -80,11 +80,19 @@ static json_t *child_json(mg_child *c) {
                         mg__ctl_u64(by_cg ? s.cgroup_peak_bytes : s.hwm_bytes));
     json_object_set_new(o, "fraction",
                         lim ? json_real(s.fraction) : json_null());
+    /* GPU memory of its tree, where a GPU session is open (NVML) */
+    json_object_set_new(o, "gpu",
+                        s.has_gpu ? mg__ctl_u64(s.gpu_bytes) : json_null());
+    json_object_set_new(o, "gpu_limit",
+                        s.gpu_limit_bytes ? mg__ctl_u64(s.gpu_limit_bytes)
+                                          : json_null());
   } else {
     json_object_set_new(o, "usage", json_null());
     json_object_set_new(o, "rss", json_null());
     json_object_set_new(o, "peak", json_null());
     json_object_set_new(o, "fraction", json_null());
+    json_object_set_new(o, "gpu", json_null());
+    json_object_set_new(o, "gpu_limit", json_null());
   }
   json_object_set_new(o, "restarts", json_integer(mg_child_restarts(c)));
   json_object_set_new(o, "restart",

@@ -28,9 +28,9 @@
 
 enum {
   MX_L_NONE,
-  MX_L_CHILD,  /* name, enforce */
-  MX_L_EXIT,   /* name, enforce, reason */
-  MX_L_STORE,  /* store */
+  MX_L_CHILD,   /* name, enforce */
+  MX_L_EXIT,    /* name, enforce, reason */
+  MX_L_STORE,   /* store */
   MX_L_KIND,    /* kind */
   MX_L_VERSION, /* version */
   MX_L_GPU      /* gpu, uuid, name */

@@ -83,6 +83,16 @@ static void print_status(const json_t *o) {
              size_of(k, "peak", p, sizeof p), pct,
              (unsigned long long)num(k, "restarts"));
     }
+    json_array_foreach(kids, i, k) { /* GPU memory, where NVML reports it */
+      char g[32], gl[32];
+      if (!has_num(k, "gpu"))
+        continue;
+      printf("%-*s  gpu %s of %s\n", (int)w,
+             str(k, "name") ? str(k, "name") : "?",
+             size_of(k, "gpu", g, sizeof g),
+             has_num(k, "gpu_limit") ? size_of(k, "gpu_limit", gl, sizeof gl)
+                                     : "no gpu_limit");
+    }
   }
   const json_t *stores = json_object_get(o, "stores");
   if (json_array_size(stores) == 0)

@@ -116,15 +116,19 @@ local f = assert(io.open(fx, "w")) f:write(base, ("proc 0 %d 1073741824\n"):form
 mg.after(3000, function() mg.exit(0) end)
 LUA
 )
-"$MGRUN" --log-level error --metrics "unix:$T_TMP/m.sock" "$p" &
+"$MGRUN" --log-level error --metrics "unix:$T_TMP/m.sock" --control="$T_TMP/c.sock" "$p" &
 mpid=$!
 for i in $(seq 50); do [[ -S $T_TMP/m.sock ]] && break; sleep 0.1; done
 sleep 0.6
 scrape=$(python3 "$MG_SOURCE_DIR/tests/e2e/metrics_client.py" unix "$T_TMP/m.sock")
+status=$("$MGRUN" ctl --socket "$T_TMP/c.sock" --json status)
+human=$("$MGRUN" ctl --socket "$T_TMP/c.sock" status)
 kill "$mpid" 2>/dev/null; wait "$mpid" 2>/dev/null
 check "metrics: the child's GPU memory" grep -q '^mgrun_child_gpu_memory_bytes{name="m",enforce="none"} 1073741824' <<<"$scrape"
 check "metrics: its gpu_limit" grep -q '^mgrun_child_gpu_memory_limit_bytes{name="m",enforce="none"} 4294967296' <<<"$scrape"
 check "metrics: each GPU's memory" grep -q '^mgrun_gpu_memory_total_bytes{gpu="1",uuid="GPU-bbbb",name="NVIDIA H200"} 8589934592' <<<"$scrape"
+check "control: ctl status shows GPU memory" grep -q "^m  *gpu 1.00 GiB of 4.00 GiB" <<<"$human"
+check "control: status has the child's GPU figures" jq -e '.children[0].gpu == 1073741824 and .children[0].gpu_limit == 4294967296' <<<"$status"
 check "metrics: exits by reason include gpu_limit" grep -q 'mgrun_child_exits_total{name="m",enforce="none",reason="gpu_limit"} 0' <<<"$scrape"
 
 # the seed's matrix mode on one GPU: GPU budgets admitted or refused
