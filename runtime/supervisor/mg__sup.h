@@ -141,6 +141,8 @@ struct mg_child {
   size_t ngpus; /* 0: all devices */
   int gpu_watch, gpu_mps;
   int gpu_warn_armed, gpu_over, gpu_failed;
+  unsigned char gpu_th_armed[MG_SUP_THRESHOLDS_MAX + 1]; /* "N%" thresholds
+                                                            on gpu_limit */
   uint64_t gpu_peak_bytes; /* the figure that crossed gpu_limit */
 
   /* Per run. */

@@ -183,6 +183,22 @@ void mg__sup_gpu_check(mg_child *c, const mg_child_sample *s) {
       c->gpu_warn_armed = 1;
     }
   }
+  /* the spawn's thresholds given as shares ("80%") apply to gpu_limit
+   * too (sizes are host sizes: they do not) */
+  for (int i = 1; i <= MG_SUP_THRESHOLDS_MAX && c->pid > 0; i++) {
+    const mg__sup_th *th = &c->th[i];
+    if (!th->used || th->t.bytes || !(th->t.fraction > 0))
+      continue;
+    uint64_t lv = (uint64_t)(th->t.fraction * (double)c->gpu_limit_bytes);
+    if (s->gpu_bytes >= lv && c->gpu_th_armed[i]) {
+      c->gpu_th_armed[i] = 0;
+      mg_threshold_event t = {
+          th->id, lv, th->t.fraction, s->gpu_bytes, 1, 0, "gpu", 0, 0, 0, 0};
+      MG__SUP_EMIT(c, on_threshold, &t);
+    } else if (s->gpu_bytes < lv) {
+      c->gpu_th_armed[i] = 1;
+    }
+  }
   if (s->gpu_bytes < c->gpu_limit_bytes || c->gpu_over || c->pid <= 0)
     return;
   if (!c->released && c->ev.on_gpu_limit &&

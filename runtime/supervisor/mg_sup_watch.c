@@ -455,6 +455,7 @@ static int sup__pressure_arm(mg_child *c, char *err, size_t err_len) {
 
 void mg__sup_watch_start(mg_child *c) {
   c->gpu_warn_armed = 1;
+  memset(c->gpu_th_armed, 1, sizeof c->gpu_th_armed);
   c->gpu_over = 0;
   c->gpu_failed = 0;
   c->oom_seen = 0;

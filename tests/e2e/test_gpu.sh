@@ -33,6 +33,7 @@ local fx = os.getenv("FAKE_NVML_FIXTURE")
 local base = io.open(fx):read("a")
 local function put(extra) local f = assert(io.open(fx, "w")) f:write(base, extra) f:close() end
 local p = assert(mg.spawn { name = "cuda", gpu_limit = "50%", gpus = { 0, 1 }, gpu_mps = true,
+  thresholds = { "30%" },
   sample_ms = 50, grace_ms = 200, stdout = os.getenv("T_TMP") .. "/env",
   cmd = { "sh", "-c", "echo vis=$CUDA_VISIBLE_DEVICES mps=$CUDA_MPS_PINNED_DEVICE_MEM_LIMIT; sleep 30 & wait" } })
 mg.after(300, function()
@@ -49,7 +50,9 @@ mg.after(300, function()
     put(("proc 0 %d 4294967296\nproc 1 %d 4294967296\n"):format(p.pid, child or 0))
   end)
 end)
-p:on("threshold", function(_, t) if t.kind == "gpu" then print("warn", t.level, t.usage) end end)
+p:on("threshold", function(_, t)
+  if t.kind == "gpu" then print(t.id == 0 and "warn" or "gputh", t.level, t.usage) end
+end)
 p:on("exit", function(_, e) print("exit", e.reason, e.detail) mg.exit(0) end)
 LUA
 )
@@ -58,6 +61,7 @@ out=$("$MGRUN" "$p" 2>&1)
 check "env: CUDA_VISIBLE_DEVICES and MPS's per-device limit" grep -q "^vis=0,1 mps=0=8192M,1=8192M" "$T_TMP/env"
 check "tree: the child tree's use summed over two devices" grep -q "^tree	3221225472	8589934592" <<<"$out"
 check "warn: a gpu threshold at warn_at × gpu_limit" grep -q "^warn	6871947673	8589934592" <<<"$out"
+check "thresholds: a share applies to gpu_limit too (kind gpu)" grep -q "^gputh	2576980377	3221225472" <<<"$out"
 check "limit: crossing it stops the child, exit gpu_limit" grep -q "^exit	gpu_limit	killed by SIGTERM (15): stopped by the supervisor, its GPU memory 8.00 GiB crossed its gpu_limit 8.00 GiB" <<<"$out"
 check "limit: logged" grep -q "child_gpu_limit name=cuda" <<<"$out"
 
