@@ -2,7 +2,8 @@
  * its unit test): the timeline that `mgrun --timeline` writes
  * (runtime/host/mg_runtime_timeline.c documents its lines), read into one
  * series per child and per store (mgp_read.c), the scales that map it onto
- * the picture (mgp_scale.c), and the drawing with cairo (mgp_draw.c).
+ * the picture (mgp_scale.c), and the drawing with cairo (mgp_draw.c: the
+ * panels; mgp_paint.c: the primitives and the legend).
  *
  * Times are seconds since the timeline started (a line's t_ms / 1000),
  * sizes bytes, as doubles (JSON numbers). A size that a line gives as null

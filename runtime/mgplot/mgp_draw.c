@@ -18,292 +18,7 @@
 
 #include "mg/mg_size.h"
 #include "mgp.h"
-
-typedef struct rgb {
-  double r, g, b;
-} rgb;
-
-/* Components in whole percents: cairo writes them as given. */
-static const rgb C_USED = {0.12, 0.47, 0.71}, C_LIMIT = {0.84, 0.15, 0.16},
-                 C_WARNLINE = {0.96, 0.50, 0.05},
-                 C_THRESHOLD = {0.80, 0.40, 0.00}, C_WARN = {0.93, 0.70, 0.00},
-                 C_OOM = {0.84, 0.15, 0.16}, C_KILL = {0.58, 0.40, 0.74},
-                 C_EXIT = {0.20, 0.20, 0.20}, C_RESTART = {0.50, 0.50, 0.50},
-                 C_PRESSURE = {0.55, 0.34, 0.29}, C_BYTES = {0.17, 0.63, 0.17},
-                 C_MAXBYTES = {0.55, 0.80, 0.55}, C_MSGS = {0.09, 0.66, 0.75},
-                 C_MAXMSGS = {0.55, 0.85, 0.90}, C_EVICT = {0.30, 0.30, 0.30},
-                 C_TEXT = {0.10, 0.10, 0.10}, C_MUTED = {0.40, 0.40, 0.40},
-                 C_GRID = {0.90, 0.90, 0.90}, C_FRAME = {0.60, 0.60, 0.60},
-                 C_WHITE = {1, 1, 1};
-
-#define M_LEFT 84.0
-#define M_RIGHT 72.0
-#define TITLE_H 34.0
-#define LEGEND_ROW 18.0
-#define PANEL_H 200
-#define PANEL_MIN 110
-#define PANEL_HEAD 24.0 /* the panel's header line above its plot */
-#define PANEL_FOOT 30.0 /* the time labels below it */
-#define BOTTOM 12.0
-#define FONT "sans-serif"
-#define TICKS_MAX 64
-
-/* mg_size_format of a size read as a double, within what it takes. */
-static char *fmt_size(double v, char *buf, size_t len) {
-  uint64_t b = !(v > 0)                   ? 0
-               : v >= (double)MG_SIZE_MAX ? MG_SIZE_MAX
-                                          : (uint64_t)v;
-  return mg_size_format(b, buf, len);
-}
-
-/* Append to buf (len bytes, n used so far); a cut stays within it. */
-__attribute__((format(printf, 4, 5))) static void
-addf(char *buf, size_t len, size_t *n, const char *fmt, ...) {
-  if (*n + 1 >= len)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  int w = vsnprintf(buf + *n, len - *n, fmt, ap);
-  va_end(ap);
-  if (w > 0)
-    *n = *n + (size_t)w >= len ? len - 1 : *n + (size_t)w;
-}
-
-static void color(cairo_t *cr, rgb c) {
-  cairo_set_source_rgb(cr, c.r, c.g, c.b);
-}
-
-/* `s` as valid UTF-8 in `out` (cairo draws nothing of an invalid string
- * and fails the whole picture): a byte that starts no whole sequence
- * becomes '?', and a cut falls between characters. */
-static const char *utf8(const char *s, char *out, size_t len) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t o = 0;
-  while (*p && o + 1 < len) {
-    size_t n = *p < 0x80             ? 1
-               : (*p & 0xe0) == 0xc0 ? 2
-               : (*p & 0xf0) == 0xe0 ? 3
-               : (*p & 0xf8) == 0xf0 ? 4
-                                     : 0;
-    size_t k = 1;
-    while (n && k < n && (p[k] & 0xc0) == 0x80)
-      k++;
-    int ok = n && k == n && !(n == 2 && *p < 0xc2) &&
-             !(n == 3 && *p == 0xe0 && p[1] < 0xa0) &&
-             !(n == 3 && *p == 0xed && p[1] >= 0xa0) &&
-             !(n == 4 && ((*p == 0xf0 && p[1] < 0x90) || *p > 0xf4 ||
-                          (*p == 0xf4 && p[1] >= 0x90)));
-    if (!ok) {
-      out[o++] = '?';
-      p++;
-      continue;
-    }
-    if (o + n + 1 > len)
-      break;
-    memcpy(out + o, p, n);
-    o += n;
-    p += n;
-  }
-  out[o] = 0;
-  return out;
-}
-
-static double text_w(cairo_t *cr, const char *s, double size, int bold) {
-  cairo_text_extents_t e;
-  char clean[640];
-  s = utf8(s, clean, sizeof clean);
-  cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL,
-                         bold ? CAIRO_FONT_WEIGHT_BOLD
-                              : CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_font_size(cr, size);
-  cairo_text_extents(cr, s, &e);
-  return e.x_advance;
-}
-
-/* Text at baseline y: align -1 left of x, 0 centred, 1 right. Returns the
- * x where it ends. */
-static double text(cairo_t *cr, double x, double y, const char *s, double size,
-                   int bold, int align, rgb c) {
-  char clean[640];
-  s = utf8(s, clean, sizeof clean);
-  double w = text_w(cr, s, size, bold);
-  double x0 = align < 0 ? x : align == 0 ? x - w / 2 : x - w;
-  color(cr, c);
-  cairo_move_to(cr, x0, y);
-  cairo_show_text(cr, s);
-  cairo_new_path(cr);
-  return x0 + w;
-}
-
-static void line(cairo_t *cr, double x0, double y0, double x1, double y1,
-                 double width, rgb c, int dashed) {
-  static const double dash[] = {5, 4};
-  color(cr, c);
-  cairo_set_line_width(cr, width);
-  cairo_set_dash(cr, dash, dashed ? 2 : 0, 0);
-  cairo_move_to(cr, x0, y0);
-  cairo_line_to(cr, x1, y1);
-  cairo_stroke(cr);
-  cairo_set_dash(cr, NULL, 0, 0);
-}
-
-/* An event's mark, centred on (x, y), filled (with a white rim) but for
- * the OOM kill's cross. */
-static void marker(cairo_t *cr, mgp_ev_kind k, double x, double y) {
-  double s = 4.5;
-  cairo_new_path(cr);
-  switch (k) {
-  case MGP_EV_THRESHOLD:
-    cairo_move_to(cr, x, y - s - 1);
-    cairo_line_to(cr, x + s, y + s - 1);
-    cairo_line_to(cr, x - s, y + s - 1);
-    cairo_close_path(cr);
-    color(cr, C_THRESHOLD);
-    break;
-  case MGP_EV_WARN:
-    cairo_arc(cr, x, y, s - 0.5, 0, 2 * M_PI);
-    color(cr, C_WARN);
-    break;
-  case MGP_EV_KILL:
-  case MGP_EV_EVICT:
-    cairo_move_to(cr, x, y + s + 1);
-    cairo_line_to(cr, x + s, y - s + 1);
-    cairo_line_to(cr, x - s, y - s + 1);
-    cairo_close_path(cr);
-    color(cr, k == MGP_EV_KILL ? C_KILL : C_EVICT);
-    break;
-  case MGP_EV_EXIT:
-    cairo_rectangle(cr, x - s + 0.5, y - s + 0.5, 2 * s - 1, 2 * s - 1);
-    color(cr, C_EXIT);
-    break;
-  case MGP_EV_OOM:
-    color(cr, C_WHITE);
-    cairo_set_line_width(cr, 4);
-    cairo_move_to(cr, x - s, y - s);
-    cairo_line_to(cr, x + s, y + s);
-    cairo_move_to(cr, x + s, y - s);
-    cairo_line_to(cr, x - s, y + s);
-    cairo_stroke_preserve(cr);
-    color(cr, C_OOM);
-    cairo_set_line_width(cr, 2);
-    cairo_stroke(cr);
-    return;
-  default:
-    return;
-  }
-  cairo_fill_preserve(cr);
-  color(cr, C_WHITE);
-  cairo_set_line_width(cr, 1);
-  cairo_stroke(cr);
-}
-
-/* ---------------------------------------------------------------- legend */
-
-typedef enum { LG_LINE, LG_DASH, LG_MARK, LG_VLINE, LG_TICK } lg_kind;
-
-typedef struct lg_item {
-  lg_kind kind;
-  rgb c;
-  mgp_ev_kind mark;
-  const char *label;
-} lg_item;
-
-#define LG_MAX 20
-#define LG_SIZE 11.0
-
-static size_t legend_items(const mgp_run *r, lg_item *it) {
-  size_t n = 0;
-  int has[MGP_EV_KINDS] = {0}, children = 0;
-  for (size_t i = 0; i < r->nc; i++) {
-    children = 1;
-    for (size_t j = 0; j < r->c[i].nev; j++)
-      has[r->c[i].ev[j].kind] = 1;
-  }
-  if (children) {
-    it[n++] = (lg_item){LG_LINE, C_USED, 0, "memory used"};
-    it[n++] = (lg_item){LG_LINE, C_LIMIT, 0, "limit"};
-    it[n++] = (lg_item){LG_DASH, C_WARNLINE, 0, "warn line"};
-  }
-  static const struct {
-    mgp_ev_kind k;
-    const char *label;
-  } evs[] = {{MGP_EV_THRESHOLD, "threshold"},
-             {MGP_EV_WARN, "warn"},
-             {MGP_EV_OOM, "OOM kill"},
-             {MGP_EV_KILL, "kill (signal)"},
-             {MGP_EV_EXIT, "exit (reason)"}};
-  for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
-    if (has[evs[i].k])
-      it[n++] = (lg_item){LG_MARK, C_TEXT, evs[i].k, evs[i].label};
-  if (has[MGP_EV_RESTART])
-    it[n++] = (lg_item){LG_VLINE, C_RESTART, 0, "restart"};
-  if (has[MGP_EV_PRESSURE])
-    it[n++] = (lg_item){LG_TICK, C_PRESSURE, 0, "pressure"};
-  if (r->nst) {
-    int ev = 0;
-    for (size_t i = 0; i < r->nst; i++)
-      ev |= r->st[i].nev > 0;
-    it[n++] = (lg_item){LG_LINE, C_BYTES, 0, "store bytes (left axis)"};
-    it[n++] = (lg_item){LG_LINE, C_MSGS, 0, "store messages (right axis)"};
-    if (ev)
-      it[n++] = (lg_item){LG_MARK, C_TEXT, MGP_EV_EVICT, "eviction (count)"};
-  }
-  return n;
-}
-
-static double legend_item_w(cairo_t *cr, const lg_item *it) {
-  return 24 + text_w(cr, it->label, LG_SIZE, 0) + 16;
-}
-
-/* Rows the legend takes at this width (drawn when `draw`). */
-static int legend(cairo_t *cr, const mgp_run *r, double width, double y0,
-                  int draw) {
-  lg_item it[LG_MAX];
-  size_t n = legend_items(r, it);
-  double x = M_LEFT, xmax = width - 12;
-  int rows = n ? 1 : 0;
-  for (size_t i = 0; i < n; i++) {
-    double w = legend_item_w(cr, &it[i]);
-    if (x + w > xmax && x > M_LEFT) {
-      rows++;
-      x = M_LEFT;
-    }
-    double y = y0 + (rows - 1) * LEGEND_ROW, cy = y - 4;
-    if (draw) {
-      switch (it[i].kind) { /* swatches are filled: data lines alone are
-                               stroked in their colours */
-      case LG_LINE:
-        color(cr, it[i].c);
-        cairo_rectangle(cr, x, cy - 1, 18, 2.5);
-        cairo_fill(cr);
-        break;
-      case LG_DASH:
-        color(cr, it[i].c);
-        for (int k = 0; k < 3; k++)
-          cairo_rectangle(cr, x + k * 7, cy - 1, 4.5, 2);
-        cairo_fill(cr);
-        break;
-      case LG_VLINE:
-        color(cr, it[i].c);
-        for (int k = 0; k < 3; k++)
-          cairo_rectangle(cr, x + 8, cy - 7 + k * 5, 1.5, 3);
-        cairo_fill(cr);
-        break;
-      case LG_TICK:
-        color(cr, it[i].c);
-        cairo_rectangle(cr, x + 7, cy - 5, 3, 10);
-        cairo_fill(cr);
-        break;
-      case LG_MARK:
-        marker(cr, it[i].mark, x + 9, cy);
-        break;
-      }
-      text(cr, x + 24, y, it[i].label, LG_SIZE, 0, -1, C_TEXT);
-    }
-    x += legend_item_w(cr, &it[i]);
-  }
-  return rows;
-}
+#include "mgp__paint.h"
 
 /* ---------------------------------------------------------------- panels */
 
@@ -341,7 +56,7 @@ static int box_free(const panel *p, double x0, double y0, double x1,
 static void label(cairo_t *cr, panel *p, double x, double y, const char *s,
                   rgb c, int at_top) {
   static const double rows[] = {0, 11, -11, 22, -22, 33};
-  double w = text_w(cr, s, 9.5, 0), bx = 0, by = 0;
+  double w = mgp__text_w(cr, s, 9.5, 0), bx = 0, by = 0;
   int found = 0;
   if (at_top)
     y = p->top + 8;
@@ -362,7 +77,7 @@ static void label(cairo_t *cr, panel *p, double x, double y, const char *s,
   cairo_set_source_rgba(cr, 1, 1, 1, 0.8); /* lines behind it show through */
   cairo_rectangle(cr, bx - 1, by - 8.5, w + 2, 11);
   cairo_fill(cr);
-  text(cr, bx, by, s, 9.5, 0, -1, c);
+  mgp__text(cr, bx, by, s, 9.5, 0, -1, c);
 }
 
 static void dump_panel(FILE *d, const char *kind, const char *name,
@@ -407,7 +122,7 @@ static void frame(cairo_t *cr, const panel *p, const mgp_ticks *tt,
                   int grid) {
   char buf[48];
   if (grid) {
-    color(cr, C_WHITE);
+    mgp__color(cr, C_WHITE);
     cairo_rectangle(cr, p->x0, p->top, p->x1 - p->x0, p->bottom - p->top);
     cairo_fill(cr);
     double t0 = ceil(p->tx.lo / tt->step - 1e-9) * tt->step;
@@ -416,9 +131,9 @@ static void frame(cairo_t *cr, const panel *p, const mgp_ticks *tt,
       if (t > p->tx.hi + tt->step * 1e-6)
         break;
       double x = mgp_map(&p->tx, t);
-      line(cr, x, p->top, x, p->bottom, 1, C_GRID, 0);
-      text(cr, x, p->bottom + 14, mgp_fmt_secs(tt->step, t, buf, sizeof buf),
-           10, 0, 0, C_MUTED);
+      mgp__line(cr, x, p->top, x, p->bottom, 1, C_GRID, 0);
+      mgp__text(cr, x, p->bottom + 14,
+                mgp_fmt_secs(tt->step, t, buf, sizeof buf), 10, 0, 0, C_MUTED);
     }
   }
   for (int k = 0; k < TICKS_MAX; k++) {
@@ -427,17 +142,17 @@ static void frame(cairo_t *cr, const panel *p, const mgp_ticks *tt,
       break;
     double y = mgp_map(&p->vy, v);
     if (grid)
-      line(cr, p->x0, y, p->x1, y, 1, C_GRID, 0);
+      mgp__line(cr, p->x0, y, p->x1, y, 1, C_GRID, 0);
     mgp_fmt_tick(vt, v, buf, sizeof buf);
     if (side < 0)
-      text(cr, p->x0 - 6, y + 3.5, buf, 10, 0, 1, tick_c);
+      mgp__text(cr, p->x0 - 6, y + 3.5, buf, 10, 0, 1, tick_c);
     else
-      text(cr, p->x1 + 6, y + 3.5, buf, 10, 0, -1, tick_c);
+      mgp__text(cr, p->x1 + 6, y + 3.5, buf, 10, 0, -1, tick_c);
   }
 }
 
 static void frame_border(cairo_t *cr, const panel *p) {
-  color(cr, C_FRAME);
+  mgp__color(cr, C_FRAME);
   cairo_set_line_width(cr, 1);
   cairo_rectangle(cr, p->x0, p->top, p->x1 - p->x0, p->bottom - p->top);
   cairo_stroke(cr);
@@ -467,7 +182,7 @@ static void steps(cairo_t *cr, const panel *p, const mgp_child *c, double t_end,
     cairo_line_to(cr, x1, y);
     open = 1;
   }
-  color(cr, warn ? C_WARNLINE : C_LIMIT);
+  mgp__color(cr, warn ? C_WARNLINE : C_LIMIT);
   cairo_set_line_width(cr, warn ? 1.2 : 1.5);
   cairo_set_dash(cr, dash, warn ? 2 : 0, 0);
   cairo_stroke(cr);
@@ -496,32 +211,32 @@ static void child_panel(cairo_t *cr, const mgp_run *r, const mgp_child *c,
   dump_panel(dump, "child", c->name, &p->tx, &p->vy);
 
   /* the header: its name and what it was */
-  double x = text(cr, p->x0, p->top - 8, c->name, 13, 1, -1, C_TEXT);
+  double x = mgp__text(cr, p->x0, p->top - 8, c->name, 13, 1, -1, C_TEXT);
   size_t n = 0;
   double last_limit = c->nsteps ? c->steps[c->nsteps - 1].limit : NAN;
   if (!isnan(last_limit))
-    addf(head, sizeof head, &n, "limit %s",
-         fmt_size(last_limit, lim, sizeof lim));
+    mgp__addf(head, sizeof head, &n, "limit %s",
+              mgp__fmt_size(last_limit, lim, sizeof lim));
   else
-    addf(head, sizeof head, &n, "no limit");
+    mgp__addf(head, sizeof head, &n, "no limit");
   if (!isnan(c->warn_at) && !isnan(last_limit))
-    addf(head, sizeof head, &n, ", warn at %.0f %%", c->warn_at * 100);
-  addf(head, sizeof head, &n, ", peak %s",
-       fmt_size(c->peak, peak, sizeof peak));
-  addf(head, sizeof head, &n, ", %d restart%s", c->restarts,
-       c->restarts == 1 ? "" : "s");
+    mgp__addf(head, sizeof head, &n, ", warn at %.0f %%", c->warn_at * 100);
+  mgp__addf(head, sizeof head, &n, ", peak %s",
+            mgp__fmt_size(c->peak, peak, sizeof peak));
+  mgp__addf(head, sizeof head, &n, ", %d restart%s", c->restarts,
+            c->restarts == 1 ? "" : "s");
   if (c->enforce[0])
-    addf(head, sizeof head, &n, ", enforce %s", c->enforce);
+    mgp__addf(head, sizeof head, &n, ", enforce %s", c->enforce);
   if (!c->ns) /* every threshold armed in the kernel */
-    addf(head, sizeof head, &n, "; no samples recorded");
-  text(cr, x + 10, p->top - 8, head, 11, 0, -1, C_MUTED);
+    mgp__addf(head, sizeof head, &n, "; no samples recorded");
+  mgp__text(cr, x + 10, p->top - 8, head, 11, 0, -1, C_MUTED);
 
   double t_end = c->final_exit ? c->t_last : r->t_max;
   for (size_t i = 0; i < c->nev; i++) { /* restarts: behind the data */
     if (c->ev[i].kind != MGP_EV_RESTART)
       continue;
     double rx = mgp_map(&p->tx, c->ev[i].t);
-    line(cr, rx, p->top, rx, p->bottom, 1, C_RESTART, 1);
+    mgp__line(cr, rx, p->top, rx, p->bottom, 1, C_RESTART, 1);
     dump_event(dump, "child", c->name, &c->ev[i], rx, p->top);
     label(cr, p, rx, 0, c->ev[i].label, C_RESTART, 1);
   }
@@ -529,7 +244,7 @@ static void child_panel(cairo_t *cr, const mgp_run *r, const mgp_child *c,
   steps(cr, p, c, t_end, 0);
 
   /* memory used: one stroke per run of the line */
-  color(cr, C_USED);
+  mgp__color(cr, C_USED);
   cairo_set_line_width(cr, 1.8);
   cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
   cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
@@ -567,7 +282,7 @@ static void child_panel(cairo_t *cr, const mgp_run *r, const mgp_child *c,
       double ex = mgp_map(&p->tx, e->t);
       if (e->kind == MGP_EV_PRESSURE) {
         if (pass == 0) {
-          color(cr, C_PRESSURE);
+          mgp__color(cr, C_PRESSURE);
           cairo_rectangle(cr, ex - 1.5, p->bottom - 9, 3, 9);
           cairo_fill(cr);
           dump_event(dump, "child", c->name, e, ex, p->bottom);
@@ -576,7 +291,7 @@ static void child_panel(cairo_t *cr, const mgp_run *r, const mgp_child *c,
       }
       double ey = mgp_map(&p->vy, e->value);
       if (pass == 0) {
-        marker(cr, e->kind, ex, ey);
+        mgp__marker(cr, e->kind, ex, ey);
         keep_box(p, ex - 5.5, ey - 5.5, ex + 5.5, ey + 5.5);
         dump_event(dump, "child", c->name, e, ex, ey);
       } else if (e->label[0])
@@ -611,31 +326,31 @@ static void store_panel(cairo_t *cr, const mgp_store *s, panel *p,
   dump_panel(dump, "store-bytes", s->name, &p->tx, &p->vy);
   dump_panel(dump, "store-messages", s->name, &pm.tx, &pm.vy);
 
-  double x = text(cr, p->x0, p->top - 8, "store", 13, 0, -1, C_MUTED);
-  x = text(cr, x + 5, p->top - 8, s->name, 13, 1, -1, C_TEXT);
+  double x = mgp__text(cr, p->x0, p->top - 8, "store", 13, 0, -1, C_MUTED);
+  x = mgp__text(cr, x + 5, p->top - 8, s->name, 13, 1, -1, C_TEXT);
   size_t n = 0;
   if (s->np)
-    addf(head, sizeof head, &n, "at the end %.0f messages, %s",
-         s->p[s->np - 1].messages,
-         fmt_size(s->p[s->np - 1].bytes, a, sizeof a));
+    mgp__addf(head, sizeof head, &n, "at the end %.0f messages, %s",
+              s->p[s->np - 1].messages,
+              mgp__fmt_size(s->p[s->np - 1].bytes, a, sizeof a));
   if (!isnan(s->max_messages))
-    addf(head, sizeof head, &n, "; max %.0f messages%s", s->max_messages,
-         show_mm ? "" : " (off the scale)");
+    mgp__addf(head, sizeof head, &n, "; max %.0f messages%s", s->max_messages,
+              show_mm ? "" : " (off the scale)");
   if (!isnan(s->max_bytes))
-    addf(head, sizeof head, &n, ", max %s%s",
-         fmt_size(s->max_bytes, b, sizeof b),
-         show_mb ? "" : " (off the scale)");
-  addf(head, sizeof head, &n, "; %.0f evicted", s->evicted);
-  text(cr, x + 10, p->top - 8, head, 11, 0, -1, C_MUTED);
+    mgp__addf(head, sizeof head, &n, ", max %s%s",
+              mgp__fmt_size(s->max_bytes, b, sizeof b),
+              show_mb ? "" : " (off the scale)");
+  mgp__addf(head, sizeof head, &n, "; %.0f evicted", s->evicted);
+  mgp__text(cr, x + 10, p->top - 8, head, 11, 0, -1, C_MUTED);
 
   double x0 = mgp_map(&p->tx, s->np ? s->p[0].t : 0);
   double x1 = mgp_map(&p->tx, s->np ? s->p[s->np - 1].t : 0);
   if (show_mb)
-    line(cr, x0, mgp_map(&p->vy, s->max_bytes), x1,
-         mgp_map(&p->vy, s->max_bytes), 1.2, C_MAXBYTES, 1);
+    mgp__line(cr, x0, mgp_map(&p->vy, s->max_bytes), x1,
+              mgp_map(&p->vy, s->max_bytes), 1.2, C_MAXBYTES, 1);
   if (show_mm)
-    line(cr, x0, mgp_map(&pm.vy, s->max_messages), x1,
-         mgp_map(&pm.vy, s->max_messages), 1.2, C_MAXMSGS, 1);
+    mgp__line(cr, x0, mgp_map(&pm.vy, s->max_messages), x1,
+              mgp_map(&pm.vy, s->max_messages), 1.2, C_MAXMSGS, 1);
 
   for (int which = 0; which < 2; which++) {
     const panel *q = which ? &pm : p;
@@ -653,7 +368,7 @@ static void store_panel(cairo_t *cr, const mgp_store *s, panel *p,
     if (s->np == 1)
       cairo_line_to(cr, mgp_map(&q->tx, s->p[0].t),
                     mgp_map(&q->vy, which ? s->p[0].messages : s->p[0].bytes));
-    color(cr, which ? C_MSGS : C_BYTES);
+    mgp__color(cr, which ? C_MSGS : C_BYTES);
     cairo_set_line_width(cr, 1.8);
     cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
     cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
@@ -673,7 +388,7 @@ static void store_panel(cairo_t *cr, const mgp_store *s, panel *p,
       }
       double ex = mgp_map(&p->tx, e->t), ey = mgp_map(&p->vy, v);
       if (pass == 0) {
-        marker(cr, MGP_EV_EVICT, ex, ey);
+        mgp__marker(cr, MGP_EV_EVICT, ex, ey);
         keep_box(p, ex - 5.5, ey - 5.5, ex + 5.5, ey + 5.5);
         dump_event(dump, "store-bytes", s->name, e, ex, ey);
       } else
@@ -719,14 +434,14 @@ static void default_title(const mgp_opts *o, const mgp_run *r, char *buf,
 static void draw(cairo_t *cr, const mgp_run *r, const mgp_opts *o, int w, int h,
                  int rows, double panel_h) {
   char title[512];
-  color(cr, C_WHITE);
+  mgp__color(cr, C_WHITE);
   cairo_paint(cr);
   if (o->title)
     snprintf(title, sizeof title, "%s", o->title);
   else
     default_title(o, r, title, sizeof title);
-  text(cr, M_LEFT, 24, title, 16, 1, -1, C_TEXT);
-  legend(cr, r, w, TITLE_H + 12, 1);
+  mgp__text(cr, M_LEFT, 24, title, 16, 1, -1, C_TEXT);
+  mgp__legend(cr, r, w, TITLE_H + 12, 1);
 
   double t_lo = fmin(0, r->t_min), t_hi = r->t_max;
   if (!(t_hi - t_lo >= 0.001))
@@ -750,8 +465,8 @@ static void draw(cairo_t *cr, const mgp_run *r, const mgp_opts *o, int w, int h,
     else
       store_panel(cr, &r->st[i - r->nc], &p, &tt, o->dump);
   }
-  text(cr, w - 12, h - 4, "time since the timeline started", 9.5, 0, 1,
-       C_MUTED);
+  mgp__text(cr, w - 12, h - 4, "time since the timeline started", 9.5, 0, 1,
+            C_MUTED);
 }
 
 int mgp_draw(const mgp_run *r, const mgp_opts *o, mgp_format fmt, FILE *out,
@@ -761,7 +476,7 @@ int mgp_draw(const mgp_run *r, const mgp_opts *o, mgp_format fmt, FILE *out,
   /* the legend's rows at this width, measured on a scratch surface */
   cairo_surface_t *scratch = cairo_image_surface_create(CAIRO_FORMAT_A8, 1, 1);
   cairo_t *sc = cairo_create(scratch);
-  int rows = legend(sc, r, w, 0, 0);
+  int rows = mgp__legend(sc, r, w, 0, 0);
   cairo_destroy(sc);
   cairo_surface_destroy(scratch);
   double head = TITLE_H + rows * LEGEND_ROW + 6;
