@@ -158,6 +158,8 @@ struct mg_child {
   int oom_tries;                /* re-reads left after an OOM notice */
   int relay_fd;                 /* the stderr pipe's read end, -1: none */
   int relay_echo;               /* copy it to our stderr (inherit) */
+  uint64_t relay_dropped;       /* bytes our stuck stderr could not take */
+  int relay_stuck;              /* it did not take them in time */
   int frozen;                   /* mg_child_freeze(c, 1) in force */
   char freezer_dir[PATH_MAX];   /* v1: the run's freezer group, "" none */
   char tail[MG_SUP_TAIL_BYTES]; /* ring of the last stderr bytes */

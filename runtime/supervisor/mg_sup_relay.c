@@ -4,10 +4,14 @@
  * either way the last MG_SUP_TAIL_BYTES of the run are kept, for the exit
  * info and for classification (allocation-failure texts). A stderr file
  * is written by the child directly, and its tail is read back at the end.
- * The child's stderr is then a pipe, not a terminal.
+ * The child's stderr is then a pipe, not a terminal. A reader of mgrun's
+ * stderr that stalls for more than 100 ms loses what the child wrote
+ * meanwhile (logged at the run's end as stderr_relay_dropped), rather
+ * than stalling mgrun's loop.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,17 +37,30 @@ static void relay__keep(mg_child *c, const char *buf, size_t n) {
   }
 }
 
-static void relay__echo(const char *buf, size_t n) {
+/* Copy to our stderr, waiting for it at most RELAY__WAIT_MS per chunk: a
+ * reader of mgrun's stderr that stalls must not stall the loop (what
+ * cannot be written in time is dropped, counted in *dropped; the tail
+ * keeps it). */
+#define RELAY__WAIT_MS 100
+static void relay__echo(mg_child *c, const char *buf, size_t n) {
   while (n > 0) {
+    struct pollfd p = {2, POLLOUT, 0};
+    /* once it was stuck, no more waiting until it takes data again */
+    int r = poll(&p, 1, c->relay_stuck ? 0 : RELAY__WAIT_MS);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0 || (p.revents & (POLLERR | POLLHUP | POLLNVAL))) {
+      c->relay_dropped += n; /* our stderr is stuck or gone */
+      c->relay_stuck = 1;
+      return;
+    }
+    c->relay_stuck = 0;
     ssize_t w = write(2, buf, n);
-    if (w < 0 && errno == EINTR)
+    if (w < 0 && (errno == EINTR || errno == EAGAIN))
       continue;
     if (w < 0) {
-      if (errno == EAGAIN) { /* a non-blocking stderr that is full */
-        usleep(1000);
-        continue;
-      }
-      return; /* our stderr is gone: keep the tail only */
+      c->relay_dropped += n;
+      return;
     }
     buf += w;
     n -= (size_t)w;
@@ -63,7 +80,7 @@ static int relay__read(mg_child *c, int fd) {
       return 1;
     relay__keep(c, buf, (size_t)n);
     if (c->relay_echo)
-      relay__echo(buf, (size_t)n);
+      relay__echo(c, buf, (size_t)n);
   }
   return 0;
 }
@@ -87,6 +104,7 @@ int mg__sup_relay_prepare(mg_child *c, int *child_fd, char *err,
   *child_fd = -1;
   c->tail_len = c->tail_pos = 0;
   c->relay_fd = -1;
+  c->relay_stuck = 0;
   if (c->stderr_mode == MG_STDIO_FILE)
     return 0;
   int p[2];
@@ -126,6 +144,12 @@ void mg__sup_relay_drain(mg_child *c) {
   if (w) {
     relay__read(c, w->fd); /* what the run wrote before it died */
     mg__sup_watch_close(w);
+  }
+  if (c->relay_dropped) {
+    mg_log_field f[] = {MG_LF_STR("name", c->name),
+                        MG_LF_UINT("bytes", c->relay_dropped)};
+    mg_log(c->sup->log, MG_LOG_WARN, "stderr_relay_dropped", f, 2);
+    c->relay_dropped = 0;
   }
   if (c->relay_fd >= 0) { /* prepared, never started (a failed exec) */
     close(c->relay_fd);

@@ -238,6 +238,26 @@ LUA
 check "relay: inherited stderr is shown live and in order" test "$(grep -v '^$' "$T_TMP/e" | tr '\n' ' ')" = "one between two "
 check "relay: its tail is in the exit info" grep -qz "tail=\[one"$'\n'"two"$'\n'"\]" "$T_TMP/o"
 
+# a reader of mgrun's stderr that stalls does not stall mgrun: the child's
+# 1 MiB of stderr is dropped past 100 ms of waiting, its tail kept
+p=$(policy stuck <<'LUA'
+local p = assert(mg.spawn { name = "loud", cmd = { "sh", "-c",
+  "head -c 1048576 /dev/zero | tr '\\0' x >&2; echo last words >&2" } })
+p:on("exit", function(_, e)
+  io.stdout:write("tail ", e.stderr_tail:sub(-11), "\n")
+  mg.exit(0)
+end)
+LUA
+)
+mkfifo "$T_TMP/err.fifo"
+exec 7<>"$T_TMP/err.fifo" # held open, never read: a reader that stalls
+t0=$(date +%s%N)
+"$MGRUN" --log-level error "$p" >"$T_TMP/o" 2>"$T_TMP/err.fifo"
+t1=$(date +%s%N)
+exec 7>&-
+check "stuck stderr: mgrun finishes without waiting for its reader" test $(((t1 - t0) / 1000000)) -lt 5000
+check "stuck stderr: the tail is kept" grep -q "^tail last words" "$T_TMP/o"
+
 # ---------------------------------------------------- throttle and freeze
 p=$(policy act <<'LUA'
 local p = assert(mg.spawn { name = "act", enforce = "cgroup", limit = "64M",
