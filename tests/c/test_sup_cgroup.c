@@ -22,7 +22,9 @@ static char hog_dir[PATH_MAX], sib_dir[PATH_MAX];
 TEST(cgroup_oom_kill_and_sibling) {
   sup_start();
   require_cgroup();
-  char *const hog[] = {(char *)hog_path(), "--max", "256M", "--quiet", NULL};
+  /* it waits 0.3 s before growing: its membership is checked first */
+  char *const hog[] = {(char *)hog_path(), "--max",  "256M",   "--quiet",
+                       "--start-delay-us", "300000", NULL};
   char *const sib[] = {(char *)hog_path(), "--max", "16M", "--hold", "3",
                        "--quiet",          NULL};
   rec rh = {0}, rs = {0};
