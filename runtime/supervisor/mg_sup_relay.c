@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,7 +56,9 @@ static void relay__echo(mg_child *c, const char *buf, size_t n) {
       return;
     }
     c->relay_stuck = 0;
-    ssize_t w = write(2, buf, n);
+    /* POLLOUT on a pipe promises PIPE_BUF bytes: a larger write to a
+     * blocking pipe could still block, a PIPE_BUF one cannot */
+    ssize_t w = write(2, buf, n < PIPE_BUF ? n : PIPE_BUF);
     if (w < 0 && (errno == EINTR || errno == EAGAIN))
       continue;
     if (w < 0) {
