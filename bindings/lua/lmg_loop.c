@@ -361,14 +361,13 @@ static int l_on_pressure(lua_State *L) {
   int fn = lua_gettop(L);
   if (env->closing_handles)
     return shutting_down(L, "pressure handler");
-  if (v[1] < 500 || v[1] > 10000)
-    return mg_lua_failf(L, -EINVAL, "window_ms: %lld (accepted: 500..10000)",
-                        (long long)v[1]);
-  if (v[0] < 1 || v[0] > v[1])
-    return mg_lua_failf(L, -EINVAL,
-                        "stall_ms: %lld (accepted: 1..window_ms, %lld)",
-                        (long long)v[0], (long long)v[1]);
   char path[512], err[768];
+  for (int i = 0; i < 2; i++) /* the rule is the core's: negatives are 0 */
+    if (v[i] < 0 || v[i] > 1000000)
+      v[i] = v[i] < 0 ? 0 : 1000000;
+  if (mg_psi_trigger_check((uint64_t)v[0] * 1000, (uint64_t)v[1] * 1000, err,
+                           sizeof err) < 0)
+    return mg_lua_fail(L, -EINVAL, err);
   snprintf(path, sizeof path, "%s/pressure/memory",
            env->paths.proc_root ? env->paths.proc_root : "/proc");
   mg_psi_trigger t;

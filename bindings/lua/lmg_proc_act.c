@@ -228,8 +228,9 @@ static int l_pressure(lua_State *L) {
     uint64_t *dst[] = {&o.stall_us, &o.window_us};
     for (int i = 0; i < 2; i++) {
       if (lua_getfield(L, 2, ms[i]) != LUA_TNIL) {
-        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0 ||
-            lua_tointeger(L, -1) > 10000)
+        /* an integer here; its range is mg_psi_trigger_check's */
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 ||
+            lua_tointeger(L, -1) > 1000000)
           return mg_lua_failf(L, -EINVAL,
                               "%s: %s (accepted: integer milliseconds; "
                               "window_ms 500..10000, stall_ms 1..window_ms)",

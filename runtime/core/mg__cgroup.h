@@ -38,6 +38,10 @@ int mg__cg_parse_u64(const char *s, uint64_t *out);
 int mg__cg_read_limit(const char *path, uint64_t *bytes, char *err,
                       size_t err_len);
 
+/* Write `text` to a control file in one write(): 0, or -errno (-EIO for
+ * a short write). */
+int mg__cg_write(const char *path, const char *text);
+
 /* Read a plain counter file (usage, failcnt…). */
 int mg__cg_read_counter(const char *path, uint64_t *out, char *err,
                         size_t err_len);

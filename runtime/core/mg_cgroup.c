@@ -48,7 +48,7 @@ static int64_t cg__now_ms(void) {
 }
 
 /* Write `text` to an existing control file. */
-static int cg__write(const char *path, const char *text) {
+int mg__cg_write(const char *path, const char *text) {
   int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0)
     return -errno;
@@ -108,7 +108,7 @@ static int cg__v2_enable_memory(const char *parent, char *err, size_t err_len) {
                    mg_strerror(rc));
   if (mg__cg_list_has(buf, " \t\n", "memory"))
     return 0;
-  rc = cg__write(path, "+memory");
+  rc = mg__cg_write(path, "+memory");
   if (rc == 0)
     return 0;
   if (rc == -EBUSY)
@@ -223,7 +223,7 @@ int mg_cgroup_probe_writable(const mg_cgroup_info *info, const char *parent_dir,
   }
   char val[32];
   snprintf(val, sizeof val, "%" PRIu64, CG__PROBE_LIMIT_BYTES);
-  int rc = cg__write(file, val);
+  int rc = mg__cg_write(file, val);
   int rm = cg__rmdir(dir);
   if (rc < 0) {
     mg_errf(reason, reason_len, 0,
@@ -340,7 +340,7 @@ static int cg__write_file(const mg_cgroup *cg, const char *file,
   char path[PATH_MAX];
   int rc = mg__cg_join(path, sizeof path, cg->dir, file);
   if (rc == 0)
-    rc = cg__write(path, text);
+    rc = mg__cg_write(path, text);
   if (rc < 0)
     mg_errf(err, err_len, rc, "cannot write \"%s\" to %s/%s: %s", text, cg->dir,
             file, mg_strerror(rc));
@@ -372,7 +372,7 @@ int mg_cgroup_set_limit(mg_cgroup *cg, uint64_t bytes, int *swap_limited,
       return mg_errf(err, err_len, -ENAMETOOLONG, "path too long: %s", cg->dir);
     int has_memsw = cg__exists(swapf);
     rc = cg__write_file(cg, "memory.limit_in_bytes", val, err, err_len);
-    if (rc == -EINVAL && has_memsw && cg__write(swapf, val) == 0) {
+    if (rc == -EINVAL && has_memsw && mg__cg_write(swapf, val) == 0) {
       swapped = 1;
       rc = cg__write_file(cg, "memory.limit_in_bytes", val, err, err_len);
     }
@@ -384,14 +384,14 @@ int mg_cgroup_set_limit(mg_cgroup *cg, uint64_t bytes, int *swap_limited,
     if (rc < 0)
       return rc;
     if (has_memsw && !swapped)
-      swapped = cg__write(swapf, val) == 0;
+      swapped = mg__cg_write(swapf, val) == 0;
   } else {
     rc = cg__write_file(cg, "memory.max", val, err, err_len);
     if (rc < 0)
       return rc;
     if (mg__cg_join(swapf, sizeof swapf, cg->dir, "memory.swap.max") == 0 &&
         cg__exists(swapf))
-      swapped = cg__write(swapf, "0") == 0;
+      swapped = mg__cg_write(swapf, "0") == 0;
   }
   if (swap_limited)
     *swap_limited = swapped;
@@ -421,7 +421,7 @@ int mg_cgroup_add_pid(mg_cgroup *cg, pid_t pid, char *err, size_t err_len) {
   int rc = mg__cg_join(path, sizeof path, cg->dir, "cgroup.procs");
   snprintf(val, sizeof val, "%ld", (long)pid);
   if (rc == 0)
-    rc = cg__write(path, val);
+    rc = mg__cg_write(path, val);
   if (rc == -ESRCH)
     return mg_errf(err, err_len, rc, "no process with pid %ld", (long)pid);
   if (rc < 0)
@@ -637,7 +637,7 @@ int mg_cgroup_kill_all(mg_cgroup *cg, int timeout_ms) {
   if (cg->version == MG_CGROUP_V2 && !self_inside) {
     char path[PATH_MAX];
     used_kill = mg__cg_join(path, sizeof path, cg->dir, "cgroup.kill") == 0 &&
-                cg__exists(path) && cg__write(path, "1") == 0;
+                cg__exists(path) && mg__cg_write(path, "1") == 0;
   }
   for (;;) {
     rc = cg__procs(cg, !used_kill, &n, &self_inside);

@@ -26,19 +26,6 @@
 #include "mg__cgroup.h"
 #include "mg__fileio.h"
 
-static int leaf__write(const char *path, const char *text) {
-  int f = open(path, O_WRONLY | O_CLOEXEC);
-  if (f < 0)
-    return -errno;
-  ssize_t w;
-  do {
-    w = write(f, text, strlen(text));
-  } while (w < 0 && errno == EINTR);
-  int e = errno;
-  close(f);
-  return w < 0 ? -e : 0;
-}
-
 int mg_cgroup_v2_move_to_leaf(const mg_cgroup_info *info, const char *prefix,
                               char *leaf, size_t leaf_len, char *err,
                               size_t err_len) {
@@ -111,7 +98,7 @@ int mg_cgroup_v2_move_to_leaf(const mg_cgroup_info *info, const char *prefix,
   char procs[PATH_MAX + 128], pid[24];
   snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
   snprintf(pid, sizeof pid, "%ld", (long)self);
-  rc = leaf__write(procs, pid);
+  rc = mg__cg_write(procs, pid);
   if (rc < 0) {
     rmdir(dir);
     return mg_errf(err, err_len, rc, "cannot move mgrun into %s: %s", dir,
@@ -119,7 +106,7 @@ int mg_cgroup_v2_move_to_leaf(const mg_cgroup_info *info, const char *prefix,
   }
   rc = mg__cg_join(path, sizeof path, info->dir, "cgroup.subtree_control");
   if (rc == 0)
-    rc = leaf__write(path, "+memory");
+    rc = mg__cg_write(path, "+memory");
   if (rc < 0)
     return mg_errf(err, err_len, rc,
                    "moved mgrun into %s, but enabling the memory controller "

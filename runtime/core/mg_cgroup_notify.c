@@ -191,18 +191,13 @@ int mg_cgroup_freeze(mg_cgroup *cg, int frozen, char *err, size_t err_len) {
   if (mg__cg_join(path, sizeof path, mg_cgroup_dir(cg), "cgroup.freeze") < 0)
     return mg_errf(err, err_len, -ENAMETOOLONG, "%s: path too long",
                    mg_cgroup_dir(cg));
-  int f = open(path, O_WRONLY | O_CLOEXEC);
-  if (f < 0)
-    return mg_errf(err, err_len, errno == ENOENT ? MG_ENOTSUP : -errno,
-                   "cannot open %s: %s%s", path, strerror(errno),
-                   errno == ENOENT ? " (the freezer needs Linux >= 5.2)" : "");
-  ssize_t w;
-  do {
-    w = write(f, frozen ? "1" : "0", 1);
-  } while (w < 0 && errno == EINTR);
-  int e = errno;
-  close(f);
-  if (w < 0)
-    return mg_errf(err, err_len, -e, "cannot write %s: %s", path, strerror(e));
+  int rc = mg__cg_write(path, frozen ? "1" : "0");
+  if (rc == -ENOENT)
+    return mg_errf(err, err_len, MG_ENOTSUP,
+                   "cannot open %s: %s (the freezer needs Linux >= 5.2)", path,
+                   strerror(ENOENT));
+  if (rc < 0)
+    return mg_errf(err, err_len, rc, "cannot write %s: %s", path,
+                   mg_strerror(rc));
   return 0;
 }

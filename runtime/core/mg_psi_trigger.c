@@ -26,12 +26,8 @@
 #define PSI__PROC_MAGIC 0x9fa0        /* PROC_SUPER_MAGIC */
 #define PSI__CGROUP2_MAGIC 0x63677270 /* CGROUP2_SUPER_MAGIC */
 
-int mg_psi_trigger_open(const char *path, int full, uint64_t stall_us,
-                        uint64_t window_us, int *fd, char *err,
-                        size_t err_len) {
-  if (!fd || !path)
-    return mg_errf(err, err_len, -EINVAL, "psi trigger: no path or fd");
-  *fd = -1;
+int mg_psi_trigger_check(uint64_t stall_us, uint64_t window_us, char *err,
+                         size_t err_len) {
   if (window_us < MG_PSI_WINDOW_MIN_US || window_us > MG_PSI_WINDOW_MAX_US)
     return mg_errf(err, err_len, -EINVAL,
                    "window_ms: %" PRIu64 " (accepted: 500..10000)",
@@ -41,6 +37,18 @@ int mg_psi_trigger_open(const char *path, int full, uint64_t stall_us,
                    "stall_ms: %" PRIu64 " (accepted: 1..window_ms, %" PRIu64
                    ")",
                    stall_us / 1000, window_us / 1000);
+  return 0;
+}
+
+int mg_psi_trigger_open(const char *path, int full, uint64_t stall_us,
+                        uint64_t window_us, int *fd, char *err,
+                        size_t err_len) {
+  if (!fd || !path)
+    return mg_errf(err, err_len, -EINVAL, "psi trigger: no path or fd");
+  *fd = -1;
+  int rc = mg_psi_trigger_check(stall_us, window_us, err, err_len);
+  if (rc < 0)
+    return rc;
   int f = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (f < 0) {
     int e = errno;
@@ -93,8 +101,7 @@ int mg_psi_trigger_arm(const char *path, int full, uint64_t stall_us,
   }
   if (rc != -EINVAL && rc != -EPERM)
     return mg_errf(err, err_len, rc, "%s", first);
-  if (window_us < MG_PSI_WINDOW_MIN_US || window_us > MG_PSI_WINDOW_MAX_US ||
-      stall_us == 0 || stall_us > window_us)
+  if (mg_psi_trigger_check(stall_us, window_us, NULL, 0) < 0)
     return mg_errf(err, err_len, rc, "%s", first); /* our own refusal */
   /* Refused by the kernel: the next whole multiples of 2 s. */
   for (uint64_t w = 2000000; w <= MG_PSI_WINDOW_MAX_US; w += 2000000) {

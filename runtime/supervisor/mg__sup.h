@@ -238,6 +238,10 @@ void mg__sup_watch_close(mg__sup_watch *w);
 /* The limit changed: re-arm the thresholds given as fractions. */
 void mg__sup_th_limit_changed(mg_child *c);
 
+/* MG_ENOTSUP: "WHAT: process 'NAME' has no cgroup of its own …". */
+int mg__sup_no_group(const mg_child *c, const char *what, char *err,
+                     size_t err_len);
+
 /* mg_sup_act.c: thaw a frozen run (signals reach it only then); at the
  * run's end, remove its v1 freezer group. */
 void mg__sup_thaw(mg_child *c);

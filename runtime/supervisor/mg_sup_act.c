@@ -15,6 +15,14 @@
 
 #include "mg__sup.h"
 
+int mg__sup_no_group(const mg_child *c, const char *what, char *err,
+                     size_t err_len) {
+  return mg_errf(err, err_len, MG_ENOTSUP,
+                 "%s: process '%s' has no cgroup of its own (cgroup = false, "
+                 "or none can be made here)",
+                 what, c->name);
+}
+
 int mg_child_throttle(mg_child *c, uint64_t bytes, char *err, size_t err_len) {
   if (!c)
     return mg_errf(err, err_len, -EINVAL, "throttle: no child");
@@ -24,10 +32,7 @@ int mg_child_throttle(mg_child *c, uint64_t bytes, char *err, size_t err_len) {
                    "running",
                    c->name);
   if (!c->cg)
-    return mg_errf(err, err_len, MG_ENOTSUP,
-                   "throttle: process '%s' has no cgroup of its own (cgroup "
-                   "= false, or none can be made here)",
-                   c->name);
+    return mg__sup_no_group(c, "throttle", err, err_len);
   if (mg_cgroup_get_version(c->cg) != MG_CGROUP_V2)
     return mg_errf(err, err_len, MG_ENOTSUP,
                    "throttle: cgroup v1 has no memory.high (throttling needs "
@@ -227,10 +232,7 @@ int mg_child_freeze(mg_child *c, int frozen, char *err, size_t err_len) {
     return mg_errf(err, err_len, -ESRCH, "freeze: process '%s' is not running",
                    c->name);
   if (!c->cg)
-    return mg_errf(err, err_len, MG_ENOTSUP,
-                   "freeze: process '%s' has no cgroup of its own (cgroup = "
-                   "false, or none can be made here)",
-                   c->name);
+    return mg__sup_no_group(c, "freeze", err, err_len);
   int rc;
   if (mg_cgroup_get_version(c->cg) == MG_CGROUP_V2) {
     char e[PATH_MAX + 256];

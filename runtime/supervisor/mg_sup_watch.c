@@ -419,10 +419,7 @@ static void w__on_pressure(uv_poll_t *h, int status, int events) {
 static int sup__pressure_arm(mg_child *c, char *err, size_t err_len) {
   int fd = -1, rc;
   if (!c->cg)
-    return mg_errf(err, err_len, MG_ENOTSUP,
-                   "pressure: process '%s' has no cgroup of its own (cgroup "
-                   "= false, or none can be made here)",
-                   c->name);
+    return mg__sup_no_group(c, "pressure", err, err_len);
   if (mg_cgroup_get_version(c->cg) == MG_CGROUP_V1) {
     rc = mg_cgroup_pressure_level_open(c->cg, c->pressure_level, &fd, err,
                                        err_len);
@@ -581,21 +578,11 @@ int mg_child_pressure(mg_child *c, const mg_pressure_opts *o, char *err,
       strcmp(level, "critical") != 0)
     return mg_errf(err, err_len, -EINVAL,
                    "level: '%s' (accepted: low, medium, critical)", level);
-  if (o->window_us < MG_PSI_WINDOW_MIN_US ||
-      o->window_us > MG_PSI_WINDOW_MAX_US)
-    return mg_errf(err, err_len, -EINVAL,
-                   "window_ms: %" PRIu64 " (accepted: 500..10000)",
-                   o->window_us / 1000);
-  if (o->stall_us == 0 || o->stall_us > o->window_us)
-    return mg_errf(err, err_len, -EINVAL,
-                   "stall_ms: %" PRIu64 " (accepted: 1..window_ms, %" PRIu64
-                   ")",
-                   o->stall_us / 1000, o->window_us / 1000);
+  int rc = mg_psi_trigger_check(o->stall_us, o->window_us, err, err_len);
+  if (rc < 0)
+    return rc;
   if (c->pid > 0 && !c->cg)
-    return mg_errf(err, err_len, MG_ENOTSUP,
-                   "pressure: process '%s' has no cgroup of its own (cgroup "
-                   "= false, or none can be made here)",
-                   c->name);
+    return mg__sup_no_group(c, "pressure", err, err_len);
   snprintf(c->pressure_level, sizeof c->pressure_level, "%s", level);
   c->pressure = *o;
   c->pressure.level = c->pressure_level;

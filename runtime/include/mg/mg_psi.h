@@ -36,6 +36,11 @@ MG_API int mg_psi_read(const char *proc_root, mg_psi *out, char *err,
 #define MG_PSI_WINDOW_MIN_US UINT64_C(500000)
 #define MG_PSI_WINDOW_MAX_US UINT64_C(10000000)
 
+/* The rule of a trigger: window 500 ms .. 10 s, 1 <= stall <= window
+ * (microseconds); -EINVAL naming window_ms / stall_ms otherwise. */
+MG_API int mg_psi_trigger_check(uint64_t stall_us, uint64_t window_us,
+                                char *err, size_t err_len);
+
 /* Open `path` (a pressure file) and write the trigger "some|full STALL
  * WINDOW" (microseconds; 1 <= stall <= window, window 500 ms .. 10 s).
  * *fd reports POLLPRI when it fires; close it to remove the trigger.
