@@ -222,6 +222,30 @@ static void th__seen(mg_child *c, int i, uint64_t usage, int bounced,
   }
 }
 
+/* One measurement against every threshold it concerns (`which`: 1 those
+ * the kernel notifies, 0 the sampled ones, -1 all), lowest level first: a
+ * usage past several levels at once fires them in rising order, whatever
+ * order the kernel's eventfds were read in. `bounced`: the eventfd of
+ * threshold `fired` counted a crossing up and back down. A handler may
+ * add or stop thresholds or stop the child: th__seen re-checks each. */
+static void th__seen_all(mg_child *c, int which, uint64_t usage, int fired,
+                         int bounced, int by_kernel) {
+  int order[MG_SUP_THRESHOLDS_MAX + 1], n = 0;
+  for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++) {
+    if (!c->th[i].used || !c->th[i].level ||
+        (which >= 0 && c->th[i].kernel != which))
+      continue;
+    int j = n++; /* insertion sort by level: at most 65 entries */
+    while (j > 0 && c->th[order[j - 1]].level > c->th[i].level) {
+      order[j] = order[j - 1];
+      j--;
+    }
+    order[j] = i;
+  }
+  for (int k = 0; k < n && c->pid > 0; k++)
+    th__seen(c, order[k], usage, bounced && order[k] == fired, by_kernel);
+}
+
 static void w__on_threshold(uv_poll_t *h, int status, int events) {
   (void)events;
   mg__sup_watch *w = h->data;
@@ -231,7 +255,7 @@ static void w__on_threshold(uv_poll_t *h, int status, int events) {
     return;
   if (c->pid <= 0 || th__usage(c, &usage) < 0)
     return;
-  th__seen(c, w->th, usage, !w->rearm && n >= 2, 1);
+  th__seen_all(c, 1, usage, w->th, !w->rearm && n >= 2, 1);
 }
 
 static void th__disarm(mg_child *c, int i);
@@ -298,9 +322,8 @@ static void sup__on_sample(uv_timer_t *t) {
   if (c->sample_ms > 0)
     MG__SUP_EMIT(c, on_sample, &s);
   uint64_t u = s.has_cgroup ? s.cgroup_current_bytes : s.used_bytes;
-  for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX && c->pid > 0; i++)
-    if (c->th[i].used && !c->th[i].kernel)
-      th__seen(c, i, u, 0, 0);
+  if (c->pid > 0)
+    th__seen_all(c, 0, u, -1, 0, 0);
   mg__sup_gpu_check(c, &s); /* NVML has no notification: sampled */
 }
 
@@ -379,8 +402,7 @@ static void w__on_events(uv_poll_t *h, int status, int events) {
   mg__sup_oom_check(c);
   uint64_t usage;
   if (c->pid > 0 && th__usage(c, &usage) == 0)
-    for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX && c->pid > 0; i++)
-      th__seen(c, i, usage, 0, 1);
+    th__seen_all(c, -1, usage, -1, 0, 1);
 }
 
 /* ------------------------------------------------------------ pressure */

@@ -56,6 +56,22 @@ fi
 check "threshold: the table has the group's anon/file/shmem" grep -q "^parts	true	true	true" <<<"$out"
 check "threshold: nothing sampled (sample_ms = 0)" bash -c "! grep -q SAMPLED <<<\"\$1\"" _ "$out"
 
+# Levels passed between two measurements fire lowest first, whatever
+# order the spawn listed them in: sampled (no group), the hog at 48 MiB
+# well before the first sample passes all three at once.
+p=$(policy th_order <<'LUA'
+local p = assert(mg.spawn { name = "jump", enforce = "none", limit = "64M",
+  cgroup = false, sample_ms = 300, warn_at = false,
+  thresholds = { "60%", "30%", "45%" },
+  cmd = { os.getenv("HOG"), "--quiet", "--max", "48M", "--hold", "1" } })
+local order = {}
+p:on("threshold", function(_, t) order[#order + 1] = t.id end)
+p:on("exit", function() print("order", table.concat(order, " ")) mg.exit(0) end)
+LUA
+)
+out=$("$MGRUN" "$p" 2>&1)
+check "threshold: levels passed at once fire lowest first" grep -q "^order	2 3 1$" <<<"$out"
+
 # p:watch at run time, stopped from its own handler; bad levels refused
 p=$(policy watch <<'LUA'
 local p = assert(mg.spawn { name = "w", enforce = "none", limit = "64M",
@@ -171,13 +187,18 @@ check "kill{}: no setsid grandchild survives" test -z "$(survivors)"
 check "kill{}: logged" grep -q "child_terminating name=tree .*signal=SIGTERM grace_ms=300" <<<"$out"
 
 # -------------------------------------------------- the ladder, in order
-out=$(timeout 60 "$MGRUN" "$MG_SOURCE_DIR/policies/ladder.lua" --seconds 6 2>&1)
+out=$(timeout 60 "$MGRUN" "$MG_SOURCE_DIR/policies/ladder.lua" --seconds 8 2>&1)
 steps=$(sed -nE 's/.* (ladder_(warn|throttle|stop|kernel_kill)) .*name=([a-z]+).*/\1 \3/p' <<<"$out")
 agent=$(awk '$2 == "agent" { print $1 }' <<<"$steps" | head -3 | tr '\n' ' ')
 stub=$(awk '$2 == "stubborn" { print $1 }' <<<"$steps" | head -4 | tr '\n' ' ')
 check "ladder: agent warns, throttles, stops, in that order" test "$agent" = "ladder_warn ladder_throttle ladder_stop "
 check "ladder: stubborn goes on to the kernel's kill" test "$stub" = "ladder_warn ladder_throttle ladder_stop ladder_kernel_kill "
 check "ladder: the kernel's kill is an OOM exit" grep -q "child_exited name=stubborn .*reason=oom" <<<"$out"
+if [[ $agent != "ladder_warn ladder_throttle ladder_stop " ||
+  $stub != "ladder_warn ladder_throttle ladder_stop ladder_kernel_kill " ]]; then
+  echo "# agent: $agent / stubborn: $stub; the run's log:"
+  grep -E "ladder_|child_|threshold" <<<"$out" | sed 's/^/#   /'
+fi
 if ((v1)); then
   check "ladder: throttling on v1 is refused, saying why" grep -q "ladder_throttle code=ENOTSUP error=\"throttle: cgroup v1 has no memory.high" <<<"$out"
 fi
