@@ -54,6 +54,59 @@ int mg_lua_check_level(lua_State *L, int idx, const char *what,
   return 0;
 }
 
+int mg_lua_check_threshold(lua_State *L, int idx, const char *what,
+                           mg_threshold *out, char *err, size_t len) {
+  static const char accepted[] =
+      "a level (\"80%\" or a size), or { level, swap = true|false }";
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE)
+    return mg_lua_check_level(L, idx, what, out, err, len);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    int kt = lua_type(L, -1), known = 0;
+    if (kt == LUA_TSTRING)
+      known = strcmp(lua_tostring(L, -1), "level") == 0 ||
+              strcmp(lua_tostring(L, -1), "swap") == 0;
+    else if (kt == LUA_TNUMBER)
+      known = lua_isinteger(L, -1) && lua_tointeger(L, -1) == 1;
+    if (!known) {
+      int rc = mg_errf(
+          err, len, -EINVAL, "%s: unknown key %s%s%s (accepted: %s)", what,
+          kt == LUA_TSTRING ? "'" : "a ",
+          kt == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1),
+          kt == LUA_TSTRING ? "'" : "", accepted);
+      lua_pop(L, 1);
+      return rc;
+    }
+  }
+  int t1 = lua_rawgeti(L, idx, 1);
+  lua_pushliteral(L, "level");
+  int tl = lua_rawget(L, idx);
+  if ((t1 == LUA_TNIL) == (tl == LUA_TNIL)) {
+    lua_pop(L, 2);
+    return mg_errf(err, len, -EINVAL, "%s: %s (accepted: %s)", what,
+                   t1 == LUA_TNIL ? "no level" : "two levels ([1] and level)",
+                   accepted);
+  }
+  int rc = mg_lua_check_level(L, t1 == LUA_TNIL ? -1 : -2, what, out, err, len);
+  lua_pop(L, 2);
+  if (rc < 0)
+    return rc;
+  lua_pushliteral(L, "swap");
+  int ts = lua_rawget(L, idx);
+  if (ts != LUA_TNIL && ts != LUA_TBOOLEAN) {
+    lua_pop(L, 1);
+    return mg_errf(err, len, -EINVAL,
+                   "%s: swap must be a boolean (true: compare memory + swap), "
+                   "not a %s",
+                   what, lua_typename(L, ts));
+  }
+  out->swap = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return 0;
+}
+
 /* p:kill([{ signal = "TERM", grace_ms = 2000 }]) → true | nil, err, code.
  * No argument: SIGKILL of the whole run now. With a signal and a grace:
  * that signal to the run's tree, SIGKILL of what is left after grace_ms.
@@ -152,7 +205,7 @@ static int l_watch(lua_State *L) {
   luaL_checktype(L, 3, LUA_TFUNCTION);
   mg_threshold t;
   char err[768];
-  int rc = mg_lua_check_level(L, 2, "level", &t, err, sizeof err);
+  int rc = mg_lua_check_threshold(L, 2, "level", &t, err, sizeof err);
   if (rc < 0)
     return mg_lua_fail(L, rc, err);
   if (p->child == NULL)

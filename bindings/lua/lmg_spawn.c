@@ -250,8 +250,9 @@ static int read_env(lua_State *L, int t, int anchor, mg_child_opts *o,
   return 0;
 }
 
-/* thresholds = { "80%" (of the limit), 200 * 2^20 (bytes), "1.5G", ... }
- * → an mg_threshold array in a userdata anchored at `anchor`. */
+/* thresholds = { "80%" (of the limit), 200 * 2^20 (bytes), "1.5G",
+ * { "90%", swap = true } (memory + swap), ... } → an mg_threshold array in a
+ * userdata anchored at `anchor`. */
 static int read_thresholds(lua_State *L, int t, int anchor, mg_child_opts *o,
                            char *err, size_t len) {
   int ty = raw_field(L, t, "thresholds");
@@ -275,7 +276,7 @@ static int read_thresholds(lua_State *L, int t, int anchor, mg_child_opts *o,
     char what[48];
     snprintf(what, sizeof what, "thresholds[%zu]", i + 1);
     lua_rawgeti(L, tt, (lua_Integer)i + 1);
-    int rc = mg_lua_check_level(L, -1, what, &th[i], err, len);
+    int rc = mg_lua_check_threshold(L, -1, what, &th[i], err, len);
     lua_pop(L, 1);
     if (rc < 0) {
       lua_pop(L, 1);

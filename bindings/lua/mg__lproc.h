@@ -38,6 +38,11 @@ struct mg_lua_proc {
  * EPARSE / ERANGE_SIZE with err naming `what`; a wrong type raises. */
 int mg_lua_check_level(lua_State *L, int idx, const char *what,
                        mg_threshold *out, char *err, size_t len);
+/* A threshold at stack index idx: a level (mg_lua_check_level), or a
+ * table { level, swap = true|false } ([1] or level =; swap: memory +
+ * swap). Unknown keys, two levels or none: EINVAL naming `what`. */
+int mg_lua_check_threshold(lua_State *L, int idx, const char *what,
+                           mg_threshold *out, char *err, size_t len);
 
 /* For the methods in lmg_proc_act.c: the receiver (raises otherwise);
  * nil, err, code for a process never started; for an errno of the

@@ -1,6 +1,6 @@
 /* mg_cgroup_stat.c — what a group's memory charge is made of: anonymous,
- * file-backed and shmem bytes from its memory.stat, cgroup v1 and v2
- * (core layer).
+ * file-backed and shmem bytes from its memory.stat, cgroup v1 and v2, and
+ * its memory + swap (core layer).
  *
  * memory.stat is "<key> <value>" lines, values in bytes for the sizes we
  * read (v1 also has page counts such as pgfault, which are skipped). The
@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mg/mg_error.h"
 #include "mg__cgroup.h"
@@ -144,4 +145,44 @@ int mg_cgroup_memstat_read(mg_cgroup *cg, mg_cgroup_memstat *out, char *err,
   else if (err && err_len)
     err[0] = '\0';
   return rc;
+}
+
+/* Where the kernel accounts swap: v1 memory.memsw.usage_in_bytes (absent
+ * when booted with swapaccount=0), v2 memory.swap.current (absent without
+ * swap accounting, CONFIG_MEMCG_SWAP). */
+int mg_cgroup_memsw_read(mg_cgroup *cg, uint64_t *bytes, char *err,
+                         size_t err_len) {
+  if (bytes)
+    *bytes = 0;
+  if (!cg || !bytes)
+    return mg_errf(err, err_len, -EINVAL,
+                   "mg_cgroup_memsw_read: group and bytes are required");
+  int v1 = mg_cgroup_get_version(cg) == MG_CGROUP_V1;
+  const char *dir = mg_cgroup_dir(cg);
+  char path[PATH_MAX];
+  if (mg__cg_join(path, sizeof path, dir,
+                  v1 ? "memory.memsw.usage_in_bytes" : "memory.swap.current") <
+      0)
+    return mg_errf(err, err_len, -ENAMETOOLONG, "path too long: %s", dir);
+  if (access(path, F_OK) != 0)
+    return mg_errf(err, err_len, MG_ENOTSUP,
+                   "this kernel does not account swap for %s (no %s: cgroup "
+                   "v1 needs the kernel booted with swapaccount=1, v2 a "
+                   "kernel with swap accounting); thresholds on memory "
+                   "alone work",
+                   dir,
+                   v1 ? "memory.memsw.usage_in_bytes" : "memory.swap.current");
+  uint64_t swap = 0, mem = 0;
+  int rc = mg__cg_read_counter(path, &swap, err, err_len);
+  if (rc == 0 && !v1) {
+    if (mg__cg_join(path, sizeof path, dir, "memory.current") < 0)
+      return mg_errf(err, err_len, -ENAMETOOLONG, "path too long: %s", dir);
+    rc = mg__cg_read_counter(path, &mem, err, err_len);
+  }
+  if (rc < 0)
+    return rc;
+  *bytes = swap + mem;
+  if (err && err_len)
+    err[0] = '\0';
+  return 0;
 }

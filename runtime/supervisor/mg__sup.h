@@ -126,9 +126,11 @@ struct mg_child {
   unsigned round;
   int handles_open;
   uv_timer_t sample_timer, backoff_timer, grace_timer, oom_timer;
-  int cgroup_opt; /* mg_child_opts.cgroup */
-  int use_group;  /* every run gets a group (cgroup mode, or a watching
-                     group without a limit in the other modes) */
+  uv_timer_t arm_timer; /* once after a run's watches are armed: the
+                           levels passed meanwhile (mg_sup_watch.c) */
+  int cgroup_opt;       /* mg_child_opts.cgroup */
+  int use_group;        /* every run gets a group (cgroup mode, or a watching
+                           group without a limit in the other modes) */
   int sample_fallback, pressure_env;
   mg__sup_th th[MG_SUP_THRESHOLDS_MAX + 1]; /* [0]: warn */
   int next_watch_id;
@@ -229,6 +231,9 @@ void mg__sup_watch_stop(mg_child *c);
 /* Copy the static thresholds of a spawn into c->th (validated). */
 int mg__sup_th_init(mg_child *c, const mg_child_opts *o, char *err,
                     size_t err_len);
+/* After the mode is resolved: every threshold can be served (memory +
+ * swap ones need the child's group and swap accounting): MG_ENOTSUP. */
+int mg__sup_th_check(mg_child *c, char *err, size_t err_len);
 /* Read the group's OOM counter and report new kills (log, on_oom). */
 void mg__sup_oom_check(mg_child *c);
 /* Add a watch on fd for the run (takes the fd; closes it on failure). */

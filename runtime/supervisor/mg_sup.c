@@ -222,10 +222,11 @@ static void sup__on_sup_handle_closed(uv_handle_t *h) {
 static void sup__close_child_handles(mg_child *c) {
   uv_handle_t *hs[] = {
       (uv_handle_t *)&c->sample_timer, (uv_handle_t *)&c->backoff_timer,
-      (uv_handle_t *)&c->grace_timer, (uv_handle_t *)&c->oom_timer};
+      (uv_handle_t *)&c->grace_timer, (uv_handle_t *)&c->oom_timer,
+      (uv_handle_t *)&c->arm_timer};
   mg__sup_watch_stop(c);
   mg__sup_relay_drain(c);
-  for (size_t i = 0; i < 4; i++)
+  for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
     if (!uv_is_closing(hs[i]))
       uv_close(hs[i], sup__on_child_handle_closed);
 }
@@ -239,6 +240,7 @@ void mg__sup_child_close(mg_child *c) {
   uv_timer_stop(&c->backoff_timer);
   uv_timer_stop(&c->grace_timer);
   uv_timer_stop(&c->oom_timer);
+  uv_timer_stop(&c->arm_timer);
   if (c->cg_leftover)
     mg__sup_cgroup_drop(c);
   mg_log_field f[] = {MG_LF_STR("name", c->name),
@@ -494,6 +496,8 @@ int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
   }
   rc = mg__sup_resolve(c, o->enforce, why, sizeof why, err, err_len);
   if (rc == 0)
+    rc = mg__sup_th_check(c, err, err_len); /* memory + swap: its group */
+  if (rc == 0)
     rc = mg__sup_limit_rule(sup, c->name, c->enforce, c->limit_bytes,
                             c->limit_warning, sizeof c->limit_warning, err,
                             err_len);
@@ -520,10 +524,11 @@ int mg_child_spawn(mg_sup *sup, const mg_child_opts *o,
   uv_timer_init(sup->loop, &c->backoff_timer);
   uv_timer_init(sup->loop, &c->grace_timer);
   uv_timer_init(sup->loop, &c->oom_timer);
+  uv_timer_init(sup->loop, &c->arm_timer);
   c->sample_timer.data = c->backoff_timer.data = c->grace_timer.data = c;
-  c->oom_timer.data = c;
-  c->handles_open += 4; /* and the exec's stderr relay, if any */
-  sup->nhandles += 4;
+  c->oom_timer.data = c->arm_timer.data = c;
+  c->handles_open += 5; /* and the exec's stderr relay, if any */
+  sup->nhandles += 5;
   c->prev = sup->tail;
   if (sup->tail)
     sup->tail->next = c;

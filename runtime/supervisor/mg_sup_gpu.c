@@ -187,7 +187,7 @@ void mg__sup_gpu_check(mg_child *c, const mg_child_sample *s) {
    * too (sizes are host sizes: they do not) */
   for (int i = 1; i <= MG_SUP_THRESHOLDS_MAX && c->pid > 0; i++) {
     const mg__sup_th *th = &c->th[i];
-    if (!th->used || th->t.bytes || !(th->t.fraction > 0))
+    if (!th->used || th->t.bytes || th->t.swap || !(th->t.fraction > 0))
       continue;
     uint64_t lv = (uint64_t)(th->t.fraction * (double)c->gpu_limit_bytes);
     if (s->gpu_bytes >= lv && c->gpu_th_armed[i]) {

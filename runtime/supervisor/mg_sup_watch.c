@@ -23,7 +23,9 @@
  * reads (an eventfd count of 2 or more while armed) fires too.
  * The sample timer runs at sample_ms (0: off), or — with sample_fallback
  * — only while some threshold has no kernel notification, at sample_ms or
- * MG_SUP_WATCH_SAMPLE_MS.
+ * MG_SUP_WATCH_SAMPLE_MS. A sample checks every threshold, the notified
+ * ones too (a late notification then finds it fired). Levels passed
+ * between two measurements fire lowest first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -85,6 +87,11 @@ void mg__sup_watch_close(mg__sup_watch *w) {
 /* ---------------------------------------------------------- thresholds */
 
 static int th__valid(const mg_threshold *t, char *err, size_t err_len) {
+  if (t->swap != 0 && t->swap != 1)
+    return mg_errf(err, err_len, -EINVAL,
+                   "thresholds: swap = %d (accepted: 0 memory, 1 memory + "
+                   "swap)",
+                   t->swap);
   if (t->bytes > 0) {
     if (t->bytes > (uint64_t)INT64_MAX)
       return mg_errf(err, err_len, -EINVAL,
@@ -145,14 +152,46 @@ static uint64_t th__level(const mg_child *c, const mg__sup_th *th) {
   return l < 1 ? 1 : (uint64_t)l;
 }
 
-/* What thresholds compare: the group's charge, else the sampled used. */
-static int th__usage(mg_child *c, uint64_t *out) {
+/* What thresholds compare: the group's charge, else the sampled used;
+ * `swap`: the group's memory + swap. */
+static int th__usage(mg_child *c, int swap, uint64_t *out) {
+  if (swap)
+    return c->cg ? mg_cgroup_memsw_read(c->cg, out, NULL, 0) : -ENOENT;
   if (c->cg)
     return mg_cgroup_usage_read(c->cg, out, NULL, NULL, NULL, 0);
   mg_child_sample s;
   int rc = mg__sup_sample(c, &s, NULL, 0);
   *out = s.used_bytes;
   return rc;
+}
+
+/* Can threshold `t` be served for child c (its group, now or at its next
+ * run)? Only memory + swap asks for something: a group, and a kernel that
+ * accounts swap in it. */
+static int th__servable(mg_child *c, const mg_threshold *t, char *err,
+                        size_t err_len) {
+  if (!t->swap)
+    return 0;
+  if (!c->cg && !c->use_group)
+    return mg_errf(err, err_len, MG_ENOTSUP,
+                   "thresholds: a memory + swap threshold (swap = true) needs "
+                   "a group of the process's own (it has none: cgroup = "
+                   "false, or no writable memory hierarchy here)");
+  uint64_t u;
+  char e[PATH_MAX + 256];
+  int rc = c->cg ? mg_cgroup_memsw_read(c->cg, &u, e, sizeof e) : 0;
+  if (rc < 0)
+    return mg_errf(err, err_len, rc, "thresholds: %s", e);
+  return 0;
+}
+
+int mg__sup_th_check(mg_child *c, char *err, size_t err_len) {
+  for (int i = 1; i <= MG_SUP_THRESHOLDS_MAX; i++) {
+    int rc = c->th[i].used ? th__servable(c, &c->th[i].t, err, err_len) : 0;
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
 }
 
 static void th__warn(mg_child *c) {
@@ -182,8 +221,17 @@ static void th__fire(mg_child *c, const mg__sup_th *th, uint64_t usage,
     th__warn(c);
     return;
   }
-  mg_threshold_event t = {th->id,   th->level, 0, usage, 1, by_kernel,
-                          "memory", 0,         0, 0,     0};
+  mg_threshold_event t = {th->id,
+                          th->level,
+                          0,
+                          usage,
+                          1,
+                          by_kernel,
+                          th->t.swap ? "memsw" : "memory",
+                          0,
+                          0,
+                          0,
+                          0};
   mg_cgroup_memstat ms;
   if (c->cg && mg_cgroup_memstat_read(c->cg, &ms, NULL, 0) == 0) {
     t.has_stat = 1;
@@ -228,8 +276,10 @@ static void th__seen(mg_child *c, int i, uint64_t usage, int bounced,
  * order the kernel's eventfds were read in. `bounced`: the eventfd of
  * threshold `fired` counted a crossing up and back down. A handler may
  * add or stop thresholds or stop the child: th__seen re-checks each. */
-static void th__seen_all(mg_child *c, int which, uint64_t usage, int fired,
-                         int bounced, int by_kernel) {
+static void th__seen_all(mg_child *c, int which, const uint64_t *memory,
+                         int fired, int bounced, int by_kernel) {
+  uint64_t use[2] = {memory ? *memory : 0, 0}; /* memory, memory + swap */
+  int have[2] = {memory != NULL, 0}, bad[2] = {0, 0};
   int order[MG_SUP_THRESHOLDS_MAX + 1], n = 0;
   for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++) {
     if (!c->th[i].used || !c->th[i].level ||
@@ -242,41 +292,53 @@ static void th__seen_all(mg_child *c, int which, uint64_t usage, int fired,
     }
     order[j] = i;
   }
-  for (int k = 0; k < n && c->pid > 0; k++)
-    th__seen(c, order[k], usage, bounced && order[k] == fired, by_kernel);
+  for (int k = 0; k < n && c->pid > 0; k++) {
+    int sw = c->th[order[k]].t.swap; /* each reading taken once */
+    if (!have[sw] && !bad[sw]) {
+      bad[sw] = th__usage(c, sw, &use[sw]) < 0;
+      have[sw] = !bad[sw];
+    }
+    if (have[sw])
+      th__seen(c, order[k], use[sw], bounced && order[k] == fired, by_kernel);
+  }
 }
 
 static void w__on_threshold(uv_poll_t *h, int status, int events) {
   (void)events;
   mg__sup_watch *w = h->data;
   mg_child *c = w->c;
-  uint64_t n = 0, usage = 0;
+  uint64_t n = 0;
   if (status < 0 || mg_cgroup_eventfd_drain(w->fd, &n) < 0 || n == 0)
     return;
-  if (c->pid <= 0 || th__usage(c, &usage) < 0)
-    return;
-  th__seen_all(c, 1, usage, w->th, !w->rearm && n >= 2, 1);
+  if (c->pid > 0)
+    th__seen_all(c, 1, NULL, w->th, !w->rearm && n >= 2, 1);
 }
 
 static void th__disarm(mg_child *c, int i);
 
 /* Arm threshold i for the running child: an eventfd on v1, else
- * sampled. Its state starts from the usage now (a level already passed
- * fires only after the usage has gone below it). */
-static void th__arm(mg_child *c, int i) {
+ * sampled. At a run's start (`run_start`) it is armed: the run's group
+ * began empty, so a level the child passes while the watches are being
+ * set up (registering a v1 eventfd waits for an RCU grace period, a few
+ * ms each) is a crossing, checked once all are armed. Otherwise (p:watch,
+ * a new limit) its state starts from the usage now: a level already
+ * passed fires only after the usage has gone below it. */
+static void th__arm(mg_child *c, int i, int run_start) {
   mg__sup_th *th = &c->th[i];
   th->level = th__level(c, th);
   th->kernel = 0;
   uint64_t usage = 0;
-  th->armed = !(th->level && th__usage(c, &usage) == 0 && usage >= th->level);
+  th->armed =
+      run_start || !(th->level && th__usage(c, th->t.swap, &usage) == 0 &&
+                     usage >= th->level);
   if (!th->level || !c->cg || mg_cgroup_get_version(c->cg) != MG_CGROUP_V1)
     return;
   int fd, fd2 = -1;
   uint64_t rearm = th__rearm(th->level);
-  if (mg_cgroup_threshold_open(c->cg, 0, th->level, &fd, NULL, 0) < 0)
+  if (mg_cgroup_threshold_open(c->cg, th->t.swap, th->level, &fd, NULL, 0) < 0)
     return;
   if (rearm > 0 &&
-      mg_cgroup_threshold_open(c->cg, 0, rearm, &fd2, NULL, 0) < 0) {
+      mg_cgroup_threshold_open(c->cg, th->t.swap, rearm, &fd2, NULL, 0) < 0) {
     close(fd);
     return;
   }
@@ -321,9 +383,13 @@ static void sup__on_sample(uv_timer_t *t) {
     return;
   if (c->sample_ms > 0)
     MG__SUP_EMIT(c, on_sample, &s);
+  /* every threshold, also those the kernel notifies: a sample taken
+   * anyway costs nothing more, and it catches a crossing whose
+   * notification is late (v1 checks its thresholds only every 128 page
+   * events of a CPU) or lost */
   uint64_t u = s.has_cgroup ? s.cgroup_current_bytes : s.used_bytes;
   if (c->pid > 0)
-    th__seen_all(c, 0, u, -1, 0, 0);
+    th__seen_all(c, -1, &u, -1, 0, 0);
   mg__sup_gpu_check(c, &s); /* NVML has no notification: sampled */
 }
 
@@ -400,9 +466,8 @@ static void w__on_events(uv_poll_t *h, int status, int events) {
   char buf[512];
   (void)!pread(w->fd, buf, sizeof buf, 0); /* re-arms the notification */
   mg__sup_oom_check(c);
-  uint64_t usage;
-  if (c->pid > 0 && th__usage(c, &usage) == 0)
-    th__seen_all(c, -1, usage, -1, 0, 1);
+  if (c->pid > 0)
+    th__seen_all(c, -1, NULL, -1, 0, 1);
 }
 
 /* ------------------------------------------------------------ pressure */
@@ -472,6 +537,12 @@ static int sup__pressure_arm(mg_child *c, char *err, size_t err_len) {
 
 /* ------------------------------------------------------------ the run */
 
+static void sup__on_armed(uv_timer_t *t) {
+  mg_child *c = t->data;
+  if (c->pid > 0)
+    th__seen_all(c, -1, NULL, -1, 0, 0);
+}
+
 void mg__sup_watch_start(mg_child *c) {
   c->gpu_warn_armed = 1;
   memset(c->gpu_th_armed, 1, sizeof c->gpu_th_armed);
@@ -482,7 +553,10 @@ void mg__sup_watch_start(mg_child *c) {
   c->sampling_ms = 0;
   for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++)
     if (c->th[i].used)
-      th__arm(c, i);
+      th__arm(c, i, 1);
+  /* levels passed while arming: checked on the loop's next turn, once
+   * the owner has its handlers (the first run starts inside the spawn) */
+  uv_timer_start(&c->arm_timer, sup__on_armed, 0, 0);
   if (c->cg) {
     int fd;
     int v2 = mg_cgroup_get_version(c->cg) == MG_CGROUP_V2;
@@ -502,6 +576,7 @@ void mg__sup_watch_start(mg_child *c) {
 
 void mg__sup_watch_stop(mg_child *c) {
   uv_timer_stop(&c->sample_timer);
+  uv_timer_stop(&c->arm_timer);
   uv_timer_stop(&c->oom_timer);
   c->sampling_ms = 0;
   mg__sup_watch *w = c->watches;
@@ -522,6 +597,8 @@ int mg_child_watch(mg_child *c, const mg_threshold *t, int *id, char *err,
   if (!c || !t)
     return mg_errf(err, err_len, -EINVAL, "watch: no child or threshold");
   int rc = th__valid(t, err, err_len);
+  if (rc == 0)
+    rc = th__servable(c, t, err, err_len);
   if (rc < 0)
     return rc;
   if (c->closed)
@@ -541,7 +618,7 @@ int mg_child_watch(mg_child *c, const mg_threshold *t, int *id, char *err,
   th->id = ++c->next_watch_id;
   th->t = *t;
   if (c->pid > 0) {
-    th__arm(c, slot);
+    th__arm(c, slot, 0);
     sup__sampling(c);
   }
   if (id)
@@ -570,7 +647,7 @@ void mg__sup_th_limit_changed(mg_child *c) {
   for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++)
     if (c->th[i].used && !c->th[i].t.bytes) {
       th__disarm(c, i);
-      th__arm(c, i);
+      th__arm(c, i, 0);
     }
   sup__sampling(c);
 }

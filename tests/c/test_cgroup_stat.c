@@ -2,7 +2,9 @@
  * file and shmem parts of a group's charge from memory.stat, against the
  * fixture groups under tests/fixtures/cgroup/memstat/ (v1 with and
  * without the hierarchical total_ counters, v2, malformed files), then
- * this machine's own memory.stat where a memory controller is mounted. */
+ * this machine's own memory.stat where a memory controller is mounted;
+ * mg_cgroup_memsw_read (memory + swap) against tests/fixtures/cgroup/memsw/
+ * (v1, v2, kernels without swap accounting, a malformed counter). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -128,6 +130,46 @@ TEST(this_machine_parses) {
   ASSERT_GT(st.anon_bytes + st.file_bytes + st.shmem_bytes, 0);
 }
 
+static int read_memsw(const char *name, mg_cgroup_version v, uint64_t *b) {
+  snprintf(dir, sizeof dir, "%s/cgroup/memsw/%s", MG_TEST_FIXTURES, name);
+  mg_cgroup *cg = NULL;
+  if (mg_cgroup_open(v, dir, &cg, err, sizeof err) < 0)
+    return -999;
+  *b = 77;
+  strcpy(err, "untouched");
+  int rc = mg_cgroup_memsw_read(cg, b, err, sizeof err);
+  mg_cgroup_free(cg);
+  return rc;
+}
+
+/* v1: memory.memsw.usage_in_bytes as it is; v2: memory.current plus
+ * memory.swap.current. */
+TEST(memsw_v1_and_v2) {
+  uint64_t b;
+  ASSERT_EQ(read_memsw("v1", MG_CGROUP_V1, &b), 0);
+  ASSERT_STR_EQ(err, "");
+  ASSERT_U64_EQ(b, 52428800);
+  ASSERT_EQ(read_memsw("v2", MG_CGROUP_V2, &b), 0);
+  ASSERT_U64_EQ(b, UINT64_C(41943040) + 8388608);
+}
+
+/* No swap accounting: MG_ENOTSUP naming the missing file and what to
+ * do; a counter that is no number: MG_EPARSE naming the file. */
+TEST(memsw_without_swap_accounting_and_malformed) {
+  uint64_t b;
+  ASSERT_EQ(read_memsw("v1_noswap", MG_CGROUP_V1, &b), MG_ENOTSUP);
+  ASSERT_CONTAINS(err, "does not account swap");
+  ASSERT_CONTAINS(err, "no memory.memsw.usage_in_bytes");
+  ASSERT_CONTAINS(err, "swapaccount=1");
+  ASSERT_U64_EQ(b, 0);
+  ASSERT_EQ(read_memsw("v2_noswap", MG_CGROUP_V2, &b), MG_ENOTSUP);
+  ASSERT_CONTAINS(err, "no memory.swap.current");
+  ASSERT_EQ(read_memsw("v1_bad", MG_CGROUP_V1, &b), MG_EPARSE);
+  ASSERT_CONTAINS(err, "memsw/v1_bad/memory.memsw.usage_in_bytes");
+  ASSERT_EQ(mg_cgroup_memsw_read(NULL, &b, err, sizeof err), -EINVAL);
+  ASSERT_EQ(mg_cgroup_memsw_read(NULL, NULL, NULL, 0), -EINVAL);
+}
+
 int main(void) {
   RUN(v1_hierarchical_totals);
   RUN(v1_local_counters_without_shmem);
@@ -135,5 +177,7 @@ int main(void) {
   RUN(malformed_is_eparse_naming_the_file);
   RUN(missing_file_and_bad_arguments);
   RUN(this_machine_parses);
+  RUN(memsw_v1_and_v2);
+  RUN(memsw_without_swap_accounting_and_malformed);
   return mg_test_report();
 }

@@ -72,6 +72,56 @@ LUA
 out=$("$MGRUN" "$p" 2>&1)
 check "threshold: levels passed at once fire lowest first" grep -q "^order	2 3 1$" <<<"$out"
 
+# Levels a fast child passes while its watches are being set up (a v1
+# eventfd registration waits for an RCU grace period: ~10 ms each here)
+# fire too, lowest first: eight levels, the hog at 40 MiB in ~20 ms.
+p=$(policy th_fast <<'LUA'
+local p = assert(mg.spawn { name = "fast", enforce = "none", limit = "64M",
+  sample_ms = 0, warn_at = false,
+  thresholds = { "5%", "10%", "15%", "20%", "25%", "30%", "35%", "40%" },
+  cmd = { os.getenv("HOG"), "--quiet", "--max", "48M", "--hold", "1" } })
+local order = {}
+p:on("threshold", function(_, t) order[#order + 1] = t.id end)
+p:on("exit", function() print("order", table.concat(order, " ")) mg.exit(0) end)
+LUA
+)
+out=$("$MGRUN" "$p" 2>&1)
+check "threshold: levels passed while arming fire, lowest first" grep -q "^order	1 2 3 4 5 6 7 8$" <<<"$out"
+
+# Memory + swap: { level, swap = true } compares the group's memsw (v1
+# memory.memsw.usage_in_bytes, v2 memory.current + memory.swap.current);
+# kind "memsw". Needs a group; malformed entries say what is accepted.
+p=$(policy th_swap <<'LUA'
+local p = assert(mg.spawn { name = "sw", enforce = "none", limit = "64M",
+  sample_ms = 0, warn_at = false,
+  thresholds = { "20%", { "30%", swap = true }, { level = 24 * 2^20, swap = false } },
+  cmd = { os.getenv("HOG"), "--quiet", "--max", "40M", "--hold", "1",
+          "--start-delay-us", "300000" } })
+local w = assert(p:watch({ "50%", swap = true }, function(_, t)
+  print("watch", t.kind, t.level, t.usage >= t.level)
+end))
+p:on("threshold", function(_, t) print("th", t.id, t.kind, t.level, t.usage >= t.level) end)
+for _, bad in ipairs { { "50%", swap = 1 }, { "5%", level = "3M" }, { swap = true },
+                       { "1M", bogus = 1 }, { "1M", [2] = 1 } } do
+  print("bad", p:watch(bad, print))
+end
+print("nogroup", mg.spawn { name = "x", cgroup = false, cmd = { "true" },
+                           thresholds = { { "1M", swap = true } } })
+p:on("exit", function() mg.exit(0) end)
+LUA
+)
+out=$("$MGRUN" "$p" 2>&1)
+check "swap: a memory threshold is kind memory" grep -q "^th	1	memory	13421772	true" <<<"$out"
+check "swap: { level, swap = true } is kind memsw" grep -q "^th	2	memsw	20132659	true" <<<"$out"
+check "swap: level = with swap = false is memory" grep -q "^th	3	memory	25165824	true" <<<"$out"
+check "swap: p:watch takes one too" grep -q "^watch	memsw	33554432	true" <<<"$out"
+check "swap: a swap that is no boolean refused" grep -q "^bad	nil	level: swap must be a boolean (true: compare memory + swap), not a number	EINVAL" <<<"$out"
+check "swap: two levels refused" grep -q "^bad	nil	level: two levels (\[1\] and level) (accepted: a level (\"80%\" or a size), or { level, swap = true|false })	EINVAL" <<<"$out"
+check "swap: no level refused" grep -q "^bad	nil	level: no level " <<<"$out"
+check "swap: unknown keys refused, named" grep -q "^bad	nil	level: unknown key 'bogus' " <<<"$out"
+check "swap: a number key other than 1 refused" grep -q "^bad	nil	level: unknown key a number " <<<"$out"
+check "swap: without a group ENOTSUP, saying why" grep -q "^nogroup	nil	thresholds: a memory + swap threshold (swap = true) needs a group of the process's own .*	ENOTSUP" <<<"$out"
+
 # p:watch at run time, stopped from its own handler; bad levels refused
 p=$(policy watch <<'LUA'
 local p = assert(mg.spawn { name = "w", enforce = "none", limit = "64M",

@@ -16,7 +16,7 @@ import mgrun
 # policy fills with what the host should know (its arguments, a child's pid).
 POLICY = """
 local args = { ... }
-local info = assert(mg.store { name = 'info' })
+info = assert(mg.store { name = 'info' }) -- a global: shared stores stay referenced
 info:add { role = 'args', content = table.concat(args, ',') }
 local ctx = assert(mg.store { name = 'ctx', max_messages = 50, on_full = 'prune',
   strategy = function(view, need)
@@ -243,7 +243,7 @@ def test_bad_options_name_the_option(tmp_path):
 
 def test_close_stops_the_policys_children(tmp_path):
     code = """
-local info = assert(mg.store { name = 'info' })
+info = assert(mg.store { name = 'info' }) -- a global: shared stores stay referenced
 local p = assert(mg.spawn { name = 'sleeper', cmd = { 'sleep', '60' }, enforce = 'none' })
 info:add { role = 'pid', content = tostring(p.pid) }
 """
@@ -260,7 +260,7 @@ info:add { role = 'pid', content = tostring(p.pid) }
 
 def test_sandbox_options(tmp_path):
     code = """
-local info = assert(mg.store { name = 'info' })
+info = assert(mg.store { name = 'info' }) -- a global: shared stores stay referenced
 local p, err = mg.spawn { name = 'x', cmd = { '/bin/true' } }
 info:add { role = 'spawn', content = tostring(err) }
 local s = assert(mg.store { name = 's' })

@@ -157,6 +157,12 @@ typedef struct mg_cgroup_memstat {
 MG_API int mg_cgroup_memstat_read(mg_cgroup *cg, mg_cgroup_memstat *out,
                                   char *err, size_t err_len);
 
+/* Memory + swap charged to the group: v1 memory.memsw.usage_in_bytes, v2
+ * memory.current + memory.swap.current. MG_ENOTSUP, saying so, where the
+ * kernel does not account swap. */
+MG_API int mg_cgroup_memsw_read(mg_cgroup *cg, uint64_t *bytes, char *err,
+                                size_t err_len);
+
 /* Number of processes in the group (0 when empty). */
 MG_API int mg_cgroup_count_pids(mg_cgroup *cg, size_t *count);
 

@@ -302,6 +302,8 @@ typedef struct mg_child_exit {
 typedef struct mg_threshold {
   uint64_t bytes;
   double fraction;
+  int swap; /* 1: compare memory + swap (the group's memsw; needs a group
+               and a kernel that accounts swap), 0: memory */
 } mg_threshold;
 
 /* One upward crossing of a threshold (thresholds fire on each upward
@@ -314,7 +316,7 @@ typedef struct mg_threshold_event {
   uint64_t usage_bytes; /* what was measured when it fired */
   int rising;           /* always 1 (downward crossings only re-arm) */
   int by_kernel;        /* 1: a kernel notification, 0: a sample */
-  const char *kind;     /* "memory" */
+  const char *kind;     /* "memory", "memsw" (memory + swap), "gpu" */
   int has_stat;         /* the group's memory.stat when it fired: */
   uint64_t anon_bytes, file_bytes, shmem_bytes;
 } mg_threshold_event;
