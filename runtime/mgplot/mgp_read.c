@@ -102,6 +102,7 @@ static int get_size(json_t *o, const char *key, double *out) {
 static int need_size(json_t *o, const char *key, const char *type, double *out,
                      char *why, size_t len) {
   double v = NAN;
+  *out = NAN; /* (never read on a skip; said for the optimiser) */
   if (get_size(o, key, &v) != 1)
     return skip(
         why, len, "a %s line whose \"%s\" is not a non-negative number (%s)",
@@ -319,7 +320,7 @@ static int read_store_line(mgp_run *r, json_t *o, const char *type, double t,
   int nomem = 0;
   char label[48];
   if (strcmp(type, "evict") == 0) {
-    double count;
+    double count = NAN;
     if (need_size(o, "count", type, &count, why, len) < 0)
       return READ_SKIP;
     mgp_store *s = store_of(r, name, &nomem);
@@ -329,7 +330,7 @@ static int read_store_line(mgp_run *r, json_t *o, const char *type, double t,
     return add_event(&s->ev, &s->nev, &s->cev, t, MGP_EV_EVICT,
                      s->np ? s->p[s->np - 1].bytes : NAN, label);
   }
-  double bytes, messages, mb = NAN, mm = NAN, evicted = 0;
+  double bytes = NAN, messages = NAN, mb = NAN, mm = NAN, evicted = 0;
   if (need_size(o, "bytes", type, &bytes, why, len) < 0 ||
       need_size(o, "messages", type, &messages, why, len) < 0)
     return READ_SKIP;

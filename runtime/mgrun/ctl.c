@@ -408,7 +408,7 @@ static int build(ctl *c, int n, char **v, json_t **req, const char **cmd) {
   const char *verb = v[0];
   json_t *r = json_object();
   int rc = 0;
-  int64_t ms;
+  int64_t ms = 0;
   *req = NULL;
 #define NARGS(lo, hi, what)                                                    \
   do {                                                                         \

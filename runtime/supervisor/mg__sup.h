@@ -46,6 +46,8 @@ typedef struct mg__sup_th {
   uint64_t level; /* resolved for the run (0: cannot, no limit) */
   int armed;      /* below the level: the next upward crossing fires */
   int kernel;     /* served by a kernel notification this run */
+  int want;       /* a v1 eventfd to register (th__register) */
+  int pending;    /* its registration is under way in the thread pool */
 } mg__sup_th;
 
 struct mg_sup {
@@ -128,6 +130,8 @@ struct mg_child {
   uv_timer_t sample_timer, backoff_timer, grace_timer, oom_timer;
   uv_timer_t arm_timer; /* once after a run's watches are armed: the
                            levels passed meanwhile (mg_sup_watch.c) */
+  unsigned arm_gen;     /* bumped at each run's start and end: a threshold
+                           registration of an earlier run is dropped */
   int cgroup_opt;       /* mg_child_opts.cgroup */
   int use_group;        /* every run gets a group (cgroup mode, or a watching
                            group without a limit in the other modes) */
@@ -236,6 +240,10 @@ int mg__sup_th_init(mg_child *c, const mg_child_opts *o, char *err,
 int mg__sup_th_check(mg_child *c, char *err, size_t err_len);
 /* Read the group's OOM counter and report new kills (log, on_oom). */
 void mg__sup_oom_check(mg_child *c);
+/* mg_sup_events.c: the run's OOM and pressure watches (at its start). */
+void mg__sup_events_start(mg_child *c);
+/* Every threshold against a fresh reading (v2 memory.events changed). */
+void mg__sup_th_recheck(mg_child *c);
 /* Add a watch on fd for the run (takes the fd; closes it on failure). */
 mg__sup_watch *mg__sup_watch_add(mg_child *c, int fd, int kind, int events,
                                  uv_poll_cb cb);

@@ -1,6 +1,7 @@
 /* mg_sup_watch.c — what the supervisor watches during a run (supervisor
- * layer): thresholds and the warn line, OOM kills inside the child's
- * group, the group's memory pressure, and the sample timer.
+ * layer): thresholds and the warn line, and the sample timer; the watch
+ * handles of a run. OOM kills, v2 memory.events and the group's memory
+ * pressure are mg_sup_events.c's.
  *
  * Where the kernel can notify, nothing is polled:
  *   - cgroup v1: each threshold (and warn_at) is an eventfd on the group's
@@ -37,9 +38,6 @@
 #include <unistd.h>
 
 #include "mg__sup.h"
-
-#define SUP__OOM_RECHECK_MS 10
-#define SUP__OOM_RECHECKS 50
 
 /* ------------------------------------------------------------ handles */
 
@@ -303,6 +301,11 @@ static void th__seen_all(mg_child *c, int which, const uint64_t *memory,
   }
 }
 
+void mg__sup_th_recheck(mg_child *c) {
+  if (c->pid > 0)
+    th__seen_all(c, -1, NULL, -1, 0, 1);
+}
+
 static void w__on_threshold(uv_poll_t *h, int status, int events) {
   (void)events;
   mg__sup_watch *w = h->data;
@@ -315,6 +318,7 @@ static void w__on_threshold(uv_poll_t *h, int status, int events) {
 }
 
 static void th__disarm(mg_child *c, int i);
+static void sup__sampling(mg_child *c);
 
 /* Arm threshold i for the running child: an eventfd on v1, else
  * sampled. At a run's start (`run_start`) it is armed: the run's group
@@ -331,17 +335,12 @@ static void th__arm(mg_child *c, int i, int run_start) {
   th->armed =
       run_start || !(th->level && th__usage(c, th->t.swap, &usage) == 0 &&
                      usage >= th->level);
-  if (!th->level || !c->cg || mg_cgroup_get_version(c->cg) != MG_CGROUP_V1)
-    return;
-  int fd, fd2 = -1;
-  uint64_t rearm = th__rearm(th->level);
-  if (mg_cgroup_threshold_open(c->cg, th->t.swap, th->level, &fd, NULL, 0) < 0)
-    return;
-  if (rearm > 0 &&
-      mg_cgroup_threshold_open(c->cg, th->t.swap, rearm, &fd2, NULL, 0) < 0) {
-    close(fd);
-    return;
-  }
+  th->want = th->level && c->cg && mg_cgroup_get_version(c->cg) == MG_CGROUP_V1;
+}
+
+/* Serve threshold i with the v1 eventfds fd (its level) and fd2 (its
+ * re-arm line, -1 without one); both taken, closed on failure. */
+static void th__attach(mg_child *c, int i, int fd, int fd2) {
   mg__sup_watch *w =
       mg__sup_watch_add(c, fd, MG__W_THRESHOLD, UV_READABLE, w__on_threshold);
   if (!w) {
@@ -350,7 +349,7 @@ static void th__arm(mg_child *c, int i, int run_start) {
     return;
   }
   w->th = i;
-  th->kernel = 1;
+  c->th[i].kernel = 1;
   if (fd2 >= 0) { /* the re-arm line: its crossings only re-evaluate */
     mg__sup_watch *r = mg__sup_watch_add(c, fd2, MG__W_THRESHOLD, UV_READABLE,
                                          w__on_threshold);
@@ -363,6 +362,110 @@ static void th__arm(mg_child *c, int i, int run_start) {
   }
 }
 
+/* ------------------------------------- v1 registration, off the loop
+ * Each write to cgroup.event_control waits for an RCU grace period under
+ * the group's mutex (~10 ms here: two per threshold, 64 thresholds ~1.7
+ * s), so the writes run in libuv's thread pool; until its eventfds are
+ * attached a threshold is sampled. The worker touches only its job (its
+ * own handle on the group's directory); a result the run no longer wants
+ * (another run, the threshold stopped or moved) is closed. */
+
+typedef struct th__item {
+  int slot, id, swap;
+  uint64_t level, rearm;
+  int fd, fd2;
+} th__item;
+
+typedef struct th__job {
+  uv_work_t req;
+  mg_child *c;
+  unsigned gen;
+  mg_cgroup_version version;
+  char dir[PATH_MAX];
+  int n;
+  th__item it[MG_SUP_THRESHOLDS_MAX + 1];
+} th__job;
+
+static void th__work(uv_work_t *req) {
+  th__job *j = req->data;
+  mg_cgroup *cg = NULL;
+  if (mg_cgroup_open(j->version, j->dir, &cg, NULL, 0) < 0)
+    return;
+  for (int k = 0; k < j->n; k++) {
+    th__item *it = &j->it[k];
+    if (mg_cgroup_threshold_open(cg, it->swap, it->level, &it->fd, NULL, 0) < 0)
+      continue;
+    if (it->rearm > 0 && mg_cgroup_threshold_open(cg, it->swap, it->rearm,
+                                                  &it->fd2, NULL, 0) < 0) {
+      close(it->fd);
+      it->fd = -1;
+    }
+  }
+  mg_cgroup_free(cg);
+}
+
+static void th__registered(uv_work_t *req, int status) {
+  th__job *j = req->data;
+  mg_child *c = j->c;
+  int live = status == 0 && j->gen == c->arm_gen && c->pid > 0;
+  for (int k = 0; k < j->n; k++) {
+    th__item *it = &j->it[k];
+    mg__sup_th *th = &c->th[it->slot];
+    int wanted = live && th->used && th->pending && th->id == it->id &&
+                 th->level == it->level && th->t.swap == it->swap;
+    if (wanted)
+      th->pending = 0;
+    if (wanted && it->fd >= 0) {
+      th__attach(c, it->slot, it->fd, it->fd2);
+      continue;
+    }
+    if (it->fd >= 0)
+      close(it->fd);
+    if (it->fd2 >= 0)
+      close(it->fd2);
+  }
+  if (live) {
+    th__seen_all(c, -1, NULL, -1, 0, 0); /* passed while registering */
+    sup__sampling(c);
+  }
+  free(j);
+  mg__sup_handle_closed(c); /* the job held the child: last */
+}
+
+/* Queue the registration of every threshold that wants one. */
+static void th__register(mg_child *c) {
+  int n = 0;
+  for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++)
+    n += c->th[i].used && c->th[i].want;
+  if (n == 0 || !c->cg)
+    return;
+  th__job *j = calloc(1, sizeof *j);
+  if (!j) /* they stay sampled */
+    return;
+  j->req.data = j;
+  j->c = c;
+  j->gen = c->arm_gen;
+  j->version = mg_cgroup_get_version(c->cg);
+  snprintf(j->dir, sizeof j->dir, "%s", mg_cgroup_dir(c->cg));
+  for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++) {
+    mg__sup_th *th = &c->th[i];
+    if (!th->used || !th->want)
+      continue;
+    th->want = 0;
+    th->pending = 1;
+    j->it[j->n++] = (th__item){
+        i, th->id, th->t.swap, th->level, th__rearm(th->level), -1, -1};
+  }
+  if (uv_queue_work(c->sup->loop, &j->req, th__work, th__registered) < 0) {
+    for (int k = 0; k < j->n; k++)
+      c->th[j->it[k].slot].pending = 0;
+    free(j);
+    return;
+  }
+  c->handles_open++;
+  c->sup->nhandles++;
+}
+
 static void th__disarm(mg_child *c, int i) {
   mg__sup_watch *w = c->watches;
   while (w) { /* the level's and its re-arm line's */
@@ -371,7 +474,7 @@ static void th__disarm(mg_child *c, int i) {
       mg__sup_watch_close(w);
     w = next;
   }
-  c->th[i].kernel = 0;
+  c->th[i].kernel = c->th[i].want = c->th[i].pending = 0;
 }
 
 /* ----------------------------------------------------------- sampling */
@@ -414,127 +517,6 @@ static void sup__sampling(mg_child *c) {
   }
 }
 
-/* ---------------------------------------------------------- OOM kills */
-
-static void sup__on_oom_recheck(uv_timer_t *t) {
-  mg_child *c = t->data;
-  uint64_t before = c->oom_seen;
-  mg__sup_oom_check(c);
-  if (c->oom_seen == before && c->oom_tries-- > 0 && c->pid > 0)
-    uv_timer_start(&c->oom_timer, sup__on_oom_recheck, SUP__OOM_RECHECK_MS, 0);
-}
-
-void mg__sup_oom_check(mg_child *c) {
-  mg_cgroup_stats st;
-  if (!c->cg || mg_cgroup_stats_read(c->cg, &st, NULL, 0) < 0)
-    return;
-  uint64_t total = st.has_oom_kill ? st.oom_kills : 0;
-  if (total <= c->oom_seen)
-    return;
-  mg_oom_event o = {total - c->oom_seen, total, 0};
-  c->oom_seen = total;
-  mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_INT("pid", c->pid),
-                      MG_LF_UINT("count", o.count), MG_LF_UINT("total", total),
-                      MG_LF_STR("cgroup", mg_cgroup_dir(c->cg))};
-  mg_log(c->sup->log, MG_LOG_WARN, "child_oom_kill", f, 5);
-  MG__SUP_EMIT(c, on_oom, &o);
-}
-
-static void w__on_oom(uv_poll_t *h, int status, int events) {
-  (void)events;
-  mg__sup_watch *w = h->data;
-  mg_child *c = w->c;
-  uint64_t n = 0;
-  if (status < 0 || mg_cgroup_eventfd_drain(w->fd, &n) < 0 || n == 0)
-    return;
-  uint64_t before = c->oom_seen;
-  mg__sup_oom_check(c);
-  if (c->oom_seen == before && c->pid > 0) { /* the kill follows the notice */
-    c->oom_tries = SUP__OOM_RECHECKS;
-    uv_timer_start(&c->oom_timer, sup__on_oom_recheck, SUP__OOM_RECHECK_MS, 0);
-  }
-}
-
-/* v2 memory.events changed: OOM kills, and a look at the thresholds
- * (memory.high and memory.max events say the usage moved near them). */
-static void w__on_events(uv_poll_t *h, int status, int events) {
-  (void)events;
-  mg__sup_watch *w = h->data;
-  mg_child *c = w->c;
-  if (status < 0)
-    return;
-  char buf[512];
-  (void)!pread(w->fd, buf, sizeof buf, 0); /* re-arms the notification */
-  mg__sup_oom_check(c);
-  if (c->pid > 0)
-    th__seen_all(c, -1, NULL, -1, 0, 1);
-}
-
-/* ------------------------------------------------------------ pressure */
-
-static void w__on_pressure(uv_poll_t *h, int status, int events) {
-  (void)events;
-  mg__sup_watch *w = h->data;
-  mg_child *c = w->c;
-  if (status < 0 || c->pid <= 0)
-    return;
-  mg_pressure_event p;
-  memset(&p, 0, sizeof p);
-  if (mg_cgroup_get_version(c->cg) == MG_CGROUP_V1) {
-    uint64_t n = 0;
-    if (mg_cgroup_eventfd_drain(w->fd, &n) < 0 || n == 0)
-      return;
-    p.level = c->pressure_level;
-  } else {
-    p.full = c->pressure.full;
-    p.stall_us = c->pressure.stall_us;
-    p.window_us = c->pressure.window_us;
-    char path[PATH_MAX + 32], *text = NULL;
-    snprintf(path, sizeof path, "%s/memory.pressure", mg_cgroup_dir(c->cg));
-    FILE *f = fopen(path, "re");
-    if (f) {
-      text = calloc(1, 1024);
-      if (text && fread(text, 1, 1023, f) > 0)
-        p.has_psi = mg_psi_parse(text, &p.psi, NULL, 0) == 0;
-      free(text);
-      fclose(f);
-    }
-  }
-  MG__SUP_EMIT(c, on_pressure, &p);
-}
-
-static int sup__pressure_arm(mg_child *c, char *err, size_t err_len) {
-  int fd = -1, rc;
-  if (!c->cg)
-    return mg__sup_no_group(c, "pressure", err, err_len);
-  if (mg_cgroup_get_version(c->cg) == MG_CGROUP_V1) {
-    rc = mg_cgroup_pressure_level_open(c->cg, c->pressure_level, &fd, err,
-                                       err_len);
-    if (rc < 0)
-      return rc;
-    return mg__sup_watch_add(c, fd, MG__W_PRESSURE, UV_READABLE, w__on_pressure)
-               ? 0
-               : mg_errf(err, err_len, -ENOMEM, "pressure: out of memory");
-  }
-  char path[PATH_MAX + 32];
-  snprintf(path, sizeof path, "%s/memory.pressure", mg_cgroup_dir(c->cg));
-  mg_psi_trigger t;
-  rc = mg_psi_trigger_arm(path, c->pressure.full, c->pressure.stall_us,
-                          c->pressure.window_us, &t, err, err_len);
-  if (rc < 0)
-    return rc;
-  if (t.fell_back) {
-    mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_STR("why", t.why)};
-    mg_log(c->sup->log, MG_LOG_INFO, "pressure_window_fallback", f, 2);
-    c->pressure.stall_us = t.stall_us;
-    c->pressure.window_us = t.window_us;
-  }
-  return mg__sup_watch_add(c, t.fd, MG__W_PRESSURE, UV_PRIORITIZED,
-                           w__on_pressure)
-             ? 0
-             : mg_errf(err, err_len, -ENOMEM, "pressure: out of memory");
-}
-
 /* ------------------------------------------------------------ the run */
 
 static void sup__on_armed(uv_timer_t *t) {
@@ -551,26 +533,15 @@ void mg__sup_watch_start(mg_child *c) {
   c->oom_seen = 0;
   c->oom_notified = 0;
   c->sampling_ms = 0;
+  c->arm_gen++;
   for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++)
     if (c->th[i].used)
       th__arm(c, i, 1);
+  th__register(c);
   /* levels passed while arming: checked on the loop's next turn, once
    * the owner has its handlers (the first run starts inside the spawn) */
   uv_timer_start(&c->arm_timer, sup__on_armed, 0, 0);
-  if (c->cg) {
-    int fd;
-    int v2 = mg_cgroup_get_version(c->cg) == MG_CGROUP_V2;
-    if (mg_cgroup_oom_open(c->cg, &fd, NULL, 0) == 0)
-      c->oom_notified =
-          mg__sup_watch_add(c, fd, v2 ? MG__W_EVENTS : MG__W_OOM,
-                            v2 ? UV_PRIORITIZED : UV_READABLE,
-                            v2 ? w__on_events : w__on_oom) != NULL;
-    char err[512];
-    if (c->has_pressure && sup__pressure_arm(c, err, sizeof err) < 0) {
-      mg_log_field f[] = {MG_LF_STR("name", c->name), MG_LF_STR("error", err)};
-      mg_log(c->sup->log, MG_LOG_WARN, "pressure_watch_failed", f, 2);
-    }
-  }
+  mg__sup_events_start(c); /* OOM kills, memory.events, pressure */
   sup__sampling(c);
 }
 
@@ -586,8 +557,9 @@ void mg__sup_watch_stop(mg_child *c) {
       mg__sup_watch_close(w);
     w = next;
   }
+  c->arm_gen++; /* a registration under way is dropped when it returns */
   for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++)
-    c->th[i].kernel = 0;
+    c->th[i].kernel = c->th[i].want = c->th[i].pending = 0;
 }
 
 /* ------------------------------------------------------------- public */
@@ -619,6 +591,7 @@ int mg_child_watch(mg_child *c, const mg_threshold *t, int *id, char *err,
   th->t = *t;
   if (c->pid > 0) {
     th__arm(c, slot, 0);
+    th__register(c);
     sup__sampling(c);
   }
   if (id)
@@ -649,6 +622,7 @@ void mg__sup_th_limit_changed(mg_child *c) {
       th__disarm(c, i);
       th__arm(c, i, 0);
     }
+  th__register(c);
   sup__sampling(c);
 }
 
@@ -666,32 +640,4 @@ void mg_child_watching_get(const mg_child *c, mg_child_watching *out) {
   out->oom_notified = c->oom_notified;
   out->sampling_ms =
       uv_is_active((const uv_handle_t *)&c->sample_timer) ? c->sampling_ms : 0;
-}
-
-int mg_child_pressure(mg_child *c, const mg_pressure_opts *o, char *err,
-                      size_t err_len) {
-  if (!c || !o)
-    return mg_errf(err, err_len, -EINVAL, "pressure: no child or options");
-  const char *level = o->level ? o->level : "medium";
-  if (strcmp(level, "low") != 0 && strcmp(level, "medium") != 0 &&
-      strcmp(level, "critical") != 0)
-    return mg_errf(err, err_len, -EINVAL,
-                   "level: '%s' (accepted: low, medium, critical)", level);
-  int rc = mg_psi_trigger_check(o->stall_us, o->window_us, err, err_len);
-  if (rc < 0)
-    return rc;
-  if (c->pid > 0 && !c->cg)
-    return mg__sup_no_group(c, "pressure", err, err_len);
-  snprintf(c->pressure_level, sizeof c->pressure_level, "%s", level);
-  c->pressure = *o;
-  c->pressure.level = c->pressure_level;
-  c->has_pressure = 1;
-  for (mg__sup_watch *w = c->watches; w; w = w->next)
-    if (w->kind == MG__W_PRESSURE) {
-      mg__sup_watch_close(w);
-      break;
-    }
-  if (c->pid > 0)
-    return sup__pressure_arm(c, err, err_len);
-  return 0;
 }

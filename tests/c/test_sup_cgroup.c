@@ -7,7 +7,8 @@
  * its process group (setsid) leaves no process and no group; a supervisor
  * killed with SIGKILL takes its child along (PDEATHSIG) and the next one
  * removes the stale group, killing what the group still held; a limit
- * above the effective memory leaves no group behind. Skipped
+ * above the effective memory leaves no group behind; v1 threshold
+ * registrations run off the loop and leave no descriptor behind. Skipped
  * without a writable cgroup (a failure under MG_REQUIRE_CGROUP=1). */
 #include "test_sup_util.h"
 
@@ -23,7 +24,7 @@ TEST(cgroup_oom_kill_and_sibling) {
   sup_start();
   require_cgroup();
   /* it waits 0.3 s before growing: its membership is checked first */
-  char *const hog[] = {(char *)hog_path(), "--max",  "256M",   "--quiet",
+  char *const hog[] = {(char *)hog_path(), "--max",  "256M", "--quiet",
                        "--start-delay-us", "300000", NULL};
   char *const sib[] = {(char *)hog_path(), "--max", "16M", "--hold", "3",
                        "--quiet",          NULL};
@@ -299,6 +300,97 @@ TEST(limit_rule_leaves_no_group) {
   sup_finish();
 }
 
+static int count_fds(void) {
+  char cmd[64];
+  snprintf(cmd, sizeof cmd, "ls /proc/%ld/fd | wc -l", (long)getpid());
+  FILE *f = popen(cmd, "r");
+  int n = -1;
+  if (f && fscanf(f, "%d", &n) != 1)
+    n = -1;
+  if (f)
+    pclose(f);
+  return n;
+}
+
+typedef struct kern_wait {
+  mg_child *c;
+  int want;
+} kern_wait;
+
+static int all_kernel(void *arg) {
+  kern_wait *k = arg;
+  mg_child_watching w;
+  mg_child_watching_get(k->c, &w);
+  return w.thresholds_kernel == k->want && w.thresholds_sampled == 0;
+}
+
+/* v1 threshold eventfds are registered in the thread pool (each
+ * registration waits for an RCU grace period): the spawn returns at once
+ * with them sampled; once registered they are the kernel's. A run that
+ * ends (or a watch stopped) while its registrations are under way leaves
+ * no descriptor behind. */
+TEST(threshold_registration_off_the_loop) {
+  int fds0 = count_fds(); /* before the loop and the supervisor */
+  sup_start();
+  require_cgroup();
+  mg_cgroup_info info;
+  if (mg_cgroup_detect(NULL, &info, NULL, 0) < 0 ||
+      info.version != MG_CGROUP_V1) {
+    fprintf(stderr, "  (cgroup v2: thresholds are sampled, nothing to "
+                    "register)\n");
+    sup_finish();
+    return;
+  }
+  mg_threshold th[MG_SUP_THRESHOLDS_MAX];
+  for (int i = 0; i < 48; i++)
+    th[i] = (mg_threshold){0, (i + 1) / 50.0, 0};
+  /* ends at once: its registrations come back for a run that is over */
+  char *const quick[] = {"true", NULL};
+  rec rq = {0};
+  mg_child_events eq = rec_events(&rq);
+  mg_child_opts oq = child_opts("quick", quick);
+  oq.enforce = MG_ENFORCE_CGROUP;
+  oq.limit_bytes = 64 * MIB;
+  oq.thresholds = th;
+  oq.nthresholds = 48;
+  mg_child *cq;
+  ASSERT_EQ(mg_child_spawn(sup, &oq, &eq, &cq, err, sizeof err), 0);
+  /* lives: its 48 and the warn line become kernel notifications */
+  char *const slow[] = {"sleep", "3", NULL};
+  rec rs = {0};
+  mg_child_events es = rec_events(&rs);
+  mg_child_opts os = child_opts("slow", slow);
+  os.enforce = MG_ENFORCE_CGROUP;
+  os.limit_bytes = 64 * MIB;
+  os.thresholds = th;
+  os.nthresholds = 48;
+  mg_child *cs;
+  uint64_t t0 = now_ms();
+  ASSERT_EQ(mg_child_spawn(sup, &os, &es, &cs, err, sizeof err), 0);
+  uint64_t spawn_ms = now_ms() - t0;
+  mg_child_watching w;
+  mg_child_watching_get(cs, &w);
+  fprintf(stderr,
+          "  spawn with 49 thresholds: %llu ms; %d kernel, %d "
+          "sampled at once\n",
+          (unsigned long long)spawn_ms, w.thresholds_kernel,
+          w.thresholds_sampled);
+  ASSERT_EQ(w.thresholds_kernel + w.thresholds_sampled, 49);
+  /* a watch stopped while its registration is under way */
+  mg_threshold one = {5 * MIB, 0, 0};
+  int id = 0;
+  ASSERT_EQ(mg_child_watch(cs, &one, &id, err, sizeof err), 0);
+  ASSERT_EQ(mg_child_unwatch(cs, id), 0);
+  kern_wait k = {cs, 49};
+  ASSERT(run_until(all_kernel, &k, 20000));
+  ASSERT(run_until(rec_closed, &rq, 20000));
+  ASSERT(run_until(rec_closed, &rs, 20000));
+  mg_child_release(cq);
+  mg_child_release(cs);
+  sup_finish();
+  ASSERT_EQ(count_fds(), fds0);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   SUP_RUN(cgroup_oom_kill_and_sibling);
@@ -306,5 +398,6 @@ int main(void) {
   SUP_RUN(shutdown_setsid_grandchildren);
   SUP_RUN(stale_group_after_sigkill);
   SUP_RUN(limit_rule_leaves_no_group);
+  SUP_RUN(threshold_registration_off_the_loop);
   return mg_test_report();
 }
