@@ -278,7 +278,7 @@ static void th__seen_all(mg_child *c, int which, const uint64_t *memory,
                          int fired, int bounced, int by_kernel) {
   uint64_t use[2] = {memory ? *memory : 0, 0}; /* memory, memory + swap */
   int have[2] = {memory != NULL, 0}, bad[2] = {0, 0};
-  int order[MG_SUP_THRESHOLDS_MAX + 1], n = 0;
+  int order[MG_SUP_THRESHOLDS_MAX + 1] = {0}, n = 0;
   for (int i = 0; i <= MG_SUP_THRESHOLDS_MAX; i++) {
     if (!c->th[i].used || !c->th[i].level ||
         (which >= 0 && c->th[i].kernel != which))
