@@ -219,17 +219,12 @@ static void th__fire(mg_child *c, const mg__sup_th *th, uint64_t usage,
     th__warn(c);
     return;
   }
-  mg_threshold_event t = {th->id,
-                          th->level,
-                          0,
-                          usage,
-                          1,
-                          by_kernel,
-                          th->t.swap ? "memsw" : "memory",
-                          0,
-                          0,
-                          0,
-                          0};
+  mg_threshold_event t = {.id = th->id,
+                          .level_bytes = th->level,
+                          .usage_bytes = usage,
+                          .rising = 1,
+                          .by_kernel = by_kernel,
+                          .kind = th->t.swap ? "memsw" : "memory"};
   mg_cgroup_memstat ms;
   if (c->cg && mg_cgroup_memstat_read(c->cg, &ms, NULL, 0) == 0) {
     t.has_stat = 1;
@@ -323,7 +318,7 @@ static void sup__sampling(mg_child *c);
 /* Arm threshold i for the running child: an eventfd on v1, else
  * sampled. At a run's start (`run_start`) it is armed: the run's group
  * began empty, so a level the child passes while the watches are being
- * set up (registering a v1 eventfd waits for an RCU grace period, a few
+ * set up (registering a v1 eventfd waits for an RCU grace period, 10-30
  * ms each) is a crossing, checked once all are armed. Otherwise (p:watch,
  * a new limit) its state starts from the usage now: a level already
  * passed fires only after the usage has gone below it. */
@@ -364,11 +359,11 @@ static void th__attach(mg_child *c, int i, int fd, int fd2) {
 
 /* ------------------------------------- v1 registration, off the loop
  * Each write to cgroup.event_control waits for an RCU grace period under
- * the group's mutex (~10 ms here: two per threshold, 64 thresholds ~1.7
- * s), so the writes run in libuv's thread pool; until its eventfds are
- * attached a threshold is sampled. The worker touches only its job (its
- * own handle on the group's directory); a result the run no longer wants
- * (another run, the threshold stopped or moved) is closed. */
+ * the group's mutex (10-30 ms here; two per threshold: 49 took 2.7 s in
+ * bench_spawn), so the writes run in libuv's thread pool; until its eventfds
+ * are attached a threshold is sampled. The worker touches only its job (its own
+ * handle on the group's directory); a result the run no longer wants (another
+ * run, the threshold stopped or moved) is closed. */
 
 typedef struct th__item {
   int slot, id, swap;
