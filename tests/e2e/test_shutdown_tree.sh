@@ -6,7 +6,9 @@
 source "$(dirname "$0")/lib.sh"
 # (pgrep -f is anchored on the program: mgrun's own command line holds it too)
 HOG="$MG_TEST_BINDIR/../mg-hog"
-marker=$((700 + RANDOM % 200))
+# (a --hold no other run uses: this test's pid in it, so two suites side by
+# side never match each other's hogs)
+marker=$((100000 + $$ % 800000))
 
 left() { pgrep -f "^[^ ]*mg-hog --quiet --max 8M --hold $marker" | while read -r p; do
   [[ $(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) == Z ]] || echo "$p"; done; }
