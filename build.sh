@@ -30,9 +30,12 @@ DEPS=(gcc libc6-dev make cmake pkg-config liblua5.4-dev libuv1-dev lua-unit
 # text and a server of the test's own scrapes mgrun
 # (tests/e2e/test_metrics.sh; never the package's service, which deps stops
 # and disables again when it installs it).
-# The C tests that run threads: built once more under ThreadSanitizer.
+# The C tests that run threads: built once more under ThreadSanitizer
+# (test_sup_cgroup: the supervisor's threshold registrations run in
+# libuv's thread pool; it also forks a supervisor of its own after that
+# pool has started, hence die_after_fork=0 below).
 TSAN_TESTS=(test_host_multi test_host_share test_store_threads test_store_share
-            test_metrics)
+            test_metrics test_sup_cgroup)
 # The benchmark compares with npm packages (lru-cache, @langchain/core),
 # and the reaction benchmark with earlyoom (its own instance, never the
 # service: see the bench case below).
@@ -107,7 +110,8 @@ test)
   cmake -S . -B build-tsan -DMG_TSAN=ON -DCMAKE_BUILD_TYPE=Debug \
     -DMG_BUILD_BENCH=OFF >/dev/null
   cmake --build build-tsan -j"$(nproc)" --target "${TSAN_TESTS[@]}"
-  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  (cd build-tsan &&
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0 \
     ctest --output-on-failure --timeout 300 \
     -R "^c\.($(IFS='|'; echo "${TSAN_TESTS[*]}"))\$")
   ;;

@@ -41,9 +41,13 @@
 
 /* ------------------------------------------------------------ handles */
 
+/* The descriptor is closed only now: libuv uses its number until the
+ * handle is closed (it takes it out of epoll), and the thread pool may
+ * open files meanwhile (threshold registrations) that would get it. */
 static void w__closed(uv_handle_t *h) {
   mg__sup_watch *w = (mg__sup_watch *)h;
   mg_child *c = w->c;
+  close(w->fd);
   free(w);
   mg__sup_handle_closed(c);
 }
@@ -77,8 +81,6 @@ void mg__sup_watch_close(mg__sup_watch *w) {
       break;
     }
   uv_poll_stop(&w->poll);
-  close(w->fd);
-  w->fd = -1;
   uv_close((uv_handle_t *)&w->poll, w__closed);
 }
 
