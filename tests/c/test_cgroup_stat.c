@@ -17,15 +17,24 @@
 static char err[1024];
 static char dir[4096];
 
-/* Read the memory.stat of fixture group `name` as `v`; returns the code. */
-static int read_fixture(const char *name, mg_cgroup_version v,
-                        mg_cgroup_memstat *st) {
+/* A handle on fixture group `name` (under tests/fixtures/cgroup/) as
+ * `v`, err set to "untouched"; NULL when it cannot be opened. */
+static mg_cgroup *open_fixture(const char *name, mg_cgroup_version v) {
   snprintf(dir, sizeof dir, "%s/cgroup/%s", MG_TEST_FIXTURES, name);
   mg_cgroup *cg = NULL;
   if (mg_cgroup_open(v, dir, &cg, err, sizeof err) < 0)
+    return NULL;
+  strcpy(err, "untouched");
+  return cg;
+}
+
+/* Read the memory.stat of fixture group `name` as `v`; returns the code. */
+static int read_fixture(const char *name, mg_cgroup_version v,
+                        mg_cgroup_memstat *st) {
+  mg_cgroup *cg = open_fixture(name, v);
+  if (!cg)
     return -999;
   memset(st, 0xab, sizeof *st); /* prove every field gets written */
-  strcpy(err, "untouched");
   int rc = mg_cgroup_memstat_read(cg, st, err, sizeof err);
   mg_cgroup_free(cg);
   return rc;
@@ -131,12 +140,12 @@ TEST(this_machine_parses) {
 }
 
 static int read_memsw(const char *name, mg_cgroup_version v, uint64_t *b) {
-  snprintf(dir, sizeof dir, "%s/cgroup/memsw/%s", MG_TEST_FIXTURES, name);
-  mg_cgroup *cg = NULL;
-  if (mg_cgroup_open(v, dir, &cg, err, sizeof err) < 0)
+  char rel[128];
+  snprintf(rel, sizeof rel, "memsw/%s", name);
+  mg_cgroup *cg = open_fixture(rel, v);
+  if (!cg)
     return -999;
   *b = 77;
-  strcpy(err, "untouched");
   int rc = mg_cgroup_memsw_read(cg, b, err, sizeof err);
   mg_cgroup_free(cg);
   return rc;

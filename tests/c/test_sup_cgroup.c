@@ -329,6 +329,17 @@ static int all_kernel(void *arg) {
   return w.thresholds_kernel == k->want && w.thresholds_sampled == 0;
 }
 
+/* A child in a 64 MiB group of its own with `n` thresholds. */
+static mg_child_opts th_opts(const char *name, char *const *argv,
+                             const mg_threshold *th, size_t n) {
+  mg_child_opts o = child_opts(name, argv);
+  o.enforce = MG_ENFORCE_CGROUP;
+  o.limit_bytes = 64 * MIB;
+  o.thresholds = th;
+  o.nthresholds = n;
+  return o;
+}
+
 /* v1 threshold eventfds are registered in the thread pool (each
  * registration waits for an RCU grace period): the spawn returns at once
  * with them sampled; once registered they are the kernel's. A run that
@@ -353,22 +364,14 @@ TEST(threshold_registration_off_the_loop) {
   char *const quick[] = {"true", NULL};
   rec rq = {0};
   mg_child_events eq = rec_events(&rq);
-  mg_child_opts oq = child_opts("quick", quick);
-  oq.enforce = MG_ENFORCE_CGROUP;
-  oq.limit_bytes = 64 * MIB;
-  oq.thresholds = th;
-  oq.nthresholds = 48;
+  mg_child_opts oq = th_opts("quick", quick, th, 48);
   mg_child *cq;
   ASSERT_EQ(mg_child_spawn(sup, &oq, &eq, &cq, err, sizeof err), 0);
   /* lives: its 48 and the warn line become kernel notifications */
   char *const slow[] = {"sleep", "3", NULL};
   rec rs = {0};
   mg_child_events es = rec_events(&rs);
-  mg_child_opts os = child_opts("slow", slow);
-  os.enforce = MG_ENFORCE_CGROUP;
-  os.limit_bytes = 64 * MIB;
-  os.thresholds = th;
-  os.nthresholds = 48;
+  mg_child_opts os = th_opts("slow", slow, th, 48);
   mg_child *cs;
   uint64_t t0 = now_ms();
   ASSERT_EQ(mg_child_spawn(sup, &os, &es, &cs, err, sizeof err), 0);

@@ -56,36 +56,30 @@ fi
 check "threshold: the table has the group's anon/file/shmem" grep -q "^parts	true	true	true" <<<"$out"
 check "threshold: nothing sampled (sample_ms = 0)" bash -c "! grep -q SAMPLED <<<\"\$1\"" _ "$out"
 
+# The order thresholds fire in: JUMP_OPTS (a Lua table of spawn fields)
+# over a hog that goes to 48 MiB at full speed and holds it; prints the ids
+# in the order they fired.
+p_order=$(policy th_order <<'LUA'
+local o = assert(load("return " .. os.getenv("JUMP_OPTS")))()
+o.name, o.enforce, o.limit, o.warn_at = "jump", "none", "64M", false
+o.cmd = { os.getenv("HOG"), "--quiet", "--max", "48M", "--hold", "1" }
+local p = assert(mg.spawn(o))
+local order = {}
+p:on("threshold", function(_, t) order[#order + 1] = t.id end)
+p:on("exit", function() print("order", table.concat(order, " ")) mg.exit(0) end)
+LUA
+)
 # Levels passed between two measurements fire lowest first, whatever
 # order the spawn listed them in: sampled (no group), the hog at 48 MiB
 # well before the first sample passes all three at once.
-p=$(policy th_order <<'LUA'
-local p = assert(mg.spawn { name = "jump", enforce = "none", limit = "64M",
-  cgroup = false, sample_ms = 300, warn_at = false,
-  thresholds = { "60%", "30%", "45%" },
-  cmd = { os.getenv("HOG"), "--quiet", "--max", "48M", "--hold", "1" } })
-local order = {}
-p:on("threshold", function(_, t) order[#order + 1] = t.id end)
-p:on("exit", function() print("order", table.concat(order, " ")) mg.exit(0) end)
-LUA
-)
-out=$("$MGRUN" "$p" 2>&1)
+out=$(JUMP_OPTS='{ cgroup = false, sample_ms = 300, thresholds = { "60%", "30%", "45%" } }' \
+  "$MGRUN" "$p_order" 2>&1)
 check "threshold: levels passed at once fire lowest first" grep -q "^order	2 3 1$" <<<"$out"
-
 # Levels a fast child passes while its watches are being set up (a v1
-# eventfd registration waits for an RCU grace period: ~10 ms each here)
+# eventfd registration waits for an RCU grace period: 10-30 ms each here)
 # fire too, lowest first: eight levels, the hog at 40 MiB in ~20 ms.
-p=$(policy th_fast <<'LUA'
-local p = assert(mg.spawn { name = "fast", enforce = "none", limit = "64M",
-  sample_ms = 0, warn_at = false,
-  thresholds = { "5%", "10%", "15%", "20%", "25%", "30%", "35%", "40%" },
-  cmd = { os.getenv("HOG"), "--quiet", "--max", "48M", "--hold", "1" } })
-local order = {}
-p:on("threshold", function(_, t) order[#order + 1] = t.id end)
-p:on("exit", function() print("order", table.concat(order, " ")) mg.exit(0) end)
-LUA
-)
-out=$("$MGRUN" "$p" 2>&1)
+out=$(JUMP_OPTS='{ sample_ms = 0, thresholds = { "5%", "10%", "15%", "20%", "25%", "30%", "35%", "40%" } }' \
+  "$MGRUN" "$p_order" 2>&1)
 check "threshold: levels passed while arming fire, lowest first" grep -q "^order	1 2 3 4 5 6 7 8$" <<<"$out"
 
 # Memory + swap: { level, swap = true } compares the group's memsw (v1
